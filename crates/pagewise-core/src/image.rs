@@ -1,0 +1,498 @@
+//! The self-check: which section of the driver's own image holds each callback.
+//!
+//! `DriverEntry` gets the mapped image at `DriverObject->DriverStart` (`DriverSize`
+//! bytes). [`PeHeaders::parse`] reads its headers, [`PeHeaders::section_containing`]
+//! finds the section of a callback's RVA (`function address - DriverStart`), and
+//! [`check_placement`] compares that section with the role the placement attribute
+//! declared. Optimisation can move code (PAGING.md section 5: LTO inlines a small paged
+//! function into a resident caller, and a resident helper into a paged one), so the
+//! result is reported, not assumed.
+//!
+//! Every malformed input is an [`ImageError`]: all reads go through bounds-checked
+//! helpers, so no input can make this code panic or read outside the slice.
+
+use pagewise_ioctl::{CallbackPlacement, MAX_CALLBACKS};
+use pagewise_roles::Role;
+
+/// `IMAGE_DOS_SIGNATURE`, "MZ".
+pub const DOS_MAGIC: u16 = 0x5A4D;
+/// `IMAGE_NT_SIGNATURE`, "PE\0\0".
+pub const NT_SIGNATURE: u32 = 0x0000_4550;
+/// `IMAGE_FILE_MACHINE_AMD64`.
+pub const MACHINE_AMD64: u16 = 0x8664;
+/// `IMAGE_NT_OPTIONAL_HDR64_MAGIC` (PE32+).
+pub const PE32_PLUS_MAGIC: u16 = 0x20B;
+/// The Windows loader refuses images with more sections than this.
+pub const MAX_SECTIONS: u16 = 96;
+/// Size of `IMAGE_SECTION_HEADER`.
+pub const SECTION_HEADER_SIZE: usize = 40;
+/// Size of `IMAGE_FILE_HEADER`.
+const FILE_HEADER_SIZE: usize = 20;
+/// Bytes of a PE32+ optional header up to and including `NumberOfRvaAndSizes`.
+pub const MIN_OPTIONAL_HEADER_64: u16 = 112;
+
+/// `IMAGE_SCN_CNT_CODE`.
+pub const SCN_CNT_CODE: u32 = 0x0000_0020;
+/// `IMAGE_SCN_MEM_DISCARDABLE`.
+pub const SCN_MEM_DISCARDABLE: u32 = 0x0200_0000;
+/// `IMAGE_SCN_MEM_NOT_PAGED`.
+pub const SCN_MEM_NOT_PAGED: u32 = 0x0800_0000;
+/// `IMAGE_SCN_MEM_EXECUTE`.
+pub const SCN_MEM_EXECUTE: u32 = 0x2000_0000;
+
+/// Why the headers cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    /// Shorter than a DOS header.
+    TooSmall,
+    /// No "MZ".
+    BadDosMagic,
+    /// `e_lfanew` points outside the bytes, or the NT headers do not fit.
+    BadNtHeadersOffset,
+    /// No "PE\0\0".
+    BadNtSignature,
+    /// Not an x64 image.
+    NotAmd64 {
+        /// `FileHeader.Machine`.
+        machine: u16,
+    },
+    /// Not PE32+.
+    NotPe32Plus {
+        /// `OptionalHeader.Magic`.
+        magic: u16,
+    },
+    /// `SizeOfOptionalHeader` too small for a PE32+ optional header.
+    OptionalHeaderTooSmall {
+        /// The value found.
+        size: u16,
+    },
+    /// No sections.
+    NoSections,
+    /// More than [`MAX_SECTIONS`].
+    TooManySections {
+        /// `NumberOfSections`.
+        count: u16,
+    },
+    /// The section table runs past the bytes given (or past `SizeOfHeaders`).
+    SectionTableOutOfBounds,
+    /// No section covers the RVA.
+    RvaNotInSection {
+        /// The RVA looked up.
+        rva: u32,
+    },
+}
+
+/// One entry of the section table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionInfo {
+    /// The name, NUL-padded.
+    pub name: [u8; 8],
+    /// `VirtualAddress`: RVA of the section's start.
+    pub virtual_address: u32,
+    /// `Misc.VirtualSize`.
+    pub virtual_size: u32,
+    /// `SizeOfRawData`.
+    pub size_of_raw_data: u32,
+    /// `Characteristics`.
+    pub characteristics: u32,
+}
+
+impl SectionInfo {
+    /// Bytes the section spans in memory: `VirtualSize`, or `SizeOfRawData` when a
+    /// linker left `VirtualSize` zero.
+    #[must_use]
+    pub const fn memory_size(&self) -> u32 {
+        if self.virtual_size != 0 {
+            self.virtual_size
+        } else {
+            self.size_of_raw_data
+        }
+    }
+
+    /// True when `rva` lies in the section.
+    #[must_use]
+    pub fn contains(&self, rva: u32) -> bool {
+        rva >= self.virtual_address
+            && u64::from(rva) < u64::from(self.virtual_address) + u64::from(self.memory_size())
+    }
+
+    /// The name without its NUL padding.
+    #[must_use]
+    pub fn name_bytes(&self) -> &[u8] {
+        trim_name(&self.name)
+    }
+}
+
+/// `name` without trailing NULs.
+#[must_use]
+pub fn trim_name(name: &[u8; 8]) -> &[u8] {
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    name.get(..len).unwrap_or(&[])
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    let end = at.checked_add(2)?;
+    let b = bytes.get(at..end)?;
+    Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_add(4)?;
+    let b = bytes.get(at..end)?;
+    Some(u32::from_le_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
+}
+
+/// Validated headers of a mapped PE32+ x64 image.
+#[derive(Clone, Copy, Debug)]
+pub struct PeHeaders<'a> {
+    bytes: &'a [u8],
+    table: usize,
+    count: u16,
+    size_of_image: u32,
+}
+
+impl<'a> PeHeaders<'a> {
+    /// Validates the DOS header, the NT headers (PE32+, AMD64) and the bounds of the
+    /// section table. `bytes` starts at the image base; it needs to cover the headers
+    /// only, but may be the whole image.
+    ///
+    /// # Errors
+    ///
+    /// An [`ImageError`] naming the first check that failed.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ImageError> {
+        let magic = read_u16(bytes, 0).ok_or(ImageError::TooSmall)?;
+        let lfanew = read_u32(bytes, 0x3C).ok_or(ImageError::TooSmall)?;
+        if magic != DOS_MAGIC {
+            return Err(ImageError::BadDosMagic);
+        }
+        let nt = usize::try_from(lfanew).map_err(|_| ImageError::BadNtHeadersOffset)?;
+        let file_header = nt.checked_add(4).ok_or(ImageError::BadNtHeadersOffset)?;
+        let optional = file_header
+            .checked_add(FILE_HEADER_SIZE)
+            .ok_or(ImageError::BadNtHeadersOffset)?;
+        let signature = read_u32(bytes, nt).ok_or(ImageError::BadNtHeadersOffset)?;
+        if signature != NT_SIGNATURE {
+            return Err(ImageError::BadNtSignature);
+        }
+        let machine = read_u16(bytes, file_header).ok_or(ImageError::BadNtHeadersOffset)?;
+        let count =
+            read_u16(bytes, file_header.saturating_add(2)).ok_or(ImageError::BadNtHeadersOffset)?;
+        let optional_size = read_u16(bytes, file_header.saturating_add(16))
+            .ok_or(ImageError::BadNtHeadersOffset)?;
+        if machine != MACHINE_AMD64 {
+            return Err(ImageError::NotAmd64 { machine });
+        }
+        let opt_magic = read_u16(bytes, optional).ok_or(ImageError::BadNtHeadersOffset)?;
+        if opt_magic != PE32_PLUS_MAGIC {
+            return Err(ImageError::NotPe32Plus { magic: opt_magic });
+        }
+        if optional_size < MIN_OPTIONAL_HEADER_64 {
+            return Err(ImageError::OptionalHeaderTooSmall {
+                size: optional_size,
+            });
+        }
+        let size_of_image =
+            read_u32(bytes, optional.saturating_add(56)).ok_or(ImageError::BadNtHeadersOffset)?;
+        let size_of_headers =
+            read_u32(bytes, optional.saturating_add(60)).ok_or(ImageError::BadNtHeadersOffset)?;
+        if count == 0 {
+            return Err(ImageError::NoSections);
+        }
+        if count > MAX_SECTIONS {
+            return Err(ImageError::TooManySections { count });
+        }
+        let table = optional
+            .checked_add(usize::from(optional_size))
+            .ok_or(ImageError::SectionTableOutOfBounds)?;
+        let table_end = usize::from(count)
+            .checked_mul(SECTION_HEADER_SIZE)
+            .and_then(|len| table.checked_add(len))
+            .ok_or(ImageError::SectionTableOutOfBounds)?;
+        let headers_end = usize::try_from(size_of_headers).unwrap_or(usize::MAX);
+        if table_end > bytes.len() || table_end > headers_end {
+            return Err(ImageError::SectionTableOutOfBounds);
+        }
+        Ok(PeHeaders {
+            bytes,
+            table,
+            count,
+            size_of_image,
+        })
+    }
+
+    /// `NumberOfSections`.
+    #[must_use]
+    pub const fn section_count(&self) -> u16 {
+        self.count
+    }
+
+    /// `SizeOfImage`.
+    #[must_use]
+    pub const fn size_of_image(&self) -> u32 {
+        self.size_of_image
+    }
+
+    /// Section `index` (0-based), if it exists.
+    #[must_use]
+    pub fn section(&self, index: u16) -> Option<SectionInfo> {
+        if index >= self.count {
+            return None;
+        }
+        let at = usize::from(index)
+            .checked_mul(SECTION_HEADER_SIZE)?
+            .checked_add(self.table)?;
+        let end = at.checked_add(SECTION_HEADER_SIZE)?;
+        let raw = self.bytes.get(at..end)?;
+        let mut name = [0u8; 8];
+        name.copy_from_slice(raw.get(..8)?);
+        Some(SectionInfo {
+            name,
+            virtual_size: read_u32(raw, 8)?,
+            virtual_address: read_u32(raw, 12)?,
+            size_of_raw_data: read_u32(raw, 16)?,
+            characteristics: read_u32(raw, 36)?,
+        })
+    }
+
+    /// Every section, in table order.
+    pub fn sections(&self) -> impl Iterator<Item = SectionInfo> + '_ {
+        (0..self.count).filter_map(|i| self.section(i))
+    }
+
+    /// The section holding `rva`.
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::RvaNotInSection`] when no section covers it (headers, a gap, past
+    /// the image).
+    pub fn section_containing(&self, rva: u32) -> Result<SectionInfo, ImageError> {
+        self.sections()
+            .find(|s| s.contains(rva))
+            .ok_or(ImageError::RvaNotInSection { rva })
+    }
+}
+
+/// [`PeHeaders::parse`] then [`PeHeaders::section_containing`].
+///
+/// # Errors
+///
+/// As those two.
+pub fn find_section(image: &[u8], rva: u32) -> Result<SectionInfo, ImageError> {
+    PeHeaders::parse(image)?.section_containing(rva)
+}
+
+/// A function found where its role says it must not be, or where it was not meant to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementViolation {
+    /// A power-up or dispatch function in a `PAGE*` section: resume waits for the paging
+    /// disk, or a page fault at `DISPATCH_LEVEL` bug-checks. A hazard.
+    ResidentInPageable,
+    /// A function called after `DriverEntry` returned lives in the discarded `INIT`
+    /// section: the call jumps into freed memory. A hazard.
+    CalledAfterInit,
+    /// A power-down function in a pageable section other than `PAGEPWR`: the
+    /// power-down lock does not cover it. A hazard while the device is nonpageable.
+    PowerDownOutsideLockedSection,
+    /// A paged or power-down function ended up resident (inlined or merged into
+    /// `.text`): correct, but the resident image is larger than planned.
+    NotPaged,
+    /// An init function ended up outside `INIT`: correct, but not discarded.
+    InitNotDiscarded,
+}
+
+impl PlacementViolation {
+    /// True for a placement that can hang or crash the machine; false for one that
+    /// only wastes resident memory.
+    #[must_use]
+    pub const fn is_hazard(self) -> bool {
+        matches!(
+            self,
+            Self::ResidentInPageable | Self::CalledAfterInit | Self::PowerDownOutsideLockedSection
+        )
+    }
+}
+
+/// True for a name the loader pages: `PAGE` followed by at most four characters.
+#[must_use]
+pub fn is_pageable_section(name: &[u8; 8]) -> bool {
+    trim_name(name).starts_with(b"PAGE")
+}
+
+/// True for the discardable init section.
+#[must_use]
+pub fn is_init_section(name: &[u8; 8]) -> bool {
+    trim_name(name) == b"INIT"
+}
+
+/// Checks that a function of `role` may live in the section named `section`.
+///
+/// | role | allowed | otherwise |
+/// |---|---|---|
+/// | power-up, dispatch | not `PAGE*`, not `INIT` | hazard |
+/// | paged | `PAGE*` | `INIT`: hazard; resident: waste |
+/// | power-down | `PAGEPWR` or resident | other `PAGE*`, `INIT`: hazard |
+/// | init | `INIT` | waste |
+///
+/// # Errors
+///
+/// The [`PlacementViolation`] found.
+pub fn check_placement(role: Role, section: &[u8; 8]) -> Result<(), PlacementViolation> {
+    let name = trim_name(section);
+    let pageable = is_pageable_section(section);
+    let init = is_init_section(section);
+    match role {
+        Role::PowerUp | Role::Dispatch => {
+            if init {
+                Err(PlacementViolation::CalledAfterInit)
+            } else if pageable {
+                Err(PlacementViolation::ResidentInPageable)
+            } else {
+                Ok(())
+            }
+        }
+        Role::Paged => {
+            if init {
+                Err(PlacementViolation::CalledAfterInit)
+            } else if pageable {
+                Ok(())
+            } else {
+                Err(PlacementViolation::NotPaged)
+            }
+        }
+        Role::PowerDown => {
+            if init {
+                Err(PlacementViolation::CalledAfterInit)
+            } else if name == pagewise_roles::section::POWER_DOWN.as_bytes() {
+                Ok(())
+            } else if pageable {
+                Err(PlacementViolation::PowerDownOutsideLockedSection)
+            } else {
+                Err(PlacementViolation::NotPaged)
+            }
+        }
+        Role::Init => {
+            if init {
+                Ok(())
+            } else {
+                Err(PlacementViolation::InitNotDiscarded)
+            }
+        }
+    }
+}
+
+/// Where each registered callback was found, for `IOCTL_PAGEWISE_GET_CONFIG`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placements {
+    entries: [CallbackPlacement; MAX_CALLBACKS],
+    count: usize,
+    hazards: u32,
+    warnings: u32,
+}
+
+const NO_PLACEMENT: CallbackPlacement = CallbackPlacement {
+    callback: 0,
+    role: 0,
+    section: [0; 8],
+    rva: 0,
+};
+
+/// What [`Placements::record`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementOutcome {
+    /// Recorded, placed as declared.
+    Ok,
+    /// Recorded, with a violation (counted in [`Placements::hazards`] or
+    /// [`Placements::warnings`]).
+    Violation(PlacementViolation),
+    /// The RVA is in no section (recorded with an empty section name, counted as a
+    /// hazard: a callback outside the image is a bug).
+    NotFound,
+    /// The table is full: not recorded.
+    Full,
+}
+
+impl Placements {
+    /// Empty.
+    #[must_use]
+    pub const fn new() -> Self {
+        Placements {
+            entries: [NO_PLACEMENT; MAX_CALLBACKS],
+            count: 0,
+            hazards: 0,
+            warnings: 0,
+        }
+    }
+
+    /// Looks `rva` up in `headers`, checks it against `role` and records it for
+    /// `callback` (a `pagewise_ioctl::CallbackId`). In a build with debug assertions the
+    /// driver asserts that no outcome is a hazard.
+    pub fn record(
+        &mut self,
+        headers: &PeHeaders<'_>,
+        callback: pagewise_ioctl::CallbackId,
+        role: Role,
+        rva: u32,
+    ) -> PlacementOutcome {
+        let Some(slot) = self.entries.get_mut(self.count) else {
+            return PlacementOutcome::Full;
+        };
+        let found = headers.section_containing(rva).ok();
+        *slot = CallbackPlacement {
+            callback: callback as u16,
+            role: role as u16,
+            section: found.map_or([0; 8], |s| s.name),
+            rva,
+        };
+        self.count = self.count.saturating_add(1);
+        let Some(section) = found else {
+            self.hazards = self.hazards.saturating_add(1);
+            return PlacementOutcome::NotFound;
+        };
+        match check_placement(role, &section.name) {
+            Ok(()) => PlacementOutcome::Ok,
+            Err(violation) => {
+                if violation.is_hazard() {
+                    self.hazards = self.hazards.saturating_add(1);
+                } else {
+                    self.warnings = self.warnings.saturating_add(1);
+                }
+                PlacementOutcome::Violation(violation)
+            }
+        }
+    }
+
+    /// The recorded placements.
+    #[must_use]
+    pub fn as_slice(&self) -> &[CallbackPlacement] {
+        self.entries.get(..self.count).unwrap_or(&[])
+    }
+
+    /// The whole table and the valid count, as `Config` carries them.
+    #[must_use]
+    pub const fn raw(&self) -> (&[CallbackPlacement; MAX_CALLBACKS], usize) {
+        (&self.entries, self.count)
+    }
+
+    /// Placements that can hang or crash the machine.
+    #[must_use]
+    pub const fn hazards(&self) -> u32 {
+        self.hazards
+    }
+
+    /// Placements that only waste resident memory.
+    #[must_use]
+    pub const fn warnings(&self) -> u32 {
+        self.warnings
+    }
+}
+
+impl Default for Placements {
+    fn default() -> Self {
+        Self::new()
+    }
+}
