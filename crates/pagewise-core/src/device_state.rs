@@ -48,8 +48,8 @@ pub struct Transition {
     pub end_100ns: u64,
     /// `KeGetCurrentIrql()` at the start.
     pub irql: u8,
-    /// The callback's `WDF_POWER_DEVICE_STATE` argument (`PreviousState` of D0Entry,
-    /// `TargetState` of D0Exit), 0 for callbacks without one.
+    /// The callback's `WDF_POWER_DEVICE_STATE` argument (`PreviousState` of `D0Entry`,
+    /// `TargetState` of `D0Exit`), 0 for callbacks without one.
     pub power_state: u32,
     /// `WdfDevStateIsNP` of the device's power state during the callback.
     pub np: bool,
@@ -174,7 +174,7 @@ impl DeviceState {
         }
     }
 
-    /// `EvtDeviceSelfManagedIoInit`: the first start, so the D0Entry before it was not
+    /// `EvtDeviceSelfManagedIoInit`: the first start, so the `D0Entry` before it was not
     /// a resume.
     pub fn on_self_managed_io_init(&mut self, t: &Transition) {
         self.resume.cancel();
@@ -182,7 +182,7 @@ impl DeviceState {
     }
 
     /// `EvtDeviceSelfManagedIoRestart`: the device is working again. Returns the time
-    /// to working (D0Entry start to `t.end_100ns`) when this ends a resume.
+    /// to working (`D0Entry` start to `t.end_100ns`) when this ends a resume.
     pub fn on_self_managed_io_restart(&mut self, t: &Transition) -> Option<u64> {
         self.push_log(CallbackId::SelfManagedIoRestart, t, 0, 0);
         let sample = self.resume.restart_done(t.end_100ns)?;

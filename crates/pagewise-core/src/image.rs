@@ -113,7 +113,8 @@ impl SectionInfo {
     #[must_use]
     pub fn contains(&self, rva: u32) -> bool {
         rva >= self.virtual_address
-            && u64::from(rva) < u64::from(self.virtual_address) + u64::from(self.memory_size())
+            && u64::from(rva)
+                < u64::from(self.virtual_address).saturating_add(u64::from(self.memory_size()))
     }
 
     /// The name without its NUL padding.

@@ -36,7 +36,7 @@ pub enum PowerDeviceState {
     /// `WdfPowerDeviceD3Final`: the device is being stopped or removed, or is starting
     /// for the first time.
     D3Final = 5,
-    /// `WdfPowerDevicePrepareForHibernation`: D0Exit before hibernation, on a device on
+    /// `WdfPowerDevicePrepareForHibernation`: `D0Exit` before hibernation, on a device on
     /// the hibernation path (it stays powered).
     PrepareForHibernation = 6,
     /// `WdfPowerDeviceMaximum`.
@@ -98,10 +98,10 @@ impl PowerDeviceState {
         }
     }
 
-    /// True for a state a D0Entry comes back from without a restart: D1, D2 or D3. A
-    /// D0Entry from D3Final is a (re)start, for which KMDF calls
+    /// True for a state a `D0Entry` comes back from without a restart: D1, D2 or D3. A
+    /// `D0Entry` from `D3Final` is a (re)start, for which KMDF calls
     /// `EvtDeviceSelfManagedIoInit` (first start) or `EvtDeviceSelfManagedIoRestart`
-    /// (restart after a PnP stop).
+    /// (restart after a `PnP` stop).
     #[must_use]
     pub const fn is_low_power(self) -> bool {
         matches!(self, Self::D1 | Self::D2 | Self::D3)

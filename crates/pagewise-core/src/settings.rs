@@ -1,6 +1,6 @@
 //! Per-device settings, read from the device's hardware registry key.
 //!
-//! The INF's AddReg writes the defaults; an administrator may change them (the device
+//! The INF's `AddReg` writes the defaults; an administrator may change them (the device
 //! must be restarted for them to take effect). `EvtDriverDeviceAdd` opens the key with
 //! `WdfFdoInitOpenRegistryKey(PLUGPLAY_REGKEY_DEVICE)`, reads each DWORD into a
 //! [`RawSettings`] (`None` when the value is absent or not a `REG_DWORD`), and calls
@@ -57,7 +57,7 @@ value_name!(
 /// a compile error, never a run-time failure.
 // Evaluated only in the `const` items above, so its indexing (and asserts) run in the
 // compiler: no panic path reaches the driver image.
-#[allow(clippy::indexing_slicing)]
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 const fn ascii_to_utf16<const N: usize>(text: &str) -> [u16; N] {
     let bytes = text.as_bytes();
     assert!(bytes.len() == N, "length mismatch");

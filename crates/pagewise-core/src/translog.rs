@@ -15,6 +15,10 @@ use pagewise_ioctl::{LogHeader, Stats, TransitionRecord, Wire, WireError};
 pub const LOG_CAPACITY: usize = 64;
 const _: () = assert!(LOG_CAPACITY.is_power_of_two());
 const MASK: u64 = (LOG_CAPACITY as u64) - 1;
+/// [`LOG_CAPACITY`] as the header's field; the assertion makes the cast exact.
+#[allow(clippy::cast_possible_truncation)] // exact: the assertion below checks it
+const CAPACITY_U32: u32 = LOG_CAPACITY as u32;
+const _: () = assert!(CAPACITY_U32 as usize == LOG_CAPACITY);
 
 const HEADER_SIZE: usize = core::mem::size_of::<LogHeader>();
 const RECORD_SIZE: usize = core::mem::size_of::<TransitionRecord>();
@@ -153,7 +157,7 @@ impl TransitionLog {
             next_sequence: self.next_sequence,
             oldest_sequence: self.oldest_sequence(),
             count: u32::try_from(count).unwrap_or(0),
-            capacity: LOG_CAPACITY as u32,
+            capacity: CAPACITY_U32,
         };
         let mut written = header.write_to(out)?;
         let mut sequence = start;
@@ -189,8 +193,8 @@ impl Default for TransitionLog {
 ///
 /// KMDF calls `EvtDeviceSelfManagedIoRestart` only when the device comes back after its
 /// self-managed I/O was suspended; on the first start it calls
-/// `EvtDeviceSelfManagedIoInit` instead. So a D0Entry that is followed by Init, by a
-/// D0Exit (a failed power-up) or by another D0Entry produces no sample.
+/// `EvtDeviceSelfManagedIoInit` instead. So a `D0Entry` that is followed by Init, by a
+/// `D0Exit` (a failed power-up) or by another `D0Entry` produces no sample.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ResumeTimer {
     started_at: Option<u64>,
@@ -208,21 +212,21 @@ impl ResumeTimer {
         self.started_at = Some(now);
     }
 
-    /// `EvtDeviceSelfManagedIoInit` or `EvtDeviceD0Exit`: the pending D0Entry was not a
+    /// `EvtDeviceSelfManagedIoInit` or `EvtDeviceD0Exit`: the pending `D0Entry` was not a
     /// resume, or the resume never reached working.
     pub fn cancel(&mut self) {
         self.started_at = None;
     }
 
     /// `EvtDeviceSelfManagedIoRestart` ended at `now`: the time to working, if a
-    /// D0Entry started the measurement. A clock that went backwards gives 0.
+    /// `D0Entry` started the measurement. A clock that went backwards gives 0.
     pub fn restart_done(&mut self, now: u64) -> Option<u64> {
         self.started_at
             .take()
             .map(|start| now.saturating_sub(start))
     }
 
-    /// True while a D0Entry waits for its Restart.
+    /// True while a `D0Entry` waits for its Restart.
     #[must_use]
     pub const fn is_running(&self) -> bool {
         self.started_at.is_some()
