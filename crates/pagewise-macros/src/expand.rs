@@ -168,6 +168,15 @@ fn parse_role(kind: Kind, attr: TokenStream) -> syn::Result<Role> {
              `#[resident(power_up)]` (return-to-D0 path) or `#[resident(dispatch)]` \
              (may run at DISPATCH_LEVEL or under a spin lock)",
         )),
+        (Kind::Paged, Some(other @ ("power_up" | "dispatch"))) => Err(syn::Error::new_spanned(
+            &argument,
+            format!("`{other}` code must stay resident: write `#[resident({other})]`"),
+        )),
+        (Kind::Resident, Some("power_down")) => Err(syn::Error::new_spanned(
+            &argument,
+            "the power-down path has its own section: write `#[paged(power_down)]` (a \
+             resident function may also be registered in a power-down slot)",
+        )),
         (_, Some(other)) => Err(syn::Error::new_spanned(
             &argument,
             format!("unknown argument `{other}`: {}", usage(kind)),
@@ -191,8 +200,12 @@ fn parse_single_ident(kind: Kind, attr: TokenStream) -> syn::Result<Option<Ident
         if input.is_empty() {
             return Ok(None);
         }
-        let ident =
-            Ident::parse_any(input).map_err(|error| syn::Error::new(error.span(), usage(kind)))?;
+        let ident = Ident::parse_any(input).map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                format!("expected a role name: {}", usage(kind)),
+            )
+        })?;
         if !input.is_empty() {
             return Err(input.error(format!("unexpected tokens: {}", usage(kind))));
         }
@@ -222,9 +235,14 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
             ),
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    let generics: Option<&dyn ToTokens> = if sig.generics.params.is_empty() {
+        sig.generics.where_clause.as_ref().map(|w| w as &dyn ToTokens)
+    } else {
+        Some(&sig.generics)
+    };
+    if let Some(generics) = generics {
         return Err(syn::Error::new_spanned(
-            &sig.generics,
+            generics,
             format!(
                 "`#[{attribute}]` cannot place a generic function: a callback slot takes one \
                  function pointer and the role record one address; write lifetimes elided"
