@@ -1,0 +1,570 @@
+//! One linear pass of a real x64 decoder (iced-x86) over every function, producing the
+//! call graph: direct calls and jumps (tail calls included), resolved jump tables, calls
+//! through the import address table (external), KMDF framework calls, addresses of code
+//! taken with `lea`, and indirect calls that stay unresolved.
+//!
+//! Each function is decoded exactly once, with one `Decoder` per code section and one
+//! reused `Instruction`: no allocation per instruction, only per edge found.
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+use crate::functions::Functions;
+use crate::image::Image;
+
+/// How a function reaches another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeKind {
+    /// `call target`.
+    Call,
+    /// `jmp`/`jcc` out of the function: a tail call or a jump into another function.
+    Jump,
+    /// A jump-table entry.
+    JumpTable,
+    /// `lea reg, [rip+target]` or a pointer in read-only data: the address is taken.
+    AddressTaken,
+}
+
+/// One edge of the call graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// RVA of the instruction.
+    pub site: u32,
+    /// RVA of the target.
+    pub target: u32,
+    /// How.
+    pub kind: EdgeKind,
+}
+
+/// A call that leaves the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum External {
+    /// Through the import address table slot at this RVA.
+    Import(u32),
+    /// Through the KMDF function table, with the index when it is a constant.
+    Wdf(Option<u32>),
+}
+
+/// A call or jump whose target is not known statically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unresolved {
+    /// RVA of the instruction.
+    pub site: u32,
+    /// `call` or `jmp`.
+    pub is_call: bool,
+    /// Through a register (`call rax`) or through memory (`call [rax+8]`).
+    pub through_memory: bool,
+}
+
+/// The call graph, stored flat: the items of function `i` are
+/// `items[offsets[i]..offsets[i + 1]]` for each of the three kinds.
+#[derive(Debug, Default)]
+pub struct CallGraph {
+    /// Direct edges.
+    pub edges: Vec<Edge>,
+    edge_offsets: Vec<u32>,
+    /// External calls `(site, what)`.
+    pub externals: Vec<(u32, External)>,
+    external_offsets: Vec<u32>,
+    /// Unresolved indirect transfers.
+    pub unresolved: Vec<Unresolved>,
+    unresolved_offsets: Vec<u32>,
+    /// Instructions decoded.
+    pub instructions: u64,
+    /// Bytes decoded.
+    pub code_bytes: u64,
+}
+
+impl CallGraph {
+    /// Edges out of function `f`.
+    #[must_use]
+    pub fn edges_of(&self, f: usize) -> &[Edge] {
+        &self.edges[self.edge_offsets[f] as usize..self.edge_offsets[f + 1] as usize]
+    }
+
+    /// External calls of function `f`.
+    #[must_use]
+    pub fn externals_of(&self, f: usize) -> &[(u32, External)] {
+        &self.externals[self.external_offsets[f] as usize..self.external_offsets[f + 1] as usize]
+    }
+
+    /// Unresolved transfers of function `f`.
+    #[must_use]
+    pub fn unresolved_of(&self, f: usize) -> &[Unresolved] {
+        &self.unresolved
+            [self.unresolved_offsets[f] as usize..self.unresolved_offsets[f + 1] as usize]
+    }
+}
+
+/// What the tracker knows about a general-purpose register inside one function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value {
+    Unknown,
+    /// An address inside the image, from `lea reg, [rip+x]`.
+    Address(u32),
+    /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
+    WdfTable,
+    /// A slot of that table (`None`: the index is in a register).
+    WdfSlot(Option<u32>),
+    /// A jump-table entry: 4 bytes read at `table + index*4`.
+    TableEntry {
+        table: u32,
+        signed: bool,
+    },
+    /// A jump-table entry plus the base it is relative to.
+    TableTarget {
+        table: u32,
+        base: u32,
+        signed: bool,
+    },
+}
+
+/// Longest jump table read when no `cmp index, N` bounds it.
+const MAX_TABLE_ENTRIES: u32 = 4096;
+
+/// Maps a general-purpose register to 0..16, or `None` for anything else.
+fn gpr(reg: Register) -> Option<usize> {
+    let r = reg as usize;
+    let in_range = |lo: Register, hi: Register| {
+        (lo as usize..=hi as usize)
+            .contains(&r)
+            .then(|| r - lo as usize)
+    };
+    in_range(Register::RAX, Register::R15)
+        .or_else(|| in_range(Register::EAX, Register::R15D))
+        .or_else(|| in_range(Register::AX, Register::R15W))
+        .or_else(|| in_range(Register::R8L, Register::R15L).map(|i| i + 8))
+        .or_else(|| in_range(Register::SPL, Register::DIL).map(|i| i + 4))
+        .or_else(|| in_range(Register::AL, Register::BL))
+        .or_else(|| in_range(Register::AH, Register::BH))
+}
+
+/// Registers a call may clobber in the Microsoft x64 convention.
+const VOLATILE: [usize; 7] = [0, 1, 2, 8, 9, 10, 11];
+
+/// Everything the decoder needs to know about the image to classify one instruction.
+pub struct Context<'a> {
+    image: &'a Image,
+    functions: &'a Functions,
+    /// RVAs of the `WdfFunctions_01xxx` pointer variables.
+    wdf_tables: Vec<u32>,
+}
+
+impl<'a> Context<'a> {
+    /// A context for `image`; `wdf_tables` are the RVAs of the KMDF table variables.
+    #[must_use]
+    pub fn new(image: &'a Image, functions: &'a Functions, wdf_tables: Vec<u32>) -> Context<'a> {
+        Context {
+            image,
+            functions,
+            wdf_tables,
+        }
+    }
+
+    fn is_code(&self, rva: u32) -> bool {
+        self.image
+            .section_of(rva)
+            .is_some_and(|s| self.image.sections[s].is_code())
+    }
+
+    /// A pointer to code stored in read-only data (a relocated constant function pointer):
+    /// `call [rip+slot]` through it is a direct call in all but form.
+    fn constant_code_pointer(&self, slot: u32) -> Option<u32> {
+        let section = &self.image.sections[self.image.section_of(slot)?];
+        if section.characteristics & object::pe::IMAGE_SCN_MEM_WRITE != 0 {
+            return None;
+        }
+        self.image.dir64_relocations.binary_search(&slot).ok()?;
+        let bytes = self.image.read_at(slot, 8)?;
+        let va = u64::from_le_bytes(bytes.try_into().ok()?);
+        let rva = self.image.rva_of_va(va)?;
+        self.is_code(rva).then_some(rva)
+    }
+}
+
+/// Decodes every function of `functions` once and builds the call graph.
+#[must_use]
+pub fn build(ctx: &Context<'_>) -> CallGraph {
+    let image = ctx.image;
+    let n = ctx.functions.len();
+    let mut graph = CallGraph {
+        edge_offsets: Vec::with_capacity(n + 1),
+        external_offsets: Vec::with_capacity(n + 1),
+        unresolved_offsets: Vec::with_capacity(n + 1),
+        ..CallGraph::default()
+    };
+    let mut instr = Instruction::default();
+    let mut current_section = usize::MAX;
+    let mut decoder: Option<Decoder<'_>> = None;
+    let mut section_rva = 0u32;
+    let mut section_len = 0usize;
+    for (index, function) in ctx.functions.list.iter().enumerate() {
+        push_offsets(&mut graph);
+        if function.section != current_section {
+            current_section = function.section;
+            let data = image.section_data(function.section);
+            section_rva = image.sections[function.section].rva;
+            section_len = data.len();
+            decoder = Some(Decoder::with_ip(
+                64,
+                data,
+                image.image_base + u64::from(section_rva),
+                DecoderOptions::NONE,
+            ));
+        }
+        let Some(decoder) = decoder.as_mut() else {
+            continue;
+        };
+        let start = (function.start - section_rva) as usize;
+        let end = ((function.end - section_rva) as usize).min(section_len);
+        if start >= end || decoder.set_position(start).is_err() {
+            continue;
+        }
+        decoder.set_ip(image.image_base + u64::from(function.start));
+        let mut state = FunctionState::new(index, function.start, function.end);
+        while decoder.position() < end && decoder.can_decode() {
+            decoder.decode_out(&mut instr);
+            graph.instructions += 1;
+            if instr.is_invalid() {
+                // Data or padding inside the range: resynchronise on the next byte.
+                state.reset();
+                continue;
+            }
+            state.step(ctx, &instr, &mut graph);
+        }
+        graph.code_bytes += (end - start) as u64;
+    }
+    push_offsets(&mut graph);
+    graph
+}
+
+fn push_offsets(graph: &mut CallGraph) {
+    // The flat vectors hold at most a few edges per instruction of a <4 GiB image.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        graph.edge_offsets.push(graph.edges.len() as u32);
+        graph.external_offsets.push(graph.externals.len() as u32);
+        graph.unresolved_offsets.push(graph.unresolved.len() as u32);
+    }
+}
+
+struct FunctionState {
+    start: u32,
+    end: u32,
+    regs: [Value; 16],
+    /// `cmp reg, imm` just seen: the bound of a following jump table.
+    bound: Option<u32>,
+}
+
+impl FunctionState {
+    fn new(_index: usize, start: u32, end: u32) -> FunctionState {
+        FunctionState {
+            start,
+            end,
+            regs: [Value::Unknown; 16],
+            bound: None,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.regs = [Value::Unknown; 16];
+        self.bound = None;
+    }
+
+    fn inside(&self, rva: u32) -> bool {
+        rva >= self.start && rva < self.end
+    }
+
+    fn value(&self, reg: Register) -> Value {
+        gpr(reg).map_or(Value::Unknown, |i| self.regs[i])
+    }
+
+    fn set(&mut self, reg: Register, value: Value) {
+        if let Some(i) = gpr(reg) {
+            self.regs[i] = value;
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn step(&mut self, ctx: &Context<'_>, instr: &Instruction, graph: &mut CallGraph) {
+        let image = ctx.image;
+        // The instruction's address: the decoder's IP is image_base + RVA, and functions lie
+        // inside the image, so the difference fits.
+        #[allow(clippy::cast_possible_truncation)]
+        let site = (instr.ip() - image.image_base) as u32;
+        let mnemonic = instr.mnemonic();
+        match mnemonic {
+            Mnemonic::Call | Mnemonic::Jmp => {
+                let is_call = mnemonic == Mnemonic::Call;
+                match instr.op0_kind() {
+                    OpKind::NearBranch64 => {
+                        if let Some(target) = image.rva_of_va(instr.near_branch_target()) {
+                            if is_call || !self.inside(target) {
+                                let kind = if is_call {
+                                    EdgeKind::Call
+                                } else {
+                                    EdgeKind::Jump
+                                };
+                                graph.edges.push(Edge { site, target, kind });
+                            }
+                        }
+                    }
+                    OpKind::Register => {
+                        let reg = instr.op0_register();
+                        match self.value(reg) {
+                            Value::WdfSlot(index) => {
+                                graph.externals.push((site, External::Wdf(index)))
+                            }
+                            Value::TableTarget {
+                                table,
+                                base,
+                                signed,
+                            } if !is_call => {
+                                self.resolve_table(ctx, site, table, base, signed, graph);
+                            }
+                            Value::Address(target) if ctx.is_code(target) => {
+                                let kind = if is_call {
+                                    EdgeKind::Call
+                                } else {
+                                    EdgeKind::Jump
+                                };
+                                graph.edges.push(Edge { site, target, kind });
+                            }
+                            _ => graph.unresolved.push(Unresolved {
+                                site,
+                                is_call,
+                                through_memory: false,
+                            }),
+                        }
+                    }
+                    OpKind::Memory => {
+                        if instr.is_ip_rel_memory_operand() {
+                            let slot = image.rva_of_va(instr.ip_rel_memory_address());
+                            if let Some(slot) = slot.filter(|&s| image.import_at(s).is_some()) {
+                                graph.externals.push((site, External::Import(slot)));
+                            } else if let Some(target) =
+                                slot.and_then(|s| ctx.constant_code_pointer(s))
+                            {
+                                let kind = if is_call {
+                                    EdgeKind::Call
+                                } else {
+                                    EdgeKind::Jump
+                                };
+                                graph.edges.push(Edge { site, target, kind });
+                            } else if let Value::WdfSlot(index) = self.regs[0] {
+                                // Control Flow Guard: `call [__guard_dispatch_icall_fptr]`
+                                // with the real target in rax.
+                                graph.externals.push((site, External::Wdf(index)));
+                            } else {
+                                graph.unresolved.push(Unresolved {
+                                    site,
+                                    is_call,
+                                    through_memory: true,
+                                });
+                            }
+                        } else if self.value(instr.memory_base()) == Value::WdfTable {
+                            graph
+                                .externals
+                                .push((site, External::Wdf(wdf_index(instr))));
+                        } else {
+                            graph.unresolved.push(Unresolved {
+                                site,
+                                is_call,
+                                through_memory: true,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                if is_call {
+                    for r in VOLATILE {
+                        self.regs[r] = Value::Unknown;
+                    }
+                }
+                self.bound = None;
+            }
+            Mnemonic::Lea if instr.op0_kind() == OpKind::Register => {
+                let reg = instr.op0_register();
+                if instr.is_ip_rel_memory_operand() {
+                    match image.rva_of_va(instr.ip_rel_memory_address()) {
+                        Some(target) => {
+                            if ctx.is_code(target) && !self.inside(target) {
+                                graph.edges.push(Edge {
+                                    site,
+                                    target,
+                                    kind: EdgeKind::AddressTaken,
+                                });
+                            }
+                            self.set(reg, Value::Address(target));
+                        }
+                        None => self.set(reg, Value::Unknown),
+                    }
+                } else {
+                    self.set(reg, Value::Unknown);
+                }
+            }
+            Mnemonic::Mov | Mnemonic::Movsxd
+                if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Memory =>
+            {
+                let reg = instr.op0_register();
+                let value = if instr.is_ip_rel_memory_operand() {
+                    match image.rva_of_va(instr.ip_rel_memory_address()) {
+                        Some(slot) if ctx.wdf_tables.contains(&slot) => Value::WdfTable,
+                        _ => Value::Unknown,
+                    }
+                } else {
+                    match self.value(instr.memory_base()) {
+                        Value::WdfTable => Value::WdfSlot(wdf_index(instr)),
+                        Value::Address(base)
+                            if instr.memory_index() != Register::None
+                                && instr.memory_index_scale() == 4 =>
+                        {
+                            // `mov r32, [base + idx*4 + disp]` (MSVC: RVA entries off
+                            // __ImageBase) or `movsxd r64, [base + idx*4]` (LLVM: entries
+                            // relative to the table).
+                            #[allow(clippy::cast_possible_truncation)]
+                            let table = base.wrapping_add(instr.memory_displacement64() as u32);
+                            Value::TableEntry {
+                                table,
+                                signed: mnemonic == Mnemonic::Movsxd,
+                            }
+                        }
+                        _ => Value::Unknown,
+                    }
+                };
+                self.set(reg, value);
+            }
+            Mnemonic::Mov
+                if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Register =>
+            {
+                let value = self.value(instr.op1_register());
+                self.set(instr.op0_register(), value);
+            }
+            Mnemonic::Add
+                if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Register =>
+            {
+                let combined = match (
+                    self.value(instr.op0_register()),
+                    self.value(instr.op1_register()),
+                ) {
+                    (Value::TableEntry { table, signed }, Value::Address(base))
+                    | (Value::Address(base), Value::TableEntry { table, signed }) => {
+                        Value::TableTarget {
+                            table,
+                            base,
+                            signed,
+                        }
+                    }
+                    _ => Value::Unknown,
+                };
+                self.set(instr.op0_register(), combined);
+            }
+            Mnemonic::Cmp if instr.op0_kind() == OpKind::Register => {
+                self.bound = match instr.op1_kind() {
+                    OpKind::Immediate8
+                    | OpKind::Immediate8to32
+                    | OpKind::Immediate8to64
+                    | OpKind::Immediate32
+                    | OpKind::Immediate32to64 => u32::try_from(instr.immediate(1))
+                        .ok()
+                        .map(|v| v.saturating_add(1)),
+                    _ => None,
+                };
+            }
+            Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Bt => {}
+            Mnemonic::Ja
+            | Mnemonic::Jae
+            | Mnemonic::Jb
+            | Mnemonic::Jbe
+            | Mnemonic::Je
+            | Mnemonic::Jg
+            | Mnemonic::Jge
+            | Mnemonic::Jl
+            | Mnemonic::Jle
+            | Mnemonic::Jne
+            | Mnemonic::Jno
+            | Mnemonic::Jnp
+            | Mnemonic::Jns
+            | Mnemonic::Jo
+            | Mnemonic::Jp
+            | Mnemonic::Js => {
+                // Conditional jumps: a `jcc` out of the function is a conditional tail call.
+                if instr.op0_kind() == OpKind::NearBranch64 {
+                    if let Some(target) = image.rva_of_va(instr.near_branch_target()) {
+                        if !self.inside(target) {
+                            graph.edges.push(Edge {
+                                site,
+                                target,
+                                kind: EdgeKind::Jump,
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {
+                if instr.op_count() > 0 && instr.op0_kind() == OpKind::Register {
+                    self.set(instr.op0_register(), Value::Unknown);
+                }
+            }
+        }
+    }
+
+    /// Reads a jump table: entries of 4 bytes at `table`, each added to `base` (signed for
+    /// LLVM's table-relative entries, unsigned RVAs for MSVC's `__ImageBase`-relative ones).
+    fn resolve_table(
+        &self,
+        ctx: &Context<'_>,
+        site: u32,
+        table: u32,
+        base: u32,
+        signed: bool,
+        graph: &mut CallGraph,
+    ) {
+        let count = self
+            .bound
+            .unwrap_or(MAX_TABLE_ENTRIES)
+            .min(MAX_TABLE_ENTRIES);
+        let mut resolved = 0;
+        for i in 0..count {
+            let Some(bytes) = ctx.image.read_at(table.wrapping_add(i * 4), 4) else {
+                break;
+            };
+            let raw = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let target = if signed {
+                base.wrapping_add_signed(raw.cast_signed())
+            } else {
+                base.wrapping_add(raw)
+            };
+            // Without a bound the table ends where entries stop pointing into this function.
+            if !ctx.is_code(target) || (self.bound.is_none() && !self.inside(target)) {
+                break;
+            }
+            if !self.inside(target) {
+                graph.edges.push(Edge {
+                    site,
+                    target,
+                    kind: EdgeKind::JumpTable,
+                });
+            }
+            resolved += 1;
+        }
+        if resolved == 0 {
+            graph.unresolved.push(Unresolved {
+                site,
+                is_call: false,
+                through_memory: false,
+            });
+        }
+    }
+}
+
+/// The table index of `[reg + disp]`; unknown when an index register is involved.
+fn wdf_index(instr: &Instruction) -> Option<u32> {
+    if instr.memory_index() != Register::None {
+        return None;
+    }
+    let disp = instr.memory_displacement64();
+    (disp % 8 == 0)
+        .then(|| u32::try_from(disp / 8).ok())
+        .flatten()
+}

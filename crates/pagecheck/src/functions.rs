@@ -1,0 +1,171 @@
+//! Function boundaries: `.pdata` gives every non-leaf function's range, the PDB's procedure
+//! records give ranges and names, public symbols give the names of the rest. The result is
+//! one table sorted by start RVA, searched with binary search.
+
+use crate::image::{Image, Residency};
+use crate::pdb::{SymbolKind, Symbols};
+
+/// One function.
+#[derive(Clone, Debug)]
+pub struct Function {
+    /// First byte.
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+    /// Readable name (demangled for Rust).
+    pub name: String,
+    /// Name as stored in the PDB (mangled for Rust); equal to `name` for C.
+    pub raw: String,
+    /// Index of the section that holds it.
+    pub section: usize,
+    /// Residency of that section.
+    pub residency: Residency,
+}
+
+impl Function {
+    /// Size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u32 {
+        self.end - self.start
+    }
+}
+
+/// All functions of the image, sorted by start, non-overlapping.
+#[derive(Debug, Default)]
+pub struct Functions {
+    /// The table.
+    pub list: Vec<Function>,
+    starts: Vec<u32>,
+}
+
+impl Functions {
+    /// Builds the table from `.pdata` and the symbols of the code sections.
+    #[must_use]
+    pub fn build(image: &Image, symbols: &Symbols) -> Functions {
+        // (start, end if known, name source): ends from .pdata and procedure lengths win;
+        // otherwise the function runs to the next start or the end of its section.
+        struct Candidate<'a> {
+            start: u32,
+            end: Option<u32>,
+            symbol: Option<&'a crate::pdb::Symbol>,
+        }
+        let code_section = |rva: u32| {
+            image
+                .section_of(rva)
+                .filter(|&i| image.sections[i].is_code())
+        };
+        let mut candidates: Vec<Candidate<'_>> =
+            Vec::with_capacity(image.runtime_functions.len() + symbols.symbols.len());
+        for rf in &image.runtime_functions {
+            if code_section(rf.begin).is_some() {
+                candidates.push(Candidate {
+                    start: rf.begin,
+                    end: Some(rf.end),
+                    symbol: None,
+                });
+            }
+        }
+        for s in &symbols.symbols {
+            if s.kind == SymbolKind::Data || code_section(s.rva).is_none() {
+                continue;
+            }
+            let end = s.len.filter(|&l| l > 0).map(|l| s.rva.saturating_add(l));
+            candidates.push(Candidate {
+                start: s.rva,
+                end,
+                symbol: Some(s),
+            });
+        }
+        candidates.sort_by_key(|c| c.start);
+
+        let mut list: Vec<Function> = Vec::with_capacity(candidates.len());
+        let mut i = 0;
+        while i < candidates.len() {
+            let start = candidates[i].start;
+            let mut end: Option<u32> = None;
+            let mut best: Option<&crate::pdb::Symbol> = None;
+            while i < candidates.len() && candidates[i].start == start {
+                let c = &candidates[i];
+                end = match (end, c.end) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                if let Some(s) = c.symbol {
+                    // Procedure names (with the module's view) beat public names; among
+                    // publics the first sorted one wins, which is deterministic.
+                    if best.is_none_or(|b| (s.kind, &s.raw) < (b.kind, &b.raw)) {
+                        best = Some(s);
+                    }
+                }
+                i += 1;
+            }
+            let Some(section) = code_section(start) else {
+                continue;
+            };
+            let sec = &image.sections[section];
+            let section_end = sec.rva.saturating_add(sec.virtual_size);
+            let next_start = candidates
+                .get(i)
+                .map_or(section_end, |c| c.start.min(section_end));
+            let end = end.unwrap_or(next_start).min(section_end).max(start + 1);
+            let (name, raw) = match best {
+                Some(s) => (s.name.clone(), s.raw.clone()),
+                None => {
+                    // A .pdata range without a symbol: a split-off part (`.cold`, chained
+                    // unwind) or a stripped function; name it after the symbol before it.
+                    let name = match list.last() {
+                        Some(prev) if prev.section == section => {
+                            format!("{}+{:#x}", prev.name, start - prev.start)
+                        }
+                        _ => format!("sub_{start:x}"),
+                    };
+                    (name.clone(), name)
+                }
+            };
+            // Overlaps (a procedure whose length runs into the next .pdata start) are cut at
+            // the next function: each byte belongs to one function so each is decoded once.
+            let end = end.min(next_start.max(start + 1));
+            list.push(Function {
+                start,
+                end,
+                name,
+                raw,
+                section,
+                residency: sec.residency,
+            });
+        }
+        let starts = list.iter().map(|f| f.start).collect();
+        Functions { list, starts }
+    }
+
+    /// The index of the function that contains `rva`.
+    #[must_use]
+    pub fn containing(&self, rva: u32) -> Option<usize> {
+        let idx = match self.starts.binary_search(&rva) {
+            Ok(i) => return Some(i),
+            Err(0) => return None,
+            Err(i) => i - 1,
+        };
+        (rva < self.list[idx].end).then_some(idx)
+    }
+
+    /// The index of the function whose readable or raw name is `name`.
+    #[must_use]
+    pub fn by_name(&self, name: &str) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|f| f.name == name || f.raw == name)
+    }
+
+    /// Number of functions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when the image has no function.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}

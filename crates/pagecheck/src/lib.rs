@@ -1,0 +1,328 @@
+//! `cargo pagecheck`: proves on a linked x64 driver image and its PDB that nothing resident
+//! calls into pageable (`PAGE*`) or discarded (`INIT`) code.
+//!
+//! The pipeline, one module each: [`image`] reads the PE, [`pdb`] the symbols,
+//! [`functions`] builds the function table, [`decode`] disassembles every function once
+//! into a call graph (recognising the KMDF call shape with [`wdf`]), [`roots`] resolves
+//! the resident roots, [`checks`] runs the four checks and [`report`] prints them.
+
+pub mod checks;
+pub mod decode;
+pub mod functions;
+pub mod image;
+pub mod pdb;
+pub mod report;
+pub mod roots;
+pub mod wdf;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::checks::{Footprint, Level, Slack, Violation};
+use crate::decode::External;
+use crate::image::Image;
+use crate::pdb::Symbols;
+use crate::roots::{Origin, RootSpec};
+
+/// Bad input: the one-line message printed before exiting with status 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    /// An error with `message` (one line).
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into().replace('\n', " "),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What to check.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The PDB; found beside the image when `None`.
+    pub pdb: Option<PathBuf>,
+    /// `--root` roots, added to the image's role records.
+    pub roots: Vec<RootSpec>,
+    /// Whether unresolved indirect calls in resident code fail the check.
+    pub fail_on_unresolved: bool,
+}
+
+/// A root as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct RootReport {
+    /// Role name.
+    pub role: &'static str,
+    /// Function.
+    pub symbol: String,
+    /// RVA.
+    pub rva: u32,
+    /// Section.
+    pub section: String,
+    /// Record or command line.
+    pub origin: Origin,
+}
+
+/// An unresolved transfer as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnresolvedReport {
+    /// Containing function.
+    pub function: String,
+    /// RVA of the instruction.
+    pub site: u32,
+    /// `section+offset`.
+    pub place: String,
+    /// `call`/`jmp` through register/memory.
+    pub kind: &'static str,
+    /// Whether a resident root reaches the function.
+    pub resident: bool,
+}
+
+/// Calls out of the image, counted by target.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExternalReport {
+    /// `dll!name` for imports, `WdfXxx` (or `WdfFunctions[?]`) for framework calls.
+    pub name: String,
+    /// `import` or `wdf`.
+    pub kind: &'static str,
+    /// Call sites.
+    pub calls: u32,
+}
+
+/// Counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Functions found.
+    pub functions: usize,
+    /// Bytes decoded.
+    pub code_bytes: u64,
+    /// Instructions decoded.
+    pub instructions: u64,
+    /// Errors (fail the check).
+    pub errors: usize,
+    /// Warnings.
+    pub warnings: usize,
+}
+
+/// Everything the analysis found; serialises as the `--format json` object.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Image path as given.
+    pub image: String,
+    /// PDB path used.
+    pub pdb: String,
+    /// Counts.
+    pub summary: Summary,
+    /// Resident and other roots.
+    pub roots: Vec<RootReport>,
+    /// All findings, errors first.
+    pub violations: Vec<Violation>,
+    /// Code bytes per residency and function.
+    pub footprint: Footprint,
+    /// Resident code no resident root reaches.
+    pub slack: Slack,
+    /// Every unresolved indirect transfer (also those outside resident code).
+    pub unresolved: Vec<UnresolvedReport>,
+    /// Calls leaving the image.
+    pub externals: Vec<ExternalReport>,
+    /// Role records that could not be used.
+    pub record_errors: Vec<String>,
+    /// The image's sections.
+    pub sections: Vec<SectionReport>,
+}
+
+/// A section as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct SectionReport {
+    /// Name.
+    pub name: String,
+    /// RVA.
+    pub rva: u32,
+    /// Size in memory.
+    pub size: u32,
+    /// `IMAGE_SCN_*` flags.
+    pub characteristics: u32,
+    /// Residency by name.
+    pub residency: image::Residency,
+}
+
+impl Report {
+    /// True when a finding fails the check (exit status 1).
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.violations.iter().any(|v| v.level == Level::Error)
+    }
+}
+
+/// Reads `image_path` (and its PDB) and runs every check.
+///
+/// # Errors
+/// Unreadable, truncated, non-PE or non-x64 image; missing or mismatched PDB; unknown root.
+pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Error> {
+    let bytes = std::fs::read(image_path)
+        .map_err(|e| Error::new(format!("{}: {e}", image_path.display())))?;
+    let image =
+        Image::parse(bytes).map_err(|e| Error::new(format!("{}: {e}", image_path.display())))?;
+    let pdb_path = match &options.pdb {
+        Some(p) => p.clone(),
+        None => pdb::locate(image_path, image.codeview.as_ref()).ok_or_else(|| {
+            Error::new(format!(
+                "{}: no PDB found beside the image{} (pass --pdb)",
+                image_path.display(),
+                image
+                    .codeview
+                    .as_ref()
+                    .map_or_else(String::new, |cv| format!(" or at `{}`", cv.path))
+            ))
+        })?,
+    };
+    if image.codeview.is_none() {
+        return Err(Error::new(format!(
+            "{}: the image has no CodeView record, so no PDB can be matched to it (link with /DEBUG)",
+            image_path.display()
+        )));
+    }
+    let symbols = Symbols::load(&pdb_path, &image)?;
+    analyze(
+        &image,
+        &symbols,
+        options,
+        &image_path.display().to_string(),
+        &pdb_path.display().to_string(),
+    )
+}
+
+/// Runs every check on an image and its (already matched) symbols.
+///
+/// # Errors
+/// An unknown `--root` symbol, a role record outside every function.
+pub fn analyze(
+    image: &Image,
+    symbols: &Symbols,
+    options: &Options,
+    image_name: &str,
+    pdb_name: &str,
+) -> Result<Report, Error> {
+    let functions = functions::Functions::build(image, symbols);
+    let wdf_tables: Vec<u32> = symbols
+        .symbols
+        .iter()
+        .filter(|s| wdf::is_function_table(&s.raw))
+        .map(|s| s.rva)
+        .collect();
+    let ctx = decode::Context::new(image, &functions, wdf_tables);
+    let calls = decode::build(&ctx);
+    let roots = roots::collect(image, &functions, symbols, &options.roots)?;
+    let graph = checks::Graph {
+        image,
+        functions: &functions,
+        calls: &calls,
+    };
+
+    let mut violations = checks::section_rules(image);
+    let findings = graph.reachability(&roots, options.fail_on_unresolved);
+    violations.extend(findings.violations);
+    violations.extend(graph.init_discipline());
+    violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
+    let (footprint, slack) = graph.footprint(&findings.referenced);
+
+    let mut unresolved = Vec::new();
+    let mut externals: std::collections::BTreeMap<(String, &'static str), u32> =
+        std::collections::BTreeMap::new();
+    for (f, func) in functions.list.iter().enumerate() {
+        for u in calls.unresolved_of(f) {
+            unresolved.push(UnresolvedReport {
+                function: func.name.clone(),
+                site: u.site,
+                place: graph.place(u.site),
+                kind: match (u.is_call, u.through_memory) {
+                    (true, false) => "call-register",
+                    (true, true) => "call-memory",
+                    (false, false) => "jump-register",
+                    (false, true) => "jump-memory",
+                },
+                resident: findings.reached[f],
+            });
+        }
+        for &(_, external) in calls.externals_of(f) {
+            let key = match external {
+                External::Import(slot) => {
+                    (image.import_at(slot).unwrap_or("?").to_owned(), "import")
+                }
+                External::Wdf(index) => (
+                    index
+                        .and_then(|i| wdf::function_name(u64::from(i)).map(str::to_owned))
+                        .unwrap_or_else(|| {
+                            index.map_or_else(
+                                || "WdfFunctions[?]".to_owned(),
+                                |i| format!("WdfFunctions[{i}]"),
+                            )
+                        }),
+                    "wdf",
+                ),
+            };
+            *externals.entry(key).or_default() += 1;
+        }
+    }
+    let roots_report = roots
+        .iter()
+        .map(|r| {
+            let f = &functions.list[r.function];
+            RootReport {
+                role: r.role.name(),
+                symbol: f.name.clone(),
+                rva: f.start,
+                section: image.sections[f.section].name.clone(),
+                origin: r.origin,
+            }
+        })
+        .collect();
+    let errors = violations
+        .iter()
+        .filter(|v| v.level == Level::Error)
+        .count();
+    Ok(Report {
+        image: image_name.to_owned(),
+        pdb: pdb_name.to_owned(),
+        summary: Summary {
+            functions: functions.len(),
+            code_bytes: calls.code_bytes,
+            instructions: calls.instructions,
+            errors,
+            warnings: violations.len() - errors,
+        },
+        roots: roots_report,
+        violations,
+        footprint,
+        slack,
+        unresolved,
+        externals: externals
+            .into_iter()
+            .map(|((name, kind), calls)| ExternalReport { name, kind, calls })
+            .collect(),
+        record_errors: image.role_errors.clone(),
+        sections: image
+            .sections
+            .iter()
+            .map(|s| SectionReport {
+                name: s.name.clone(),
+                rva: s.rva,
+                size: s.virtual_size,
+                characteristics: s.characteristics,
+                residency: s.residency,
+            })
+            .collect(),
+    })
+}

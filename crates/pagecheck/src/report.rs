@@ -1,0 +1,208 @@
+//! The three output formats: compiler-style text, one JSON object, SARIF 2.1.0.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::checks::{Level, Link, Rule, Violation};
+use crate::{Report, SectionReport};
+
+/// How many resident-slack functions the text form lists.
+pub const TEXT_SLACK_ROWS: usize = 20;
+
+fn link_text(link: &Link, image_rva_of_section: impl Fn(&Link) -> String) -> String {
+    format!("{} ({})", link.symbol, image_rva_of_section(link))
+}
+
+/// `section+0xoff` of a link's function, relative to the section start when known.
+fn where_of(sections: &[SectionReport], section: &str, rva: u32) -> String {
+    match sections.iter().find(|s| s.name == section) {
+        Some(s) if rva >= s.rva => format!("{section}+{:#x}", rva - s.rva),
+        _ => format!("{section} @ {rva:#x}"),
+    }
+}
+
+/// The text form: one compiler-style diagnostic per violation, then the footprint and the
+/// largest resident-slack functions.
+#[must_use]
+pub fn text(report: &Report) -> String {
+    let sections = &report.sections;
+    let mut out = String::new();
+    for v in &report.violations {
+        let level = match v.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        let _ = writeln!(out, "{level}[{}]: {}", v.rule.id(), v.message);
+        if !v.chain.is_empty() {
+            let chain: Vec<String> = v
+                .chain
+                .iter()
+                .map(|l| link_text(l, |l| where_of(sections, &l.section, l.rva)))
+                .collect();
+            let _ = writeln!(out, " --> chain: {}", chain.join(" -> "));
+            let sites: Vec<String> = v
+                .chain
+                .iter()
+                .filter_map(|l| l.site.map(|s| where_of(sections, &l.section, s)))
+                .collect();
+            if !sites.is_empty() {
+                let _ = writeln!(out, "  = at: {}", sites.join(", "));
+            }
+        }
+        let _ = writeln!(out, "  = rule: {} ({})", v.rule.name(), v.rule.id());
+        out.push('\n');
+    }
+    let f = &report.footprint;
+    let _ = writeln!(
+        out,
+        "footprint: resident {} B, pageable {} B, discardable {} B; resident slack {} B in {} functions",
+        f.resident,
+        f.pageable,
+        f.discardable,
+        report.slack.total,
+        report.slack.functions.len()
+    );
+    if !report.slack.functions.is_empty() {
+        let _ = writeln!(
+            out,
+            "resident slack (resident code no resident root reaches), largest first:"
+        );
+        let _ = writeln!(out, " {:>8} {:>6}  {:<8} function", "size", "%", "section");
+        for s in report.slack.functions.iter().take(TEXT_SLACK_ROWS) {
+            #[allow(clippy::cast_precision_loss)]
+            let pct = if f.resident == 0 {
+                0.0
+            } else {
+                f64::from(s.size) * 100.0 / f.resident as f64
+            };
+            let _ = writeln!(
+                out,
+                " {:>8} {:>5.1}%  {:<8} {}",
+                s.size, pct, s.section, s.symbol
+            );
+        }
+        if report.slack.functions.len() > TEXT_SLACK_ROWS {
+            let _ = writeln!(
+                out,
+                " ... and {} more",
+                report.slack.functions.len() - TEXT_SLACK_ROWS
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "pagecheck: {} error(s), {} warning(s); {} roots, {} functions, {} code bytes, {} unresolved indirect transfers",
+        report.summary.errors,
+        report.summary.warnings,
+        report.roots.len(),
+        report.summary.functions,
+        report.summary.code_bytes,
+        report.unresolved.len()
+    );
+    out
+}
+
+/// The JSON form: the [`Report`] itself.
+///
+/// # Panics
+/// Never: the report holds only strings, numbers and arrays.
+#[must_use]
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn logical(link: &Link) -> Value {
+    json!({
+        "name": link.symbol,
+        "fullyQualifiedName": link.symbol,
+        "kind": if link.symbol.starts_with("<data") { "variable" } else { "function" },
+    })
+}
+
+fn physical(uri: &str, link: &Link) -> Value {
+    // A binary artifact: the region is the function (or site) address as a byte offset
+    // into the image's memory layout; startLine 1 keeps viewers that want a line happy.
+    json!({
+        "artifactLocation": { "uri": uri },
+        "region": { "startLine": 1, "byteOffset": link.site.unwrap_or(link.rva) },
+    })
+}
+
+fn result(uri: &str, v: &Violation) -> Value {
+    let anchor = v.chain.last().cloned().unwrap_or(Link {
+        symbol: uri.to_owned(),
+        rva: 0,
+        section: String::new(),
+        site: None,
+    });
+    let mut location = json!({ "physicalLocation": physical(uri, &anchor) });
+    if !v.chain.is_empty() {
+        location["logicalLocations"] = json!([logical(&anchor)]);
+    }
+    let mut result = json!({
+        "ruleId": v.rule.id(),
+        "ruleIndex": Rule::ALL.iter().position(|r| *r == v.rule).unwrap_or(0),
+        "level": match v.level { Level::Error => "error", Level::Warning => "warning" },
+        "message": { "text": v.message },
+        "locations": [location],
+        "partialFingerprints": {
+            "pagecheckChain/v1": v.chain.iter().map(|l| l.symbol.as_str()).collect::<Vec<_>>().join(">")
+                + "|" + v.rule.id(),
+        },
+    });
+    if v.chain.len() > 1 {
+        let steps: Vec<Value> = v
+            .chain
+            .iter()
+            .map(|l| {
+                json!({
+                    "location": {
+                        "physicalLocation": physical(uri, l),
+                        "logicalLocations": [logical(l)],
+                        "message": { "text": format!("{} in {}", l.symbol, l.section) },
+                    }
+                })
+            })
+            .collect();
+        result["codeFlows"] = json!([{ "threadFlows": [{ "locations": steps }] }]);
+    }
+    result
+}
+
+/// The SARIF 2.1.0 form for GitHub code scanning.
+#[must_use]
+pub fn sarif(report: &Report) -> String {
+    let uri = report.image.replace('\\', "/");
+    let rules: Vec<Value> = Rule::ALL
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id(),
+                "name": r.name(),
+                "shortDescription": { "text": r.name() },
+                "fullDescription": { "text": r.description() },
+                "help": { "text": r.description() },
+                "defaultConfiguration": {
+                    "level": if *r == Rule::UnresolvedIndirect { "warning" } else { "error" }
+                },
+            })
+        })
+        .collect();
+    let results: Vec<Value> = report.violations.iter().map(|v| result(&uri, v)).collect();
+    let doc = json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "cargo-pagecheck",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/",
+                "rules": rules,
+            }},
+            "artifacts": [{ "location": { "uri": uri } }],
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
