@@ -1,0 +1,488 @@
+//! `EvtDriverDeviceAdd` and the device's passive-level PnP callbacks.
+//!
+//! `EvtDriverDeviceAdd` is where power pageability is chosen: the per-device settings
+//! are read from the hardware key *before* `WdfDeviceCreate`, because
+//! `WdfDeviceInitSetPowerPageable` / `WdfDeviceInitSetPowerNotPageable` work only on the
+//! `WDFDEVICE_INIT`. The decision itself is `pagewise_core::settings::Settings::from_raw`.
+//!
+//! Every function here runs at `PASSIVE_LEVEL` and off the return-to-D0 path, so all of
+//! them are `PAGE` (`#[paged]`).
+
+use pagewise_core::DeviceState;
+use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::settings::{
+    IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W,
+    RawSettings, SPECIAL_FILE_SUPPORT_W, Settings,
+};
+use pagewise_ioctl::DEVICE_INTERFACE_GUID;
+use pagewise_macros::paged;
+use pagewise_roles::{register, slot};
+use wdk::nt_success;
+use wdk_sys::{
+    _DEVICE_POWER_STATE, _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE,
+    _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
+    _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
+    PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
+    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES,
+    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST,
+    WDFDEVICE, WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
+    call_unsafe_wdf_function_binding,
+};
+
+use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
+use crate::persist::{evt_persist_work_item, persist_if_pageable, write_counters};
+use crate::power::{
+    apply_lock_action, evt_device_d0_entry, evt_device_d0_exit,
+    evt_device_self_managed_io_restart, evt_device_self_managed_io_suspend,
+    evt_device_usage_notification_ex,
+};
+use crate::queue::{create_queues, evt_hold_timer, release_hold};
+use crate::selfcheck::check_placements;
+use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
+
+/// `DEVICE_INTERFACE_GUID` of the shared protocol crate, in the WDK's layout.
+const INTERFACE_GUID: GUID = GUID {
+    Data1: DEVICE_INTERFACE_GUID.data1,
+    Data2: DEVICE_INTERFACE_GUID.data2,
+    Data3: DEVICE_INTERFACE_GUID.data3,
+    Data4: DEVICE_INTERFACE_GUID.data4,
+};
+
+/// Returns early with the status of a failed framework call.
+macro_rules! check {
+    ($status:expr, $what:literal) => {{
+        let status: NTSTATUS = $status;
+        if !nt_success(status) {
+            trace!(
+                DPFLTR_ERROR_LEVEL,
+                "%s failed %08x",
+                concat!($what, "\0").as_ptr(),
+                status
+            );
+            return status;
+        }
+    }};
+}
+
+/// `WdfRegistryQueryULong(key, name)`: `None` when the value is absent or not a DWORD.
+/// `PASSIVE_LEVEL`; `PAGE` like its caller.
+#[paged]
+fn query_ulong(key: WDFKEY, name: &'static [u16]) -> Option<u32> {
+    let name = unicode_string(name);
+    let mut value: ULONG = 0;
+    // SAFETY: `key` is open; `name` and `value` are locals that outlive the call.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfRegistryQueryULong, key, &raw const name, &raw mut value)
+    };
+    nt_success(status).then_some(value)
+}
+
+/// Reads the per-device settings and the lifetime counters from the device's hardware
+/// key (`PLUGPLAY_REGKEY_DEVICE`, the INF's `AddReg` target). A key that cannot be
+/// opened gives the defaults: the device still works, with KMDF's default pageability.
+///
+/// `PASSIVE_LEVEL`, before `WdfDeviceCreate`: `PAGE`.
+#[paged]
+fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounters) {
+    let mut key: WDFKEY = core::ptr::null_mut();
+    // SAFETY: `device_init` is the framework's, still owned by us (WdfDeviceCreate has
+    // not run); the out-pointer is a local. KEY_QUERY_VALUE is all a read needs.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfFdoInitOpenRegistryKey,
+            device_init,
+            PLUGPLAY_REGKEY_DEVICE,
+            KEY_QUERY_VALUE,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut key,
+        )
+    };
+    if !nt_success(status) {
+        trace!(DPFLTR_ERROR_LEVEL, "hardware key not readable %08x, using defaults", status);
+        return (RawSettings::default(), PersistedCounters::default());
+    }
+    let raw = RawSettings {
+        power_pageable: query_ulong(key, POWER_PAGEABLE_W),
+        idle_timeout_ms: query_ulong(key, IDLE_TIMEOUT_MS_W),
+        special_file_support: query_ulong(key, SPECIAL_FILE_SUPPORT_W),
+    };
+    let stored = PersistedCounters {
+        d0_entries: query_ulong(key, LIFETIME_D0_ENTRIES_W).unwrap_or(0),
+        d0_exits: query_ulong(key, LIFETIME_D0_EXITS_W).unwrap_or(0),
+    };
+    // SAFETY: closes the key opened above, once.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRegistryClose, key) };
+    (raw, stored)
+}
+
+/// The PnP and power callbacks, each registered through the slot that checks its
+/// placement at compile time.
+#[paged]
+fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
+    // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
+    WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
+        EvtDeviceD0Entry: Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_entry>()),
+        EvtDeviceD0Exit: Some(register::<slot::EvtDeviceD0Exit, evt_device_d0_exit>()),
+        EvtDevicePrepareHardware: Some(register::<
+            slot::EvtDevicePrepareHardware,
+            evt_device_prepare_hardware,
+        >()),
+        EvtDeviceReleaseHardware: Some(register::<
+            slot::EvtDeviceReleaseHardware,
+            evt_device_release_hardware,
+        >()),
+        EvtDeviceSelfManagedIoInit: Some(register::<
+            slot::EvtDeviceSelfManagedIoInit,
+            evt_device_self_managed_io_init,
+        >()),
+        EvtDeviceSelfManagedIoRestart: Some(register::<
+            slot::EvtDeviceSelfManagedIoRestart,
+            evt_device_self_managed_io_restart,
+        >()),
+        EvtDeviceSelfManagedIoSuspend: Some(register::<
+            slot::EvtDeviceSelfManagedIoSuspend,
+            evt_device_self_managed_io_suspend,
+        >()),
+        EvtDeviceSelfManagedIoFlush: Some(register::<
+            slot::EvtDeviceSelfManagedIoFlush,
+            evt_device_self_managed_io_flush,
+        >()),
+        EvtDeviceSelfManagedIoCleanup: Some(register::<
+            slot::EvtDeviceSelfManagedIoCleanup,
+            evt_device_self_managed_io_cleanup,
+        >()),
+        EvtDeviceUsageNotificationEx: Some(register::<
+            slot::EvtDeviceUsageNotificationEx,
+            evt_device_usage_notification_ex,
+        >()),
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    }
+}
+
+/// `EvtDriverDeviceAdd`: reads the settings, chooses power pageability, creates the
+/// device with its context, queues, timer and work item, runs the self-check, locks the
+/// power-down section if the device is power-nonpageable, and sets up the interface,
+/// special-file support and S0 idle.
+///
+/// `PASSIVE_LEVEL`, once per device, off the power path: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_driver_device_add(
+    driver: WDFDRIVER,
+    mut device_init: PWDFDEVICE_INIT,
+) -> NTSTATUS {
+    let (raw, stored) = read_registry(device_init);
+    let settings = Settings::from_raw(raw);
+    if settings.issues != 0 {
+        trace!(DPFLTR_ERROR_LEVEL, "invalid settings ignored, issue bits %x", settings.issues);
+    }
+
+    // Rule 3 of PAGING.md: decide now whether the power callbacks may touch pageable
+    // data. Both calls must precede WdfDeviceCreate.
+    if settings.power_pageable {
+        // SAFETY: `device_init` is still ours (before WdfDeviceCreate).
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerPageable, device_init) };
+    } else {
+        // SAFETY: as above.
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerNotPageable, device_init) };
+    }
+
+    let mut callbacks = pnp_power_callbacks();
+    // SAFETY: `device_init` is ours; the framework copies the structure.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetPnpPowerEventCallbacks,
+            device_init,
+            &raw mut callbacks,
+        );
+    }
+
+    let mut attributes = object_attributes();
+    attributes.ContextTypeInfo = DEVICE_CONTEXT_TYPE.get();
+    attributes.EvtCleanupCallback = Some(register::<
+        slot::EvtDeviceContextCleanup,
+        evt_device_context_cleanup,
+    >());
+    let mut device: WDFDEVICE = core::ptr::null_mut();
+    // SAFETY: on success the framework takes `device_init` and sets it to null; the
+    // other pointers are locals.
+    check!(
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceCreate,
+                &raw mut device_init,
+                &raw mut attributes,
+                &raw mut device,
+            )
+        },
+        "WdfDeviceCreate"
+    );
+
+    // From here on, a failure return makes the framework delete the device, which runs
+    // its cleanup callback and deletes every child object created below.
+    let (lock, hold_timer, persist_item) = match create_children(device) {
+        Ok(children) => children,
+        Err(status) => return status,
+    };
+    let power_queue: WDFQUEUE = match create_queues(device) {
+        Ok(queue) => queue,
+        Err(status) => return status,
+    };
+
+    // SAFETY: the device was created with DEVICE_CONTEXT_TYPE.
+    let raw_context = unsafe { DeviceContext::raw(device) };
+    if raw_context.is_null() {
+        return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
+    }
+    // SAFETY: the framework allocated and zeroed the context for this device; nothing
+    // else reads it until `lock` is non-null, which this single write makes true.
+    unsafe {
+        raw_context.write(DeviceContext::new(
+            lock,
+            DeviceState::new(),
+            hold_timer,
+            persist_item,
+            power_queue,
+        ));
+    }
+    // SAFETY: just initialised.
+    let Some(context) = (unsafe { DeviceContext::get(device) }) else {
+        return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
+    };
+
+    let placements = check_placements(driver);
+    let action = context.with_state(|state| state.on_device_created(settings, stored, &placements));
+    // Before the first power transition: a power-nonpageable device gets its power-down
+    // section locked now. SAFETY: EvtDriverDeviceAdd is serialised with the device's
+    // other PnP callbacks (none can run before it returns).
+    unsafe { apply_lock_action(context, action) };
+
+    // SAFETY: `device` is live; the GUID is a constant; no reference string.
+    check!(
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceCreateDeviceInterface,
+                device,
+                &INTERFACE_GUID,
+                core::ptr::null(),
+            )
+        },
+        "WdfDeviceCreateDeviceInterface"
+    );
+
+    if settings.special_file_support {
+        for file_type in [
+            _WDF_SPECIAL_FILE_TYPE::WdfSpecialFilePaging,
+            _WDF_SPECIAL_FILE_TYPE::WdfSpecialFileHibernation,
+            _WDF_SPECIAL_FILE_TYPE::WdfSpecialFileDump,
+        ] {
+            // SAFETY: `device` is live. Without this call KMDF fails these usage
+            // notifications itself and EvtDeviceUsageNotificationEx never sees them.
+            unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfDeviceSetSpecialFileSupport,
+                    device,
+                    file_type,
+                    1,
+                );
+            }
+        }
+    }
+
+    // WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS_INIT(&idle, IdleCannotWakeFromS0), then the
+    // timeout: a software device has no wake signal, it idles to D3 and comes back when
+    // a request reaches the power-managed queue.
+    let mut idle = WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS {
+        Size: const { structure_size::<WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS>() },
+        IdleCaps: _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES::IdleCannotWakeFromS0,
+        DxState: _DEVICE_POWER_STATE::PowerDeviceD3,
+        IdleTimeout: settings.idle_timeout_ms,
+        UserControlOfIdleSettings: _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL::IdleAllowUserControl,
+        Enabled: _WDF_TRI_STATE::WdfUseDefault,
+        PowerUpIdleDeviceOnSystemWake: _WDF_TRI_STATE::WdfUseDefault,
+        IdleTimeoutType: _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE::DriverManagedIdleTimeout,
+        ExcludeD3Cold: _WDF_TRI_STATE::WdfUseDefault,
+    };
+    // SAFETY: `device` is live; `idle` is initialised as the C INIT function does.
+    check!(
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceAssignS0IdleSettings, device, &raw mut idle) },
+        "WdfDeviceAssignS0IdleSettings"
+    );
+
+    trace!(
+        DPFLTR_INFO_LEVEL,
+        "device added: power pageable %u, idle timeout %u ms",
+        u32::from(settings.power_pageable),
+        settings.idle_timeout_ms
+    );
+    STATUS_SUCCESS
+}
+
+/// Creates the device's spin lock, D0-hold timer and persistence work item, all with the
+/// device as parent so the framework deletes them with it.
+///
+/// `PASSIVE_LEVEL`, from `EvtDriverDeviceAdd`: `PAGE`.
+#[paged]
+fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKITEM), NTSTATUS> {
+    let mut attributes = object_attributes();
+    attributes.ParentObject = device.cast();
+
+    let mut lock: WDFSPINLOCK = core::ptr::null_mut();
+    // SAFETY: the attributes and out-pointer are locals.
+    let status =
+        unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockCreate, &raw mut attributes, &raw mut lock) };
+    if !nt_success(status) {
+        return Err(status);
+    }
+
+    // WDF_TIMER_CONFIG_INIT(&config, evt_hold_timer): one-shot. No automatic
+    // serialisation: the callback synchronises through the spin lock, and the device
+    // has no synchronisation scope to serialise with anyway.
+    let mut timer_config = WDF_TIMER_CONFIG {
+        Size: const { structure_size::<WDF_TIMER_CONFIG>() },
+        EvtTimerFunc: Some(register::<slot::EvtTimerFunc, evt_hold_timer>()),
+        Period: 0,
+        AutomaticSerialization: 0,
+        TolerableDelay: 0,
+        ..WDF_TIMER_CONFIG::default()
+    };
+    let mut timer: WDFTIMER = core::ptr::null_mut();
+    // SAFETY: as above.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfTimerCreate,
+            &raw mut timer_config,
+            &raw mut attributes,
+            &raw mut timer,
+        )
+    };
+    if !nt_success(status) {
+        return Err(status);
+    }
+
+    // WDF_WORKITEM_CONFIG_INIT(&config, evt_persist_work_item), without automatic
+    // serialisation for the same reason as the timer.
+    let mut work_config = WDF_WORKITEM_CONFIG {
+        Size: const { structure_size::<WDF_WORKITEM_CONFIG>() },
+        EvtWorkItemFunc: Some(register::<slot::EvtWorkItem, evt_persist_work_item>()),
+        AutomaticSerialization: 0,
+    };
+    let mut work_item: WDFWORKITEM = core::ptr::null_mut();
+    // SAFETY: as above.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfWorkItemCreate,
+            &raw mut work_config,
+            &raw mut attributes,
+            &raw mut work_item,
+        )
+    };
+    if !nt_success(status) {
+        return Err(status);
+    }
+    Ok((lock, timer, work_item))
+}
+
+/// `EvtDevicePrepareHardware`: a software device has no resources to map.
+///
+/// `PASSIVE_LEVEL`, start-up only (before the first D0Entry), not on the resume path:
+/// `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_prepare_hardware(
+    _device: WDFDEVICE,
+    _resources_raw: WDFCMRESLIST,
+    _resources_translated: WDFCMRESLIST,
+) -> NTSTATUS {
+    STATUS_SUCCESS
+}
+
+/// `EvtDeviceReleaseHardware`: the device has left D0 for good (stop or removal), a
+/// pageable point outside transitions, so pending counters are written here.
+///
+/// `PASSIVE_LEVEL`, removal only: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_release_hardware(
+    device: WDFDEVICE,
+    _resources_translated: WDFCMRESLIST,
+) -> NTSTATUS {
+    // SAFETY: called by the framework for this device.
+    if let Some(context) = unsafe { DeviceContext::get(device) } {
+        if let Some(counters) = context.with_state(DeviceState::take_persist) {
+            let written = write_counters(device, counters);
+            context.with_state(|state| state.persist_done(written));
+        }
+    }
+    STATUS_SUCCESS
+}
+
+/// `EvtDeviceSelfManagedIoInit`: the first start (KMDF calls Restart on later ones).
+/// Logs it and writes the counters of that first D0Entry if the device is pageable.
+///
+/// `PASSIVE_LEVEL`, first start only: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVICE) -> NTSTATUS {
+    // SAFETY: called by the framework for this device.
+    if let Some(context) = unsafe { DeviceContext::get(device) } {
+        let now = crate::context::interrupt_time();
+        let transition = pagewise_core::device_state::Transition {
+            start_100ns: now,
+            end_100ns: now,
+            irql: crate::context::current_irql(),
+            power_state: 0,
+            np: crate::power::device_state_is_np(device),
+            status: STATUS_SUCCESS,
+        };
+        context.with_state(|state| state.on_self_managed_io_init(&transition));
+        persist_if_pageable(device, context);
+    }
+    STATUS_SUCCESS
+}
+
+/// `EvtDeviceSelfManagedIoFlush`: the device is being removed. Ends a D0 hold that is
+/// still active: stops the timer (waiting for a running callback) and drops the power
+/// reference the hold took.
+///
+/// `PASSIVE_LEVEL` (`WdfTimerStop` with `Wait = TRUE` needs it), removal only: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_self_managed_io_flush(device: WDFDEVICE) {
+    // SAFETY: called by the framework for this device.
+    if let Some(context) = unsafe { DeviceContext::get(device) } {
+        release_hold(device, context);
+    }
+}
+
+/// `EvtDeviceSelfManagedIoCleanup`: nothing left to undo; registered so that the whole
+/// self-managed I/O life cycle shows up in the paging map.
+///
+/// `PASSIVE_LEVEL`, removal only: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_self_managed_io_cleanup(_device: WDFDEVICE) {}
+
+/// `EvtCleanupCallback` of the WDFDEVICE: releases the power-down section lock (every
+/// handle must be released before the image unloads) and a hold that flush did not see.
+///
+/// `PASSIVE_LEVEL` for a device object, removal only: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_device_context_cleanup(object: WDFOBJECT) {
+    let device: WDFDEVICE = object.cast();
+    // SAFETY: the framework passes the device being cleaned up; a context that
+    // EvtDriverDeviceAdd never initialised is skipped.
+    let Some(context) = (unsafe { DeviceContext::get(device) }) else {
+        return;
+    };
+    let actions = context.with_state(DeviceState::on_cleanup);
+    // SAFETY: cleanup is the last PnP-serialised user of the handle.
+    unsafe { apply_lock_action(context, actions.lock) };
+    if actions.resume_idle {
+        // SAFETY: the hold took exactly one reference with WdfDeviceStopIdle.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceResumeIdleActual,
+                device,
+                core::ptr::null_mut(),
+                0,
+                core::ptr::null(),
+            );
+        }
+    }
+}

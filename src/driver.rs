@@ -1,0 +1,70 @@
+//! `DriverEntry` and the driver object's callbacks.
+//!
+//! `DriverEntry` runs once, at `PASSIVE_LEVEL`, before anything else: it lives in `INIT`,
+//! which the loader discards when it returns. It only creates the WDFDRIVER, so nothing it
+//! calls stays in the image after load. It neither allocates nor formats (PAGING.md
+//! section 9): a `println!` here would pull `core::fmt` into the resident `.text` for one
+//! message.
+
+use pagewise_macros::{init, paged};
+use pagewise_roles::{register, slot};
+use wdk::nt_success;
+use wdk_sys::{
+    DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, WDF_DRIVER_CONFIG,
+    WDF_NO_OBJECT_ATTRIBUTES, WDFDRIVER, call_unsafe_wdf_function_binding,
+};
+
+use crate::device::evt_driver_device_add;
+use crate::wdf::{structure_size, trace};
+
+/// `DriverEntry`: creates the framework driver object with `EvtDriverDeviceAdd` and
+/// `EvtDriverUnload`.
+///
+/// `PASSIVE_LEVEL`. `INIT` (`#[init]`): runs once and is discarded after it returns, so
+/// it must not be referenced afterwards; it registers only functions that live elsewhere.
+#[init]
+#[cfg_attr(not(test), unsafe(export_name = "DriverEntry"))]
+pub unsafe extern "system" fn driver_entry(
+    driver: &mut DRIVER_OBJECT,
+    registry_path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    // WDF_DRIVER_CONFIG_INIT(&config, EvtDriverDeviceAdd), then the unload callback.
+    let mut config = WDF_DRIVER_CONFIG {
+        Size: const { structure_size::<WDF_DRIVER_CONFIG>() },
+        EvtDriverDeviceAdd: Some(register::<
+            slot::EvtDriverDeviceAdd,
+            evt_driver_device_add,
+        >()),
+        EvtDriverUnload: Some(register::<slot::EvtDriverUnload, evt_driver_unload>()),
+        ..WDF_DRIVER_CONFIG::default()
+    };
+    let mut wdf_driver: WDFDRIVER = core::ptr::null_mut();
+
+    // SAFETY: `driver` and `registry_path` are what the I/O manager passed to
+    // DriverEntry; the config is initialised as WDF_DRIVER_CONFIG_INIT does, and both
+    // out-pointers live on this stack frame for the duration of the call.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDriverCreate,
+            core::ptr::from_mut(driver) as PDRIVER_OBJECT,
+            registry_path,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut config,
+            &raw mut wdf_driver,
+        )
+    };
+    if !nt_success(status) {
+        trace!(DPFLTR_ERROR_LEVEL, "WdfDriverCreate failed %08x", status);
+    }
+    status
+}
+
+/// `EvtDriverUnload`: nothing to free, every resource belongs to a WDF object that the
+/// framework deletes before this runs. Registered so that the unload is visible in a
+/// debugger and the driver can be stopped without a reboot.
+///
+/// `PASSIVE_LEVEL`, runs once: `PAGE`.
+#[paged]
+unsafe extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
+    trace!(DPFLTR_INFO_LEVEL, "unload");
+}

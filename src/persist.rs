@@ -1,0 +1,102 @@
+//! Lifetime counters in the device's hardware key, written only at pageable points.
+//!
+//! The registry lives in paged pool and on disk. The resident power-up path therefore
+//! never writes it: it records the new counts in the portable state and queues a
+//! `WDFWORKITEM`. The work item runs at `PASSIVE_LEVEL` and writes only when the device
+//! is not in an NP power state (`WdfDevStateIsNP`); otherwise the values stay pending
+//! for the next pageable point (`EvtDeviceD0Exit` of a pageable device, the next work
+//! item, `EvtDeviceReleaseHardware`). A power-nonpageable device sits in the NP variant
+//! of D0 (`WdfDevStatePowerD0NP`) all the time, so its counters are written at
+//! `EvtDeviceReleaseHardware` only.
+
+use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::settings::{LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W};
+use pagewise_macros::paged;
+use wdk::nt_success;
+use wdk_sys::{
+    KEY_SET_VALUE, PLUGPLAY_REGKEY_DEVICE, WDF_NO_OBJECT_ATTRIBUTES, WDFDEVICE, WDFKEY,
+    WDFWORKITEM, call_unsafe_wdf_function_binding,
+};
+
+use crate::context::DeviceContext;
+use crate::power::device_state_is_np;
+use crate::wdf::unicode_string;
+
+/// Writes both counters to the device's hardware key; true when both writes succeeded.
+///
+/// `PASSIVE_LEVEL` (`WdfDeviceOpenRegistryKey` requires it). `PAGEPWR`, not `PAGE`:
+/// `EvtDeviceD0Exit` calls it, and a power-down function must only call code that is
+/// locked whenever it is (it is called there only in a pageable state, but keeping it in
+/// the locked section makes that a property of the image, not of the call site).
+#[paged(power_down)]
+pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> bool {
+    let mut key: WDFKEY = core::ptr::null_mut();
+    // SAFETY: `device` is live; the out-pointer is a local. KEY_SET_VALUE is all a value
+    // write needs.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceOpenRegistryKey,
+            device,
+            PLUGPLAY_REGKEY_DEVICE,
+            KEY_SET_VALUE,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut key,
+        )
+    };
+    if !nt_success(status) {
+        return false;
+    }
+    let entries = unicode_string(LIFETIME_D0_ENTRIES_W);
+    let exits = unicode_string(LIFETIME_D0_EXITS_W);
+    // SAFETY: `key` was just opened; the names are valid UNICODE_STRINGs over 'static
+    // UTF-16 constants.
+    let first = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfRegistryAssignULong,
+            key,
+            &raw const entries,
+            counters.d0_entries,
+        )
+    };
+    // SAFETY: as above.
+    let second = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfRegistryAssignULong,
+            key,
+            &raw const exits,
+            counters.d0_exits,
+        )
+    };
+    // SAFETY: closes the key opened above, once.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRegistryClose, key) };
+    nt_success(first) && nt_success(second)
+}
+
+/// Writes pending counters now if the device is not in an NP state. Returns nothing:
+/// a refused or failed write stays pending in the portable state.
+///
+/// `PASSIVE_LEVEL`, off the power path: `PAGE`.
+#[paged]
+pub(crate) fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
+    if device_state_is_np(device) {
+        return;
+    }
+    if let Some(counters) = context.with_state(pagewise_core::DeviceState::take_persist) {
+        let written = write_counters(device, counters);
+        context.with_state(|state| state.persist_done(written));
+    }
+}
+
+/// `EvtWorkItem` of the persistence work item, queued by the resident power-up path.
+///
+/// `PASSIVE_LEVEL`, not a power callback: `PAGE`.
+#[paged]
+pub(crate) unsafe extern "C" fn evt_persist_work_item(work_item: WDFWORKITEM) {
+    // SAFETY: the framework passes the live work item, whose parent is the device.
+    let device: WDFDEVICE =
+        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemGetParentObject, work_item) }.cast();
+    // SAFETY: the parent of the work item is our device.
+    if let Some(context) = unsafe { DeviceContext::get(device) } {
+        persist_if_pageable(device, context);
+    }
+}
