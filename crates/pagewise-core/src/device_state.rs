@@ -19,7 +19,8 @@
 //! | `EvtDeviceSelfManagedIoSuspend` | [`DeviceState::on_self_managed_io_suspend`] |
 //! | `EvtDeviceD0Exit` | [`DeviceState::on_d0_exit`] → counters to write now, if any |
 //! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action |
-//! | a pageable point outside transitions | [`DeviceState::take_persist`] / [`DeviceState::persist_done`] |
+//! | end of Restart/Init, if [`DeviceState::persist_pending`] | enqueue the persist work item |
+//! | persist `EvtWorkItem` (or another pageable point) | [`DeviceState::take_persist`] / [`DeviceState::persist_done`] |
 //! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`DeviceState::answer`] |
 //! | HOLD_D0 on the power-managed queue | [`DeviceState::hold_request`] |
 //! | hold `EvtTimerFunc` | [`DeviceState::hold_timer_fired`] |
@@ -212,8 +213,18 @@ impl DeviceState {
             .take(t.np || self.pageability.effective_nonpageable())
     }
 
-    /// A passive-level point outside power transitions (the control queue, a work item,
-    /// `EvtDeviceReleaseHardware`): the counters to write now, if any are pending.
+    /// True when counters wait for a pageable point. The FFI checks it at the end of
+    /// `EvtDeviceSelfManagedIoRestart` and `EvtDeviceSelfManagedIoInit` (the device and
+    /// the system are working again, so the paging path is up) and then enqueues the
+    /// persist work item, which calls [`DeviceState::take_persist`].
+    #[must_use]
+    pub const fn persist_pending(&self) -> bool {
+        self.persist.is_pending()
+    }
+
+    /// A passive-level point outside power transitions (the persist work item, the
+    /// control queue, `EvtDeviceReleaseHardware`): the counters to write now, if any are
+    /// pending.
     pub fn take_persist(&mut self) -> Option<PersistedCounters> {
         self.persist.take(false)
     }
@@ -337,5 +348,292 @@ impl DeviceState {
 impl Default for DeviceState {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hold::HoldAction;
+    use crate::ioctl::decode;
+    use crate::settings::RawSettings;
+    use crate::status::{STATUS_BUFFER_TOO_SMALL, STATUS_SUCCESS};
+    use pagewise_ioctl::{
+        IOCTL_PAGEWISE_GET_CONFIG, LogHeader, PageabilityReason, Wire, special_file,
+    };
+
+    const PAGING: u32 = 1;
+
+    #[repr(C, align(8))]
+    struct Out([u8; 4096]);
+
+    fn created(power_pageable: u32, stored: PersistedCounters) -> (DeviceState, LockAction) {
+        let settings = Settings::from_raw(RawSettings {
+            power_pageable: Some(power_pageable),
+            idle_timeout_ms: Some(2_000),
+            special_file_support: None,
+        });
+        let mut state = DeviceState::new();
+        let action = state.on_device_created(settings, stored, &Placements::new());
+        (state, action)
+    }
+
+    fn at(start: u64, end: u64, power_state: u32, np: bool) -> Transition {
+        Transition {
+            start_100ns: start,
+            end_100ns: end,
+            irql: 0,
+            power_state,
+            np,
+            status: STATUS_SUCCESS,
+        }
+    }
+
+    const D3: u32 = PowerDeviceState::D3 as u32;
+    const D3_FINAL: u32 = PowerDeviceState::D3Final as u32;
+
+    fn counters(d0_entries: u32, d0_exits: u32) -> PersistedCounters {
+        PersistedCounters {
+            d0_entries,
+            d0_exits,
+        }
+    }
+
+    #[test]
+    fn nonpageable_device_lifecycle() {
+        let (mut s, action) = created(0, counters(10, 9));
+        assert_eq!(
+            action,
+            LockAction::Lock,
+            "locked before the first transition"
+        );
+        // First start: D0Entry from D3Final, then SelfManagedIoInit: not a resume.
+        s.on_d0_entry(&at(100, 120, D3_FINAL, true));
+        s.on_self_managed_io_init(&at(130, 140, 0, true));
+        assert_eq!(s.stats().resumes, 0);
+        // Idle: suspend, D0Exit in an NP state: the counter write is deferred.
+        s.on_self_managed_io_suspend(&at(1_000, 1_001, 0, true));
+        assert_eq!(s.on_d0_exit(&at(1_010, 1_020, D3, true)), None);
+        assert_eq!(s.stats().deferred_writes, 1);
+        assert!(s.persist_pending());
+        // Resume: D0Entry from D3, Restart: one sample, from D0Entry start to Restart end.
+        s.on_d0_entry(&at(5_000, 5_100, D3, true));
+        assert_eq!(
+            s.on_self_managed_io_restart(&at(5_200, 5_700, 0, true)),
+            Some(700)
+        );
+        let stats = s.stats();
+        assert_eq!((stats.d0_entries, stats.d0_exits, stats.resumes), (2, 1, 1));
+        assert_eq!(
+            (stats.persisted_d0_entries, stats.persisted_d0_exits),
+            (10, 9)
+        );
+        assert_eq!(stats.last_resume_100ns, 700);
+        // A pageable point outside transitions writes the latest lifetime counts.
+        assert_eq!(s.take_persist(), Some(counters(12, 10)));
+        s.persist_done(true);
+        assert!(!s.persist_pending());
+        assert_eq!(s.take_persist(), None);
+        assert_eq!(s.stats().persisted_writes, 1);
+
+        let config = s.config();
+        assert_eq!(config.power_pageable, 0);
+        assert_eq!(config.reason, PageabilityReason::Setting as u32);
+        assert_eq!(config.effective_nonpageable, 1);
+        assert_eq!(config.power_down_locked, 1);
+        assert_eq!(config.idle_timeout_ms, 2_000);
+
+        let cleanup = s.on_cleanup();
+        assert_eq!(cleanup.lock, LockAction::Unlock);
+        assert!(!cleanup.resume_idle);
+    }
+
+    #[test]
+    fn log_records_carry_states_flags_and_durations() {
+        let (mut s, _) = created(0, counters(0, 0));
+        s.on_d0_entry(&at(100, 130, D3_FINAL, true));
+        let mut failed = at(200, 260, D3, true);
+        failed.status = -1;
+        s.on_d0_exit(&failed);
+        let log = s.log();
+        assert_eq!(log.len(), 2);
+        let entry = log.get(0).expect("first");
+        assert_eq!(entry.callback, CallbackId::D0Entry as u16);
+        assert_eq!(entry.previous_state, PowerDeviceState::D3Final as u8);
+        assert_eq!(entry.target_state, PowerDeviceState::D0 as u8);
+        assert_eq!((entry.timestamp_100ns, entry.duration_100ns), (100, 30));
+        assert_eq!(
+            entry.flags,
+            transition_flag::NONPAGEABLE_STATE | transition_flag::POWER_DOWN_LOCKED
+        );
+        let exit = log.get(1).expect("second");
+        assert_eq!(exit.callback, CallbackId::D0Exit as u16);
+        assert_eq!(exit.previous_state, PowerDeviceState::D0 as u8);
+        assert_eq!(exit.target_state, PowerDeviceState::D3 as u8);
+        assert_ne!(exit.flags & transition_flag::FAILED, 0);
+        assert_eq!(exit.status, -1);
+    }
+
+    #[test]
+    fn a_failed_d0_entry_is_logged_but_not_counted_or_timed() {
+        let (mut s, _) = created(1, counters(0, 0));
+        let mut t = at(10, 20, D3, false);
+        t.status = -5;
+        s.on_d0_entry(&t);
+        assert_eq!(s.stats().d0_entries, 0);
+        assert_eq!(s.on_self_managed_io_restart(&at(30, 40, 0, false)), None);
+        assert_eq!(s.log().len(), 2);
+    }
+
+    #[test]
+    fn pageable_device_persists_at_d0_exit_unless_on_a_special_path() {
+        let (mut s, action) = created(1, counters(0, 0));
+        assert_eq!(action, LockAction::None);
+        s.on_d0_entry(&at(0, 1, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(2, 3, 0, false));
+        assert_eq!(s.on_d0_exit(&at(10, 11, D3, false)), Some(counters(1, 1)));
+        s.persist_done(true);
+        let flags = s.log().get(0).expect("entry").flags;
+        assert_eq!(flags, transition_flag::POWER_PAGEABLE);
+
+        // Now a paging file lands on the device: it locks and behaves NP.
+        let d = s.on_usage_notification(PAGING, true);
+        assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::Lock));
+        assert_eq!(s.config().special_files, special_file::PAGING);
+        s.on_d0_entry(&at(100, 101, D3, true));
+        s.on_self_managed_io_restart(&at(102, 103, 0, true));
+        // Even if the FFI's NP test said false, the device on a paging path defers.
+        assert_eq!(s.on_d0_exit(&at(200, 201, D3, false)), None);
+        assert_eq!(s.stats().deferred_writes, 1);
+        let d = s.on_usage_notification(PAGING, false);
+        assert_eq!(d.action, LockAction::Unlock);
+        assert_eq!(s.take_persist(), Some(counters(2, 2)));
+        s.persist_done(false);
+        assert_eq!(
+            s.take_persist(),
+            Some(counters(2, 2)),
+            "retried after a failure"
+        );
+        s.persist_done(true);
+        let cleanup = s.on_cleanup();
+        assert_eq!(cleanup.lock, LockAction::None);
+    }
+
+    #[test]
+    fn hold_goes_through_the_state_and_cleanup_releases_it() {
+        let (mut s, _) = created(1, counters(0, 0));
+        assert!(matches!(
+            s.hold_request(0, 1_000),
+            HoldAction::StopIdleAndStartTimer { due_ms: 1_000 }
+        ));
+        assert!(matches!(
+            s.hold_request(0, 2_000),
+            HoldAction::RestartTimer { .. }
+        ));
+        assert_eq!(
+            s.hold_timer_fired(5),
+            TimerAction::Restart { due_ms: 2_000 }
+        );
+        assert!(s.hold().is_active());
+        let cleanup = s.on_cleanup();
+        assert!(cleanup.resume_idle);
+        assert!(!s.hold().is_active());
+        assert!(matches!(
+            s.hold_request(0, 10),
+            HoldAction::StopIdleAndStartTimer { .. }
+        ));
+        s.hold_stop_idle_failed();
+        assert!(!s.hold().is_active());
+    }
+
+    #[test]
+    fn answers_come_from_the_state() {
+        let (mut s, _) = created(0, counters(3, 4));
+        s.on_d0_entry(&at(1, 2, D3_FINAL, true));
+        let mut out = Out([0; 4096]);
+
+        let n = s
+            .answer(
+                decode(IOCTL_PAGEWISE_GET_CONFIG, &[]).expect("ok"),
+                &mut out.0,
+                1,
+            )
+            .expect("fits");
+        assert_eq!(Config::read_from(&out.0[..n]), Ok(s.config()));
+
+        let n = s.answer(Request::GetStats, &mut out.0, 1).expect("fits");
+        let stats = Stats::read_from(&out.0[..n]).expect("decodes");
+        assert_eq!((stats.d0_entries, stats.persisted_d0_exits), (1, 4));
+
+        let n = s
+            .answer(Request::GetLog { first_sequence: 0 }, &mut out.0, 1)
+            .expect("fits");
+        let header = LogHeader::read_from(&out.0[..n]).expect("decodes");
+        assert_eq!((header.count, header.next_sequence), (1, 1));
+        assert_eq!(n, 24 + 32);
+
+        assert_eq!(
+            s.answer(Request::GetStats, &mut out.0[..95], 1),
+            Err(STATUS_BUFFER_TOO_SMALL)
+        );
+        assert_eq!(
+            s.answer(Request::HoldD0 { duration_ms: 5 }, &mut out.0[..0], 1),
+            Ok(0)
+        );
+        let n = s
+            .answer(Request::GetVersion, &mut out.0, 0x0001_0203)
+            .expect("fits");
+        assert_eq!(n, 8);
+        assert_eq!(
+            u32::from_le_bytes(out.0[4..8].try_into().expect("4")),
+            0x0001_0203
+        );
+    }
+
+    #[test]
+    fn placements_reach_the_config() {
+        // Headers of a one-section image, enough for Placements::record.
+        let mut image = std::vec![0u8; 0x400];
+        image[0..2].copy_from_slice(b"MZ");
+        image[0x3C] = 0x40;
+        image[0x40..0x44].copy_from_slice(b"PE\0\0");
+        image[0x44..0x46].copy_from_slice(&0x8664u16.to_le_bytes());
+        image[0x46] = 1;
+        image[0x54] = 240;
+        image[0x58..0x5A].copy_from_slice(&0x20Bu16.to_le_bytes());
+        image[0x58 + 60..0x58 + 64].copy_from_slice(&0x400u32.to_le_bytes());
+        let table = 0x58 + 240;
+        image[table..table + 5].copy_from_slice(b".text");
+        image[table + 8..table + 12].copy_from_slice(&0x100u32.to_le_bytes());
+        image[table + 12..table + 16].copy_from_slice(&0x1000u32.to_le_bytes());
+        let headers = crate::image::PeHeaders::parse(&image).expect("valid");
+        let mut placements = Placements::new();
+        let _ = placements.record(
+            &headers,
+            CallbackId::D0Entry,
+            pagewise_roles::Role::PowerUp,
+            0x1010,
+        );
+        let mut s = DeviceState::new();
+        let _ = s.on_device_created(Settings::DEFAULT, counters(0, 0), &placements);
+        let config = s.config();
+        assert_eq!(config.callback_count, 1);
+        assert_eq!(config.callbacks[0].rva, 0x1010);
+        assert_eq!(&config.callbacks[0].section[..5], b".text");
+        assert_eq!(
+            config.callbacks[0].role,
+            pagewise_roles::Role::PowerUp as u16
+        );
+        assert_eq!(config.reason, PageabilityReason::Default as u32);
+        assert_eq!(config.power_pageable, 1);
+        assert_eq!(config.power_down_locked, 0);
+    }
+
+    #[test]
+    fn new_is_usable_in_a_const_context() {
+        static STATE: DeviceState = DeviceState::new();
+        assert_eq!(STATE.stats(), Stats::default());
+        assert!(STATE.log().is_empty());
+        assert_eq!(STATE.config().callback_count, 0);
     }
 }

@@ -11,7 +11,7 @@
 //! Every malformed input is an [`ImageError`]: all reads go through bounds-checked
 //! helpers, so no input can make this code panic or read outside the slice.
 
-use pagewise_ioctl::{CallbackPlacement, MAX_CALLBACKS};
+use pagewise_ioctl::{CallbackId, CallbackPlacement, MAX_CALLBACKS};
 use pagewise_roles::Role;
 
 /// `IMAGE_DOS_SIGNATURE`, "MZ".
@@ -435,7 +435,7 @@ impl Placements {
     pub fn record(
         &mut self,
         headers: &PeHeaders<'_>,
-        callback: pagewise_ioctl::CallbackId,
+        callback: CallbackId,
         role: Role,
         rva: u32,
     ) -> PlacementOutcome {
@@ -495,5 +495,373 @@ impl Placements {
 impl Default for Placements {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const LFANEW: usize = 0x80;
+    const OPT_SIZE: u16 = 240;
+    const HEADERS: usize = 0x400;
+
+    struct Section {
+        name: &'static [u8],
+        va: u32,
+        vsize: u32,
+        raw: u32,
+        flags: u32,
+    }
+
+    fn put16(b: &mut [u8], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    const FILE_HEADER: usize = LFANEW + 4;
+    const OPTIONAL: usize = FILE_HEADER + 20;
+    const TABLE: usize = OPTIONAL + OPT_SIZE as usize;
+
+    /// Headers of a PE32+ x64 image with these sections, `HEADERS` bytes long.
+    fn build(sections: &[Section]) -> Vec<u8> {
+        let mut b = vec![0u8; HEADERS];
+        put16(&mut b, 0, DOS_MAGIC);
+        put32(&mut b, 0x3C, u32::try_from(LFANEW).expect("small"));
+        put32(&mut b, LFANEW, NT_SIGNATURE);
+        put16(&mut b, FILE_HEADER, MACHINE_AMD64);
+        put16(
+            &mut b,
+            FILE_HEADER + 2,
+            u16::try_from(sections.len()).expect("few"),
+        );
+        put16(&mut b, FILE_HEADER + 16, OPT_SIZE);
+        put16(&mut b, OPTIONAL, PE32_PLUS_MAGIC);
+        put32(&mut b, OPTIONAL + 56, 0x8000);
+        put32(
+            &mut b,
+            OPTIONAL + 60,
+            u32::try_from(HEADERS).expect("small"),
+        );
+        for (i, s) in sections.iter().enumerate() {
+            let at = TABLE + i * SECTION_HEADER_SIZE;
+            b[at..at + s.name.len()].copy_from_slice(s.name);
+            put32(&mut b, at + 8, s.vsize);
+            put32(&mut b, at + 12, s.va);
+            put32(&mut b, at + 16, s.raw);
+            put32(&mut b, at + 36, s.flags);
+        }
+        b
+    }
+
+    fn sample() -> Vec<u8> {
+        build(&[
+            Section {
+                name: b".text",
+                va: 0x1000,
+                vsize: 0x234,
+                raw: 0x400,
+                flags: 0x6800_0020,
+            },
+            Section {
+                name: b"PAGE",
+                va: 0x2000,
+                vsize: 0x10,
+                raw: 0x200,
+                flags: 0x6000_0020,
+            },
+            // A linker that left VirtualSize zero: SizeOfRawData counts.
+            Section {
+                name: b"PAGEPWR",
+                va: 0x3000,
+                vsize: 0,
+                raw: 0x200,
+                flags: 0x6000_0020,
+            },
+            Section {
+                name: b"INIT",
+                va: 0x4000,
+                vsize: 0x80,
+                raw: 0x200,
+                flags: 0x6200_0020,
+            },
+        ])
+    }
+
+    fn section_at(image: &[u8], rva: u32) -> Result<Vec<u8>, ImageError> {
+        find_section(image, rva).map(|s| s.name_bytes().to_vec())
+    }
+
+    #[test]
+    fn valid_headers_and_lookups() {
+        let image = sample();
+        let h = PeHeaders::parse(&image).expect("valid");
+        assert_eq!(h.section_count(), 4);
+        assert_eq!(h.size_of_image(), 0x8000);
+        assert_eq!(section_at(&image, 0x1000).as_deref(), Ok(&b".text"[..]));
+        assert_eq!(section_at(&image, 0x1233).as_deref(), Ok(&b".text"[..]));
+        assert_eq!(section_at(&image, 0x2005).as_deref(), Ok(&b"PAGE"[..]));
+        assert_eq!(section_at(&image, 0x31FF).as_deref(), Ok(&b"PAGEPWR"[..]));
+        assert_eq!(section_at(&image, 0x407F).as_deref(), Ok(&b"INIT"[..]));
+        for gap in [0, 0xFFF, 0x1234, 0x2010, 0x3200, 0x4080, u32::MAX] {
+            assert_eq!(
+                section_at(&image, gap),
+                Err(ImageError::RvaNotInSection { rva: gap }),
+                "{gap:#x}"
+            );
+        }
+        let text = h.section(0).expect("first");
+        assert_eq!(text.characteristics, 0x6800_0020);
+        assert_eq!(text.size_of_raw_data, 0x400);
+        assert_eq!(h.section(4), None);
+        assert_eq!(h.sections().count(), 4);
+    }
+
+    #[test]
+    fn a_section_near_the_top_of_the_address_space_does_not_overflow() {
+        let image = build(&[Section {
+            name: b"TOP",
+            va: 0xFFFF_FF00,
+            vsize: 0x1000,
+            raw: 0,
+            flags: 0,
+        }]);
+        assert_eq!(section_at(&image, u32::MAX).as_deref(), Ok(&b"TOP"[..]));
+        assert!(section_at(&image, 0xFFFF_FEFF).is_err());
+    }
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        let good = sample();
+        let cases: Vec<(Vec<u8>, ImageError)> = vec![
+            (vec![], ImageError::TooSmall),
+            (good[..1].to_vec(), ImageError::TooSmall),
+            (good[..0x3F].to_vec(), ImageError::TooSmall),
+            (good[..0x40].to_vec(), ImageError::BadNtHeadersOffset),
+            (good[..LFANEW + 3].to_vec(), ImageError::BadNtHeadersOffset),
+            (good[..LFANEW + 10].to_vec(), ImageError::BadNtHeadersOffset),
+            (good[..=OPTIONAL].to_vec(), ImageError::BadNtHeadersOffset),
+            (
+                good[..OPTIONAL + 61].to_vec(),
+                ImageError::BadNtHeadersOffset,
+            ),
+            (
+                good[..TABLE + 4 * SECTION_HEADER_SIZE - 1].to_vec(),
+                ImageError::SectionTableOutOfBounds,
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                PeHeaders::parse(&bytes).err(),
+                Some(expected),
+                "len {}",
+                bytes.len()
+            );
+        }
+        let patched = |at: usize, value: &[u8]| {
+            let mut b = good.clone();
+            b[at..at + value.len()].copy_from_slice(value);
+            b
+        };
+        let cases = [
+            (patched(0, b"ZM"), ImageError::BadDosMagic),
+            (
+                patched(0x3C, &u32::MAX.to_le_bytes()),
+                ImageError::BadNtHeadersOffset,
+            ),
+            (
+                patched(0x3C, &0x3FEu32.to_le_bytes()),
+                ImageError::BadNtHeadersOffset,
+            ),
+            (patched(LFANEW, b"PE\0\x01"), ImageError::BadNtSignature),
+            (
+                patched(FILE_HEADER, &0x014Cu16.to_le_bytes()),
+                ImageError::NotAmd64 { machine: 0x14C },
+            ),
+            (
+                patched(FILE_HEADER, &0xAA64u16.to_le_bytes()),
+                ImageError::NotAmd64 { machine: 0xAA64 },
+            ),
+            (
+                patched(OPTIONAL, &0x10Bu16.to_le_bytes()),
+                ImageError::NotPe32Plus { magic: 0x10B },
+            ),
+            (
+                patched(FILE_HEADER + 16, &111u16.to_le_bytes()),
+                ImageError::OptionalHeaderTooSmall { size: 111 },
+            ),
+            (
+                patched(FILE_HEADER + 2, &0u16.to_le_bytes()),
+                ImageError::NoSections,
+            ),
+            (
+                patched(FILE_HEADER + 2, &97u16.to_le_bytes()),
+                ImageError::TooManySections { count: 97 },
+            ),
+            (
+                patched(FILE_HEADER + 2, &u16::MAX.to_le_bytes()),
+                ImageError::TooManySections { count: u16::MAX },
+            ),
+            // 96 sections would run past the 0x400 bytes given.
+            (
+                patched(FILE_HEADER + 2, &96u16.to_le_bytes()),
+                ImageError::SectionTableOutOfBounds,
+            ),
+            // An optional header claiming 64 KiB pushes the table out of the buffer.
+            (
+                patched(FILE_HEADER + 16, &u16::MAX.to_le_bytes()),
+                ImageError::SectionTableOutOfBounds,
+            ),
+            // SizeOfHeaders says the headers end before the section table does.
+            (
+                patched(OPTIONAL + 60, &0x100u32.to_le_bytes()),
+                ImageError::SectionTableOutOfBounds,
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(PeHeaders::parse(&bytes).err(), Some(expected));
+        }
+        // Lookups on malformed headers report the header error, not a section miss.
+        assert_eq!(find_section(&good[..10], 0x1000), Err(ImageError::TooSmall));
+    }
+
+    /// Every prefix of valid headers and every single-byte corruption of them parses to
+    /// Ok or Err, and lookups on whatever parses stay in bounds: no panic, whatever the
+    /// input (an out-of-bounds read would panic in these test builds).
+    #[test]
+    fn truncations_and_corruptions_never_panic() {
+        let good = sample();
+        for len in 0..=good.len() {
+            if let Ok(h) = PeHeaders::parse(&good[..len]) {
+                assert!(len >= TABLE + 4 * SECTION_HEADER_SIZE);
+                assert_eq!(h.sections().count(), 4);
+            }
+        }
+        let mut ok = 0;
+        for at in 0..TABLE + 4 * SECTION_HEADER_SIZE {
+            for value in [0x00, 0x7F, 0x80, 0xFF] {
+                let mut b = good.clone();
+                b[at] = value;
+                if let Ok(h) = PeHeaders::parse(&b) {
+                    ok += 1;
+                    for rva in [0, 0x1000, 0x2005, 0x3100, 0x4000, u32::MAX] {
+                        let _ = h.section_containing(rva);
+                    }
+                    assert!(h.sections().count() <= usize::from(MAX_SECTIONS));
+                }
+            }
+        }
+        assert!(ok > 0, "most corruptions of padding bytes still parse");
+    }
+
+    fn n(name: &str) -> [u8; 8] {
+        let mut out = [0; 8];
+        out[..name.len()].copy_from_slice(name.as_bytes());
+        out
+    }
+
+    #[test]
+    fn placement_rules() {
+        use PlacementViolation::*;
+        let table: [(Role, &str, Result<(), PlacementViolation>); 25] = [
+            (Role::PowerUp, ".text", Ok(())),
+            (Role::PowerUp, "PAGE", Err(ResidentInPageable)),
+            (Role::PowerUp, "PAGEPWR", Err(ResidentInPageable)),
+            (Role::PowerUp, "INIT", Err(CalledAfterInit)),
+            (Role::PowerUp, ".rdata", Ok(())),
+            (Role::Dispatch, ".text", Ok(())),
+            (Role::Dispatch, "PAGELK", Err(ResidentInPageable)),
+            (Role::Dispatch, "INIT", Err(CalledAfterInit)),
+            (Role::Dispatch, "page", Ok(())), // lower case is not pageable to the loader
+            (Role::Paged, "PAGE", Ok(())),
+            (Role::Paged, "PAGEPWR", Ok(())),
+            (Role::Paged, ".text", Err(NotPaged)),
+            (Role::Paged, "INIT", Err(CalledAfterInit)),
+            (Role::PowerDown, "PAGEPWR", Ok(())),
+            (Role::PowerDown, ".text", Err(NotPaged)),
+            (Role::PowerDown, "PAGE", Err(PowerDownOutsideLockedSection)),
+            (
+                Role::PowerDown,
+                "PAGEPWR2",
+                Err(PowerDownOutsideLockedSection),
+            ),
+            (Role::PowerDown, "INIT", Err(CalledAfterInit)),
+            (Role::Init, "INIT", Ok(())),
+            (Role::Init, ".text", Err(InitNotDiscarded)),
+            (Role::Init, "PAGE", Err(InitNotDiscarded)),
+            (Role::Init, "INITDATA", Err(InitNotDiscarded)),
+            (Role::Init, "", Err(InitNotDiscarded)),
+            (Role::PowerUp, "", Ok(())),
+            (Role::Paged, "PAG", Err(NotPaged)),
+        ];
+        for (role, name, expected) in table {
+            assert_eq!(
+                check_placement(role, &n(name)),
+                expected,
+                "{role:?} in {name:?}"
+            );
+        }
+        assert!(ResidentInPageable.is_hazard());
+        assert!(CalledAfterInit.is_hazard());
+        assert!(PowerDownOutsideLockedSection.is_hazard());
+        assert!(!NotPaged.is_hazard());
+        assert!(!InitNotDiscarded.is_hazard());
+    }
+
+    #[test]
+    fn names_are_trimmed_at_the_first_nul() {
+        assert_eq!(trim_name(b"PAGE\0\0\0\0"), b"PAGE");
+        assert_eq!(trim_name(b"PAGEPWR1"), b"PAGEPWR1");
+        assert_eq!(trim_name(&[0; 8]), b"");
+        assert!(is_pageable_section(&n("PAGE")));
+        assert!(!is_pageable_section(&n("PAG")));
+        assert!(is_init_section(&n("INIT")));
+        assert!(!is_init_section(&n("INIT1")));
+    }
+
+    #[test]
+    fn placements_table_records_counts_and_fills_up() {
+        let image = sample();
+        let h = PeHeaders::parse(&image).expect("valid");
+        let mut p = Placements::new();
+        assert_eq!(
+            p.record(&h, CallbackId::D0Entry, Role::PowerUp, 0x1010),
+            PlacementOutcome::Ok
+        );
+        assert_eq!(
+            p.record(&h, CallbackId::D0Exit, Role::PowerDown, 0x2004),
+            PlacementOutcome::Violation(PlacementViolation::PowerDownOutsideLockedSection)
+        );
+        assert_eq!(
+            p.record(&h, CallbackId::DriverEntry, Role::Init, 0x1100),
+            PlacementOutcome::Violation(PlacementViolation::InitNotDiscarded)
+        );
+        assert_eq!(
+            p.record(&h, CallbackId::HoldTimer, Role::Dispatch, 0x9000),
+            PlacementOutcome::NotFound
+        );
+        assert_eq!((p.hazards(), p.warnings()), (2, 1));
+        let s = p.as_slice();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].section, n(".text"));
+        assert_eq!(s[1].section, n("PAGE"));
+        assert_eq!(s[3].section, [0; 8]);
+        assert_eq!(s[3].callback, CallbackId::HoldTimer as u16);
+        for _ in 4..MAX_CALLBACKS {
+            assert_ne!(
+                p.record(&h, CallbackId::D0Entry, Role::PowerUp, 0x1000),
+                PlacementOutcome::Full
+            );
+        }
+        assert_eq!(
+            p.record(&h, CallbackId::D0Entry, Role::PowerUp, 0x1000),
+            PlacementOutcome::Full
+        );
+        assert_eq!(p.as_slice().len(), MAX_CALLBACKS);
+        assert_eq!(p.raw().1, MAX_CALLBACKS);
     }
 }

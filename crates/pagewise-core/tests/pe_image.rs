@@ -282,7 +282,7 @@ fn self_check_on_the_real_image() {
         assert_eq!(section.name, placement.section);
         let role = Role::from_u16(placement.role).expect("role");
         assert_eq!(
-            check_placement(role, &placement.section).is_err_and(|v| v.is_hazard()),
+            check_placement(role, &placement.section).is_err_and(PlacementViolation::is_hazard),
             matches!(
                 placements.as_slice().iter().position(|p| p == placement),
                 Some(4 | 5)
