@@ -17,7 +17,7 @@ use core::cell::UnsafeCell;
 
 use pagewise_core::DeviceState;
 use wdk_sys::{
-    KIRQL, PVOID, WDFDEVICE, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
+    KIRQL, PVOID, WDFDEVICE, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
     call_unsafe_wdf_function_binding,
 };
 
@@ -76,7 +76,7 @@ impl DeviceContext {
     #[inline(always)]
     pub unsafe fn raw(device: WDFDEVICE) -> *mut DeviceContext {
         // SAFETY: forwarded from the caller.
-        unsafe { DEVICE_CONTEXT_TYPE.context_of::<DeviceContext>(device as WDFOBJECT) }
+        unsafe { DEVICE_CONTEXT_TYPE.context_of::<DeviceContext>(device.cast()) }
     }
 
     /// The initialised context of `device`, or `None` before `EvtDriverDeviceAdd` wrote

@@ -11,8 +11,8 @@
 use pagewise_core::DeviceState;
 use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::settings::{
-    IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W,
-    RawSettings, SPECIAL_FILE_SUPPORT_W, Settings,
+    IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
+    SPECIAL_FILE_SUPPORT_W, Settings,
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
 use pagewise_macros::paged;
@@ -23,18 +23,16 @@ use wdk_sys::{
     _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
     _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
     PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
-    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES,
-    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST,
-    WDFDEVICE, WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
-    call_unsafe_wdf_function_binding,
+    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_PNPPOWER_EVENT_CALLBACKS,
+    WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFDRIVER, WDFKEY, WDFOBJECT,
+    WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM, call_unsafe_wdf_function_binding,
 };
 
 use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
 use crate::persist::{evt_persist_work_item, persist_if_pageable, write_counters};
 use crate::power::{
-    apply_lock_action, evt_device_d0_entry, evt_device_d0_exit,
-    evt_device_self_managed_io_restart, evt_device_self_managed_io_suspend,
-    evt_device_usage_notification_ex,
+    apply_lock_action, evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
+    evt_device_self_managed_io_suspend, evt_device_usage_notification_ex,
 };
 use crate::queue::{create_queues, evt_hold_timer, release_hold};
 use crate::selfcheck::check_placements;
@@ -72,7 +70,12 @@ fn query_ulong(key: WDFKEY, name: &'static [u16]) -> Option<u32> {
     let mut value: ULONG = 0;
     // SAFETY: `key` is open; `name` and `value` are locals that outlive the call.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfRegistryQueryULong, key, &raw const name, &raw mut value)
+        call_unsafe_wdf_function_binding!(
+            WdfRegistryQueryULong,
+            key,
+            &raw const name,
+            &raw mut value
+        )
     };
     nt_success(status).then_some(value)
 }
@@ -98,7 +101,10 @@ fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounter
         )
     };
     if !nt_success(status) {
-        trace!(DPFLTR_ERROR_LEVEL, "hardware key not readable %08x, using defaults", status);
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "hardware key not readable %08x, using defaults", status
+        );
         return (RawSettings::default(), PersistedCounters::default());
     }
     let raw = RawSettings {
@@ -174,7 +180,10 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     let (raw, stored) = read_registry(device_init);
     let settings = Settings::from_raw(raw);
     if settings.issues != 0 {
-        trace!(DPFLTR_ERROR_LEVEL, "invalid settings ignored, issue bits %x", settings.issues);
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "invalid settings ignored, issue bits %x", settings.issues
+        );
     }
 
     // Rule 3 of PAGING.md: decide now whether the power callbacks may touch pageable
@@ -305,7 +314,9 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     };
     // SAFETY: `device` is live; `idle` is initialised as the C INIT function does.
     check!(
-        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceAssignS0IdleSettings, device, &raw mut idle) },
+        unsafe {
+            call_unsafe_wdf_function_binding!(WdfDeviceAssignS0IdleSettings, device, &raw mut idle)
+        },
         "WdfDeviceAssignS0IdleSettings"
     );
 
@@ -329,8 +340,9 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
 
     let mut lock: WDFSPINLOCK = core::ptr::null_mut();
     // SAFETY: the attributes and out-pointer are locals.
-    let status =
-        unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockCreate, &raw mut attributes, &raw mut lock) };
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfSpinLockCreate, &raw mut attributes, &raw mut lock)
+    };
     if !nt_success(status) {
         return Err(status);
     }

@@ -10,8 +10,8 @@ use pagewise_macros::{init, paged};
 use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
-    DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, WDF_DRIVER_CONFIG,
-    WDF_NO_OBJECT_ATTRIBUTES, WDFDRIVER, call_unsafe_wdf_function_binding,
+    NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, WDF_DRIVER_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
+    WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
 use crate::device::evt_driver_device_add;
@@ -25,16 +25,13 @@ use crate::wdf::{structure_size, trace};
 #[init]
 #[cfg_attr(not(test), unsafe(export_name = "DriverEntry"))]
 pub unsafe extern "system" fn driver_entry(
-    driver: &mut DRIVER_OBJECT,
+    driver: PDRIVER_OBJECT,
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     // WDF_DRIVER_CONFIG_INIT(&config, EvtDriverDeviceAdd), then the unload callback.
     let mut config = WDF_DRIVER_CONFIG {
         Size: const { structure_size::<WDF_DRIVER_CONFIG>() },
-        EvtDriverDeviceAdd: Some(register::<
-            slot::EvtDriverDeviceAdd,
-            evt_driver_device_add,
-        >()),
+        EvtDriverDeviceAdd: Some(register::<slot::EvtDriverDeviceAdd, evt_driver_device_add>()),
         EvtDriverUnload: Some(register::<slot::EvtDriverUnload, evt_driver_unload>()),
         ..WDF_DRIVER_CONFIG::default()
     };
@@ -46,7 +43,7 @@ pub unsafe extern "system" fn driver_entry(
     let status = unsafe {
         call_unsafe_wdf_function_binding!(
             WdfDriverCreate,
-            core::ptr::from_mut(driver) as PDRIVER_OBJECT,
+            driver,
             registry_path,
             WDF_NO_OBJECT_ATTRIBUTES,
             &raw mut config,
@@ -65,6 +62,6 @@ pub unsafe extern "system" fn driver_entry(
 ///
 /// `PASSIVE_LEVEL`, runs once: `PAGE`.
 #[paged]
-unsafe extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
+pub(crate) unsafe extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
     trace!(DPFLTR_INFO_LEVEL, "unload");
 }

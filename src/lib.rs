@@ -47,8 +47,7 @@ mod selfcheck;
 mod wdf;
 
 /// `major << 16 | minor << 8 | patch` of this package, for `IOCTL_PAGEWISE_GET_VERSION`.
-pub(crate) const DRIVER_VERSION: u32 = (parse_version_part(env!("CARGO_PKG_VERSION_MAJOR"))
-    << 16)
+pub(crate) const DRIVER_VERSION: u32 = (parse_version_part(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
     | (parse_version_part(env!("CARGO_PKG_VERSION_MINOR")) << 8)
     | parse_version_part(env!("CARGO_PKG_VERSION_PATCH"));
 

@@ -20,9 +20,9 @@ use pagewise_macros::{paged, resident};
 use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
-    _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, ULONG, ULONG_PTR, WDFDEVICE, WDFQUEUE,
-    WDFREQUEST, WDFTIMER, call_unsafe_wdf_function_binding,
+    _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, ULONG, ULONG_PTR,
+    WDFDEVICE, WDFQUEUE, WDFREQUEST, WDFTIMER, call_unsafe_wdf_function_binding,
 };
 
 use crate::DRIVER_VERSION;
@@ -213,7 +213,9 @@ pub(crate) unsafe extern "C" fn evt_control_io_device_control(
     };
     // The decoder copies what it needs, so the input slice ends with this statement.
     // SAFETY: we own the request; the slice is dropped before the output is retrieved.
-    let decoded = decode(io_control_code, unsafe { input_bytes(request, input_buffer_length) });
+    let decoded = decode(io_control_code, unsafe {
+        input_bytes(request, input_buffer_length)
+    });
     let request_kind = match decoded {
         Ok(kind) => kind,
         Err(status) => {
@@ -225,7 +227,11 @@ pub(crate) unsafe extern "C" fn evt_control_io_device_control(
     if request_kind.queue() == Queue::PowerManaged {
         // SAFETY: we own the request; both queues belong to this device.
         let status = unsafe {
-            call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, request, context.power_queue)
+            call_unsafe_wdf_function_binding!(
+                WdfRequestForwardToIoQueue,
+                request,
+                context.power_queue
+            )
         };
         if !nt_success(status) {
             // SAFETY: forwarding failed, so the request is still ours.
@@ -263,7 +269,9 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
     // SAFETY: the framework passes the live queue, created on our device.
     let device = unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueGetDevice, queue) };
     // SAFETY: we own the request; the slice ends with this statement.
-    let decoded = decode(io_control_code, unsafe { input_bytes(request, input_buffer_length) });
+    let decoded = decode(io_control_code, unsafe {
+        input_bytes(request, input_buffer_length)
+    });
     // SAFETY: the queue's device is ours.
     let status = match (decoded, unsafe { DeviceContext::get(device) }) {
         (Ok(Request::HoldD0 { duration_ms }), Some(context)) => {

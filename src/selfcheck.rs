@@ -17,6 +17,7 @@ use crate::device::{
     evt_device_self_managed_io_cleanup, evt_device_self_managed_io_flush,
     evt_device_self_managed_io_init, evt_driver_device_add,
 };
+use crate::driver::evt_driver_unload;
 use crate::persist::evt_persist_work_item;
 use crate::power::{
     evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
@@ -74,6 +75,7 @@ pub(crate) fn check_placements(driver: WDFDRIVER) -> Placements {
     let base = start.addr();
     let callbacks = [
         callback!(DeviceAdd, evt_driver_device_add),
+        callback!(DriverUnload, evt_driver_unload),
         callback!(PrepareHardware, evt_device_prepare_hardware),
         callback!(ReleaseHardware, evt_device_release_hardware),
         callback!(D0Entry, evt_device_d0_entry),

@@ -9,9 +9,9 @@
 use core::ffi::CStr;
 
 use wdk_sys::{
-    _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE,
-    _WDF_TRI_STATE, PCWDF_OBJECT_CONTEXT_TYPE_INFO, ULONG, UNICODE_STRING, USHORT,
-    WDF_IO_QUEUE_CONFIG, WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDFOBJECT,
+    _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE,
+    PCWDF_OBJECT_CONTEXT_TYPE_INFO, ULONG, UNICODE_STRING, USHORT, WDF_IO_QUEUE_CONFIG,
+    WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDFOBJECT,
     call_unsafe_wdf_function_binding,
 };
 
@@ -20,7 +20,10 @@ use wdk_sys::{
 /// structure that did not fit a `ULONG` would be a compile error, not a truncation.
 pub const fn structure_size<T>() -> ULONG {
     let size = core::mem::size_of::<T>();
-    assert!(size <= ULONG::MAX as usize, "WDF structure larger than a ULONG");
+    assert!(
+        size <= ULONG::MAX as usize,
+        "WDF structure larger than a ULONG"
+    );
     // The assert above makes the cast lossless.
     #[allow(clippy::cast_possible_truncation)]
     let size = size as ULONG;
@@ -32,7 +35,7 @@ pub const fn structure_size<T>() -> ULONG {
 #[inline(always)]
 pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
     WDF_OBJECT_ATTRIBUTES {
-        Size: structure_size::<WDF_OBJECT_ATTRIBUTES>(),
+        Size: const { structure_size::<WDF_OBJECT_ATTRIBUTES>() },
         ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
         SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
         ..WDF_OBJECT_ATTRIBUTES::default()
@@ -44,7 +47,7 @@ pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
 #[inline(always)]
 pub fn sequential_queue_config() -> WDF_IO_QUEUE_CONFIG {
     WDF_IO_QUEUE_CONFIG {
-        Size: structure_size::<WDF_IO_QUEUE_CONFIG>(),
+        Size: const { structure_size::<WDF_IO_QUEUE_CONFIG>() },
         PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
         DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential,
         ..WDF_IO_QUEUE_CONFIG::default()
@@ -103,8 +106,10 @@ impl ContextTypeInfo {
     #[inline(always)]
     pub unsafe fn context_of<T>(&'static self, handle: WDFOBJECT) -> *mut T {
         // SAFETY: the caller passes a live handle; the type info is a valid static.
-        unsafe { call_unsafe_wdf_function_binding!(WdfObjectGetTypedContextWorker, handle, self.get()) }
-            .cast::<T>()
+        unsafe {
+            call_unsafe_wdf_function_binding!(WdfObjectGetTypedContextWorker, handle, self.get())
+        }
+        .cast::<T>()
     }
 }
 
@@ -118,13 +123,16 @@ macro_rules! trace {
     ($level:ident, $fmt:literal $(, $arg:expr)* $(,)?) => {
         #[cfg(debug_assertions)]
         {
+            // The component id is a C enum value (77); the conversion cannot fail.
+            let component =
+                ::wdk_sys::ULONG::try_from(::wdk_sys::_DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID)
+                    .unwrap_or(0);
             // DbgPrintEx's return value is the status of the print, which nobody acts on.
-            #[allow(clippy::cast_sign_loss)]
             // SAFETY: the format is a NUL-terminated literal whose conversions match the
-            // arguments, each of which is an integer or a NUL-terminated string.
+            // arguments, each of which is a 32-bit integer or a NUL-terminated string.
             let _ = unsafe {
                 ::wdk_sys::ntddk::DbgPrintEx(
-                    ::wdk_sys::_DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID as ::wdk_sys::ULONG,
+                    component,
                     ::wdk_sys::$level,
                     concat!("pagewise: ", $fmt, "\n\0").as_ptr().cast(),
                     $($arg),*
