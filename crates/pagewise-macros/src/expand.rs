@@ -60,8 +60,8 @@ pub(crate) fn try_expand(
             ),
         ));
     };
-    check_signature(kind, &function)?;
-    check_attributes(kind, role, &function.attrs)?;
+    check_signature(role, &function)?;
+    check_attributes(role, &function.attrs)?;
 
     let name = function.sig.ident.clone();
     let cfgs = cfg_attributes(&function.attrs);
@@ -96,12 +96,12 @@ pub(crate) fn try_expand(
     let records = section::ROLE_RECORDS;
     let marker_doc = marker_doc(&name_str, role);
     let record_doc = format!(
-        "The role record of `{name_str}`, kept in the image's `{records}` section for `cargo pagecheck`."
+        " The role record of `{name_str}`, kept in the image's `{records}` section for `cargo pagecheck`."
     );
     let safety_doc = format!(
-        "SAFETY: `#[{}]` placed `{name_str}` as `{role_name}` just above; this impl and the \
-         function come from the same expansion.",
-        kind.attribute_name()
+        " SAFETY: `{}` placed `{name_str}` as `{role_name}` just above; this impl and \
+         the function come from the same expansion.",
+        spelling(role)
     );
 
     Ok(quote! {
@@ -142,14 +142,26 @@ fn marker_doc(name: &str, role: Role) -> String {
     let role_name = role.name();
     let section = role.section();
     let placed = if role.is_resident() {
-        format!("resident in `{section}`")
+        // Why no section attribute: see the crate docs.
+        format!("resident: no section attribute, the compiler's default `{section}` is never paged")
     } else {
-        format!("in section `{section}`")
+        format!("section `{section}`")
     };
     format!(
-        "Placement marker of the function `{name}` (role `{role_name}`, {placed}): \
+        " Placement marker of the function `{name}` (role `{role_name}`, {placed}): \
          name it in `pagewise_roles::register::<Slot, {name}>()`."
     )
+}
+
+/// How the user writes the attribute for `role`, for messages.
+fn spelling(role: Role) -> &'static str {
+    match role {
+        Role::Init => "#[init]",
+        Role::Paged => "#[paged]",
+        Role::PowerDown => "#[paged(power_down)]",
+        Role::PowerUp => "#[resident(power_up)]",
+        Role::Dispatch => "#[resident(dispatch)]",
+    }
 }
 
 /// The role the attribute's arguments select.
@@ -214,14 +226,14 @@ fn parse_single_ident(kind: Kind, attr: TokenStream) -> syn::Result<Option<Ident
     parser.parse2(attr)
 }
 
-fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
-    let attribute = kind.attribute_name();
+fn check_signature(role: Role, function: &ItemFn) -> syn::Result<()> {
+    let attribute = spelling(role);
     let sig = &function.sig;
     if let Some(constness) = &sig.constness {
         return Err(syn::Error::new_spanned(
             constness,
             format!(
-                "`#[{attribute}]` cannot place a `const fn`: the compiler may evaluate or \
+                "`{attribute}` cannot place a `const fn`: the compiler may evaluate or \
                  inline it anywhere, so its code has no one section"
             ),
         ));
@@ -230,13 +242,16 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
         return Err(syn::Error::new_spanned(
             asyncness,
             format!(
-                "`#[{attribute}]` cannot place an `async fn`: its body runs in the future's \
+                "`{attribute}` cannot place an `async fn`: its body runs in the future's \
                  `poll`, which the section attribute would not cover"
             ),
         ));
     }
     let generics: Option<&dyn ToTokens> = if sig.generics.params.is_empty() {
-        sig.generics.where_clause.as_ref().map(|w| w as &dyn ToTokens)
+        sig.generics
+            .where_clause
+            .as_ref()
+            .map(|w| w as &dyn ToTokens)
     } else {
         Some(&sig.generics)
     };
@@ -244,7 +259,7 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
         return Err(syn::Error::new_spanned(
             generics,
             format!(
-                "`#[{attribute}]` cannot place a generic function: a callback slot takes one \
+                "`{attribute}` cannot place a generic function: a callback slot takes one \
                  function pointer and the role record one address; write lifetimes elided"
             ),
         ));
@@ -253,7 +268,7 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
         return Err(syn::Error::new_spanned(
             receiver,
             format!(
-                "`#[{attribute}]` places free functions only: the attribute also emits a \
+                "`{attribute}` places free functions only: the attribute also emits a \
                  marker type and a record, which cannot live in an `impl` block"
             ),
         ));
@@ -261,7 +276,7 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
     if let Some(variadic) = &sig.variadic {
         return Err(syn::Error::new_spanned(
             variadic,
-            format!("`#[{attribute}]` cannot place a variadic function"),
+            format!("`{attribute}` cannot place a variadic function"),
         ));
     }
     let impl_trait = sig
@@ -280,7 +295,7 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
         return Err(syn::Error::new_spanned(
             ty,
             format!(
-                "`#[{attribute}]` cannot place a function with `impl Trait` in its signature: \
+                "`{attribute}` cannot place a function with `impl Trait` in its signature: \
                  it has no single function-pointer type"
             ),
         ));
@@ -290,14 +305,14 @@ fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
 
 /// Rejects attributes that fight the placement: another section, or inlining of a function
 /// whose section is the point.
-fn check_attributes(kind: Kind, role: Role, attrs: &[Attribute]) -> syn::Result<()> {
-    let attribute = kind.attribute_name();
+fn check_attributes(role: Role, attrs: &[Attribute]) -> syn::Result<()> {
+    let attribute = spelling(role);
     for attr in attrs {
         if names_link_section(&attr.meta) {
             return Err(syn::Error::new_spanned(
                 attr,
                 format!(
-                    "`#[{attribute}]` chooses the function's section itself; remove this \
+                    "`{attribute}` chooses the function's section itself; remove this \
                      `link_section`"
                 ),
             ));
@@ -306,7 +321,7 @@ fn check_attributes(kind: Kind, role: Role, attrs: &[Attribute]) -> syn::Result<
             return Err(syn::Error::new_spanned(
                 attr,
                 format!(
-                    "`#[{attribute}]` functions are never inlined: an inlined copy runs from \
+                    "`{attribute}` functions are never inlined: an inlined copy runs from \
                      its caller's section, not from `{}`",
                     role.section()
                 ),

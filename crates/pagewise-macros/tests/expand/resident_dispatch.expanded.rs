@@ -1,0 +1,38 @@
+//! `#[resident(dispatch)]` on a default queue's EvtIoDeviceControl; argument patterns do
+//! not reach the function-pointer type.
+use pagewise_macros::resident;
+/// Handles every IOCTL at up to DISPATCH_LEVEL.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn evt_io_device_control(
+    _queue: WDFQUEUE,
+    request: WDFREQUEST,
+    mut output_buffer_length: usize,
+    _: usize,
+    io_control_code: ULONG,
+) {
+    output_buffer_length = output_buffer_length.min(MAX_OUTPUT);
+    complete(request, io_control_code, output_buffer_length);
+}
+/// Placement marker of the function `evt_io_device_control` (role `dispatch`, resident: no section attribute, the compiler's default `.text` is never paged): name it in `pagewise_roles::register::<Slot, evt_io_device_control>()`.
+#[allow(non_camel_case_types, dead_code)]
+enum evt_io_device_control {}
+/// SAFETY: `#[resident(dispatch)]` placed `evt_io_device_control` as `dispatch` just above; this impl and the function come from the same expansion.
+unsafe impl ::pagewise_roles::Placed for evt_io_device_control {
+    type Role = ::pagewise_roles::role::Dispatch;
+    type Fn = unsafe extern "C" fn(WDFQUEUE, WDFREQUEST, usize, usize, ULONG);
+    const FUNCTION: Self::Fn = evt_io_device_control;
+    const NAME: &'static str = "evt_io_device_control";
+}
+#[allow(dead_code)]
+impl evt_io_device_control {
+    /// The role record of `evt_io_device_control`, kept in the image's `.pwrole` section for `cargo pagecheck`.
+    const ROLE_RECORD: &'static ::pagewise_roles::RoleRecord = {
+        #[used]
+        #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = ".pwrole"))]
+        static RECORD: ::pagewise_roles::RoleRecord = ::pagewise_roles::RoleRecord::new(
+            ::pagewise_roles::Role::Dispatch,
+            evt_io_device_control as *const (),
+        );
+        &RECORD
+    };
+}
