@@ -308,7 +308,10 @@ fn check_signature(role: Role, function: &ItemFn) -> syn::Result<()> {
 fn check_attributes(role: Role, attrs: &[Attribute]) -> syn::Result<()> {
     let attribute = spelling(role);
     for attr in attrs {
-        if names_link_section(&attr.meta) {
+        if any_meta(
+            &attr.meta,
+            &|meta| matches!(meta, Meta::NameValue(nv) if nv.path.is_ident("link_section")),
+        ) {
             return Err(syn::Error::new_spanned(
                 attr,
                 format!(
@@ -317,7 +320,11 @@ fn check_attributes(role: Role, attrs: &[Attribute]) -> syn::Result<()> {
                 ),
             ));
         }
-        if !role.is_resident() && attr.path().is_ident("inline") && !is_inline_never(attr) {
+        // A top-level `#[inline(never)]` is what the attribute adds anyway; any other
+        // inlining attribute, or one under `cfg_attr`, would defeat or duplicate it.
+        let inlining = !is_inline_never(&attr.meta)
+            && any_meta(&attr.meta, &|meta| meta.path().is_ident("inline"));
+        if !role.is_resident() && inlining {
             return Err(syn::Error::new_spanned(
                 attr,
                 format!(
@@ -331,15 +338,18 @@ fn check_attributes(role: Role, attrs: &[Attribute]) -> syn::Result<()> {
     Ok(())
 }
 
-/// `link_section = ..`, `unsafe(link_section = ..)`, or either inside `cfg_attr`.
-fn names_link_section(meta: &Meta) -> bool {
+/// Whether `meta`, or an attribute inside it through `unsafe(..)` or `cfg_attr(..)`,
+/// satisfies `test`.
+fn any_meta(meta: &Meta, test: &dyn Fn(&Meta) -> bool) -> bool {
+    if test(meta) {
+        return true;
+    }
     match meta {
-        Meta::NameValue(name_value) => name_value.path.is_ident("link_section"),
         Meta::List(list) if list.path.is_ident("unsafe") => list
             .parse_args::<Meta>()
-            .is_ok_and(|inner| names_link_section(&inner)),
+            .is_ok_and(|inner| any_meta(&inner, test)),
         Meta::List(list) if list.path.is_ident("cfg_attr") => {
-            cfg_attr_parts(list).is_some_and(|(_, metas)| metas.iter().any(names_link_section))
+            cfg_attr_parts(list).is_some_and(|(_, metas)| metas.iter().any(|m| any_meta(m, test)))
         }
         _ => false,
     }
@@ -356,8 +366,8 @@ fn cfg_attr_parts(list: &syn::MetaList) -> Option<(TokenStream, Vec<Meta>)> {
     parser.parse2(list.tokens.clone()).ok()
 }
 
-fn is_inline_never(attr: &Attribute) -> bool {
-    match &attr.meta {
+fn is_inline_never(meta: &Meta) -> bool {
+    match meta {
         Meta::List(list) if list.path.is_ident("inline") => list
             .parse_args::<Ident>()
             .is_ok_and(|ident| ident == "never"),
@@ -366,7 +376,7 @@ fn is_inline_never(attr: &Attribute) -> bool {
 }
 
 fn has_inline_never(attrs: &[Attribute]) -> bool {
-    attrs.iter().any(is_inline_never)
+    attrs.iter().any(|attr| is_inline_never(&attr.meta))
 }
 
 /// The function's `#[cfg]`s (and the `cfg` parts of its `#[cfg_attr]`s), repeated on the

@@ -20,7 +20,8 @@
 //!    clash with the function, which lives in the value namespace;
 //! 3. `unsafe impl pagewise_roles::Placed for <name>`, giving the role marker type, the
 //!    function-pointer type built from the signature, the function and its name;
-//! 4. `impl <name> { const ROLE_RECORD: &RoleRecord }`, pointing at a `#[used]` static
+//! 4. `impl <name> { const ROLE_RECORD: &'static RoleRecord }` (the function's visibility),
+//!    pointing at a `#[used]` static
 //!    [`RoleRecord`](pagewise_roles::RoleRecord) in the `.pwrole` section, which
 //!    `cargo pagecheck` reads back from the linked image.
 //!
@@ -49,12 +50,11 @@
 //! # Registration is checked by type
 //!
 //! A driver stores callbacks only through [`pagewise_roles::register`], naming the slot and
-//! the marker type:
+//! the marker type. (The example is not compiled as a doctest: the expansion calls
+//! `::wdk::paged_code!()` and the callbacks use wdk-sys types, which build only against a
+//! WDK. `tests/ui/pass/*.rs` compile and run the same pattern against a stub `wdk`.)
 //!
 //! ```ignore
-//! // `ignore`: the expansion calls `::wdk::paged_code!()` and the callbacks use wdk-sys
-//! // types, which build only against a WDK. tests/pass/*.rs compile and run the same code
-//! // against a stub `wdk`.
 //! use pagewise_macros::{paged, resident};
 //! use pagewise_roles::{register, slot};
 //!
@@ -85,8 +85,16 @@
 //! `#[paged(power_down)]` function above as `EvtDeviceD0Entry`, fails to compile with:
 //!
 //! ```text
-//! error[E0277]: a function placed as `PowerDown` cannot be registered in a slot that needs `pagewise_roles::needs::PowerUp`
+//! error[E0277]: a function placed as `pagewise_roles::role::PowerDown` cannot be registered in a slot that needs `pagewise_roles::needs::PowerUp`
+//!   --> src/device.rs:40:25
+//!    |
+//! 40 |     Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_exit>());
+//!    |                     ^^^^^^^^^^^^^^^^^^^^^^ placement does not meet this callback slot's needs
+//!    |
+//!    = note: mark the function with the placement attribute the slot needs: power-up slots take #[resident(power_up)], ...
 //! ```
+//!
+//! (`tests/ui/fail/*.stderr` hold the complete messages.)
 //!
 //! A function without a placement attribute has no marker type, so it cannot be registered
 //! at all.

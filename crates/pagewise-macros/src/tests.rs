@@ -272,6 +272,14 @@ fn functions_that_cannot_be_placed_are_rejected() {
         ),
         ("#[inline] fn f() {}", "never inlined"),
         ("#[inline(always)] fn f() {}", "never inlined"),
+        (
+            "#[cfg_attr(debug_assertions, inline)] fn f() {}",
+            "never inlined",
+        ),
+        (
+            "#[cfg_attr(all(), inline(never))] fn f() {}",
+            "never inlined",
+        ),
     ];
     for (item, expected) in cases {
         let message = error(Kind::Paged, quote!(), tokens(item));
