@@ -142,6 +142,25 @@ fn gpr(reg: Register) -> Option<usize> {
 /// Registers a call may clobber in the Microsoft x64 convention.
 const VOLATILE: [usize; 7] = [0, 1, 2, 8, 9, 10, 11];
 
+/// What the decoder asks about the image while classifying instructions. [`Context`] answers
+/// from a real image; the unit tests answer from hand-assembled bytes.
+pub trait View {
+    /// Preferred image base.
+    fn image_base(&self) -> u64;
+    /// The RVA of an absolute address inside the image.
+    fn rva_of_va(&self, va: u64) -> Option<u32>;
+    /// Four bytes at `rva`, little-endian.
+    fn read_u32(&self, rva: u32) -> Option<u32>;
+    /// Whether `rva` lies in a code section.
+    fn is_code(&self, rva: u32) -> bool;
+    /// Whether `rva` is an import address table slot.
+    fn is_import_slot(&self, rva: u32) -> bool;
+    /// Whether `rva` is a `WdfFunctions_01xxx` table pointer variable.
+    fn is_wdf_table(&self, rva: u32) -> bool;
+    /// The code a relocated pointer in read-only data at `slot` points to.
+    fn constant_code_pointer(&self, slot: u32) -> Option<u32>;
+}
+
 /// Everything the decoder needs to know about the image to classify one instruction.
 pub struct Context<'a> {
     image: &'a Image,
@@ -160,11 +179,34 @@ impl<'a> Context<'a> {
             wdf_tables,
         }
     }
+}
+
+impl View for Context<'_> {
+    fn image_base(&self) -> u64 {
+        self.image.image_base
+    }
+
+    fn rva_of_va(&self, va: u64) -> Option<u32> {
+        self.image.rva_of_va(va)
+    }
+
+    fn read_u32(&self, rva: u32) -> Option<u32> {
+        let b = self.image.read_at(rva, 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
 
     fn is_code(&self, rva: u32) -> bool {
         self.image
             .section_of(rva)
             .is_some_and(|s| self.image.sections[s].is_code())
+    }
+
+    fn is_import_slot(&self, rva: u32) -> bool {
+        self.image.import_at(rva).is_some()
+    }
+
+    fn is_wdf_table(&self, rva: u32) -> bool {
+        self.wdf_tables.contains(&rva)
     }
 
     /// A pointer to code stored in read-only data (a relocated constant function pointer):
@@ -198,7 +240,7 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
     let mut decoder: Option<Decoder<'_>> = None;
     let mut section_rva = 0u32;
     let mut section_len = 0usize;
-    for (index, function) in ctx.functions.list.iter().enumerate() {
+    for function in &ctx.functions.list {
         push_offsets(&mut graph);
         if function.section != current_section {
             current_section = function.section;
@@ -221,24 +263,47 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
             continue;
         }
         decoder.set_ip(image.image_base + u64::from(function.start));
-        let mut state = FunctionState::new(index, function.start, function.end);
-        while decoder.position() < end && decoder.can_decode() {
-            decoder.decode_out(&mut instr);
-            graph.instructions += 1;
-            if instr.is_invalid() {
-                // Data or padding inside the range: resynchronise on the next byte.
-                state.reset();
-                continue;
-            }
-            state.step(ctx, &instr, &mut graph);
-        }
+        decode_range(
+            ctx,
+            decoder,
+            &mut instr,
+            end,
+            function.start,
+            function.end,
+            &mut graph,
+        );
         graph.code_bytes += (end - start) as u64;
     }
     push_offsets(&mut graph);
     graph
 }
 
-fn push_offsets(graph: &mut CallGraph) {
+/// Decodes one function: from the decoder's position up to byte `end` of its buffer, the
+/// function spanning RVAs `start..stop`. Results are appended to `graph`.
+pub fn decode_range<V: View>(
+    view: &V,
+    decoder: &mut Decoder<'_>,
+    instr: &mut Instruction,
+    end: usize,
+    start: u32,
+    stop: u32,
+    graph: &mut CallGraph,
+) {
+    let mut state = FunctionState::new(start, stop);
+    while decoder.position() < end && decoder.can_decode() {
+        decoder.decode_out(instr);
+        graph.instructions += 1;
+        if instr.is_invalid() {
+            // Data or padding inside the range: resynchronise on the next byte.
+            state.reset();
+            continue;
+        }
+        state.step(view, instr, graph);
+    }
+}
+
+/// Closes the current function's item lists (call after its [`decode_range`]).
+pub fn push_offsets(graph: &mut CallGraph) {
     // The flat vectors hold at most a few edges per instruction of a <4 GiB image.
     #[allow(clippy::cast_possible_truncation)]
     {
@@ -257,7 +322,7 @@ struct FunctionState {
 }
 
 impl FunctionState {
-    fn new(_index: usize, start: u32, end: u32) -> FunctionState {
+    fn new(start: u32, end: u32) -> FunctionState {
         FunctionState {
             start,
             end,
@@ -286,12 +351,12 @@ impl FunctionState {
     }
 
     #[allow(clippy::too_many_lines)]
-    fn step(&mut self, ctx: &Context<'_>, instr: &Instruction, graph: &mut CallGraph) {
-        let image = ctx.image;
+    fn step<V: View>(&mut self, ctx: &V, instr: &Instruction, graph: &mut CallGraph) {
+        let image = ctx;
         // The instruction's address: the decoder's IP is image_base + RVA, and functions lie
         // inside the image, so the difference fits.
         #[allow(clippy::cast_possible_truncation)]
-        let site = (instr.ip() - image.image_base) as u32;
+        let site = (instr.ip() - image.image_base()) as u32;
         let mnemonic = instr.mnemonic();
         match mnemonic {
             Mnemonic::Call | Mnemonic::Jmp => {
@@ -340,7 +405,7 @@ impl FunctionState {
                     OpKind::Memory => {
                         if instr.is_ip_rel_memory_operand() {
                             let slot = image.rva_of_va(instr.ip_rel_memory_address());
-                            if let Some(slot) = slot.filter(|&s| image.import_at(s).is_some()) {
+                            if let Some(slot) = slot.filter(|&s| image.is_import_slot(s)) {
                                 graph.externals.push((site, External::Import(slot)));
                             } else if let Some(target) =
                                 slot.and_then(|s| ctx.constant_code_pointer(s))
@@ -409,7 +474,7 @@ impl FunctionState {
                 let reg = instr.op0_register();
                 let value = if instr.is_ip_rel_memory_operand() {
                     match image.rva_of_va(instr.ip_rel_memory_address()) {
-                        Some(slot) if ctx.wdf_tables.contains(&slot) => Value::WdfTable,
+                        Some(slot) if ctx.is_wdf_table(slot) => Value::WdfTable,
                         _ => Value::Unknown,
                     }
                 } else {
@@ -513,7 +578,7 @@ impl FunctionState {
     /// LLVM's table-relative entries, unsigned RVAs for MSVC's `__ImageBase`-relative ones).
     fn resolve_table(
         &self,
-        ctx: &Context<'_>,
+        ctx: &impl View,
         site: u32,
         table: u32,
         base: u32,
@@ -526,10 +591,9 @@ impl FunctionState {
             .min(MAX_TABLE_ENTRIES);
         let mut resolved = 0;
         for i in 0..count {
-            let Some(bytes) = ctx.image.read_at(table.wrapping_add(i * 4), 4) else {
+            let Some(raw) = ctx.read_u32(table.wrapping_add(i * 4)) else {
                 break;
             };
-            let raw = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             let target = if signed {
                 base.wrapping_add_signed(raw.cast_signed())
             } else {
@@ -567,4 +631,228 @@ fn wdf_index(instr: &Instruction) -> Option<u32> {
     (disp % 8 == 0)
         .then(|| u32::try_from(disp / 8).ok())
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const BASE: u64 = 0x1_4000_0000;
+    const CODE: std::ops::Range<u32> = 0x1000..0x2000;
+
+    /// An image with code at `CODE`, four-byte data words where the test puts them, one IAT
+    /// slot and one `WdfFunctions` variable.
+    struct Fake {
+        words: HashMap<u32, u32>,
+        import_slot: u32,
+        wdf_table: u32,
+    }
+
+    impl View for Fake {
+        fn image_base(&self) -> u64 {
+            BASE
+        }
+        fn rva_of_va(&self, va: u64) -> Option<u32> {
+            va.checked_sub(BASE)
+                .and_then(|r| u32::try_from(r).ok())
+                .filter(|&r| r < 0x10000)
+        }
+        fn read_u32(&self, rva: u32) -> Option<u32> {
+            self.words.get(&rva).copied()
+        }
+        fn is_code(&self, rva: u32) -> bool {
+            CODE.contains(&rva)
+        }
+        fn is_import_slot(&self, rva: u32) -> bool {
+            rva == self.import_slot
+        }
+        fn is_wdf_table(&self, rva: u32) -> bool {
+            rva == self.wdf_table
+        }
+        fn constant_code_pointer(&self, _slot: u32) -> Option<u32> {
+            None
+        }
+    }
+
+    /// rel32 from the end of an instruction (`next`) to `target`.
+    fn rel(target: u32, next: u32) -> [u8; 4] {
+        target.wrapping_sub(next).to_le_bytes()
+    }
+
+    fn decode(view: &Fake, code: &[u8]) -> CallGraph {
+        let mut graph = CallGraph::default();
+        push_offsets(&mut graph);
+        let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
+        let mut instr = Instruction::default();
+        let stop = 0x1000 + u32::try_from(code.len()).expect("small");
+        decode_range(
+            view,
+            &mut decoder,
+            &mut instr,
+            code.len(),
+            0x1000,
+            stop,
+            &mut graph,
+        );
+        push_offsets(&mut graph);
+        graph
+    }
+
+    fn fake(words: &[(u32, u32)]) -> Fake {
+        Fake {
+            words: words.iter().copied().collect(),
+            import_slot: 0x4000,
+            wdf_table: 0x2000,
+        }
+    }
+
+    #[test]
+    fn llvm_jump_table_relative_to_table() {
+        // cmp ecx,2; ja .ret; lea rdx,[rip+T]; movsxd rax,[rdx+rcx*4]; add rax,rdx; jmp rax; .ret: ret
+        let mut code = vec![0x83, 0xf9, 0x02, 0x77, 0x10, 0x48, 0x8d, 0x15];
+        code.extend(rel(0x3000, 0x100c));
+        code.extend([0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0, 0xc3]);
+        let entry = |target: u32| target.wrapping_sub(0x3000);
+        let view = fake(&[
+            (0x3000, entry(0x1015)),
+            (0x3004, entry(0x1800)),
+            (0x3008, entry(0x1900)),
+            (0x300c, entry(0x1a00)),
+        ]);
+        let graph = decode(&view, &code);
+        let edges: Vec<(u32, u32, EdgeKind)> = graph
+            .edges_of(0)
+            .iter()
+            .map(|e| (e.site, e.target, e.kind))
+            .collect();
+        // Three entries (cmp bound 2 + 1): the one inside the function is no edge, the fourth
+        // word is past the bound.
+        assert_eq!(
+            edges,
+            vec![
+                (0x1013, 0x1800, EdgeKind::JumpTable),
+                (0x1013, 0x1900, EdgeKind::JumpTable)
+            ]
+        );
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    #[test]
+    fn msvc_jump_table_of_rvas_off_image_base() {
+        // cmp eax,2; ja .ret; lea rdx,[__ImageBase]; mov ecx,[rdx+rax*4+0x3000]; add rcx,rdx; jmp rcx; .ret: ret
+        let mut code = vec![0x83, 0xf8, 0x02, 0x77, 0x13, 0x48, 0x8d, 0x15];
+        code.extend(rel(0, 0x100c));
+        code.extend([
+            0x8b, 0x8c, 0x82, 0x00, 0x30, 0x00, 0x00, 0x48, 0x01, 0xd1, 0xff, 0xe1, 0xc3,
+        ]);
+        let view = fake(&[(0x3000, 0x1018), (0x3004, 0x1800), (0x3008, 0x1900)]);
+        let graph = decode(&view, &code);
+        let targets: Vec<u32> = graph.edges_of(0).iter().map(|e| e.target).collect();
+        assert_eq!(targets, vec![0x1800, 0x1900]);
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    #[test]
+    fn unbounded_table_stops_at_first_entry_outside_the_function() {
+        // Same LLVM shape without the cmp: only in-function entries count, so no edge, and
+        // the jump is still resolved.
+        let mut code = vec![0x48, 0x8d, 0x15];
+        code.extend(rel(0x3000, 0x1007));
+        code.extend([0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0, 0xc3]);
+        let entry = |target: u32| target.wrapping_sub(0x3000);
+        let view = fake(&[(0x3000, entry(0x1010)), (0x3004, entry(0x1800))]);
+        let graph = decode(&view, &code);
+        assert!(graph.edges_of(0).is_empty());
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    #[test]
+    fn unreadable_table_is_unresolved() {
+        let mut code = vec![0x48, 0x8d, 0x15];
+        code.extend(rel(0x3000, 0x1007));
+        code.extend([0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0]);
+        let graph = decode(&fake(&[]), &code);
+        assert_eq!(
+            graph.unresolved_of(0),
+            &[Unresolved {
+                site: 0x100e,
+                is_call: false,
+                through_memory: false
+            }]
+        );
+    }
+
+    #[test]
+    fn wdf_imports_indirect_calls_and_tail_jumps() {
+        let mut code = vec![0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x1007)); // mov rax,[rip+WdfFunctions]
+        code.extend([0xff, 0x90, 0x58, 0x02, 0x00, 0x00]); // call [rax+0x258]: index 75
+        code.extend([0x48, 0x8b, 0x05]);
+        code.extend(rel(0x2000, 0x1014)); // mov rax,[rip+WdfFunctions]
+        code.extend([0x48, 0x8b, 0x80, 0x18, 0x04, 0x00, 0x00]); // mov rax,[rax+0x418]: index 131
+        code.extend([0xff, 0xd0]); // call rax
+        code.extend([0xff, 0x15]);
+        code.extend(rel(0x4000, 0x1023)); // call [rip+IAT]
+        code.extend([0xff, 0xd0]); // call rax: clobbered by the calls, unresolved
+        code.extend([0xff, 0x51, 0x08]); // call [rcx+8]: unresolved
+        code.extend([0x48, 0x8d, 0x0d]);
+        code.extend(rel(0x1900, 0x102f)); // lea rcx,[rip+code]: address taken
+        code.push(0xe9);
+        code.extend(rel(0x1800, 0x1034)); // jmp: tail call
+        let graph = decode(&fake(&[]), &code);
+        assert_eq!(
+            graph.externals_of(0),
+            &[
+                (0x1007, External::Wdf(Some(75))),
+                (0x101b, External::Wdf(Some(131))),
+                (0x101d, External::Import(0x4000))
+            ]
+        );
+        assert_eq!(crate::wdf::function_name(75), Some("WdfDeviceCreate"));
+        assert_eq!(
+            crate::wdf::function_name(131),
+            Some("WdfFdoQueryForInterface")
+        );
+        assert_eq!(
+            graph.unresolved_of(0),
+            &[
+                Unresolved {
+                    site: 0x1023,
+                    is_call: true,
+                    through_memory: false
+                },
+                Unresolved {
+                    site: 0x1025,
+                    is_call: true,
+                    through_memory: true
+                },
+            ]
+        );
+        let edges: Vec<(u32, u32, EdgeKind)> = graph
+            .edges_of(0)
+            .iter()
+            .map(|e| (e.site, e.target, e.kind))
+            .collect();
+        assert_eq!(
+            edges,
+            vec![
+                (0x1028, 0x1900, EdgeKind::AddressTaken),
+                (0x102f, 0x1800, EdgeKind::Jump)
+            ]
+        );
+    }
+
+    #[test]
+    fn gpr_maps_every_width_to_one_slot() {
+        assert_eq!(gpr(Register::RCX), Some(1));
+        assert_eq!(gpr(Register::ECX), Some(1));
+        assert_eq!(gpr(Register::CX), Some(1));
+        assert_eq!(gpr(Register::CL), Some(1));
+        assert_eq!(gpr(Register::R9D), Some(9));
+        assert_eq!(gpr(Register::R9L), Some(9));
+        assert_eq!(gpr(Register::SIL), Some(6));
+        assert_eq!(gpr(Register::XMM0), None);
+    }
 }

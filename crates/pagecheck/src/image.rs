@@ -186,7 +186,12 @@ impl Image {
             let header = section.pe_section();
             let name = String::from_utf8_lossy(header.raw_name()).into_owned();
             let (file_offset, file_size) = header.pe_file_range();
-            if u64::from(file_offset) + u64::from(file_size) > u64::from(file_len) {
+            // The loader maps SizeOfRawData bytes; a file shorter than that was cut.
+            let raw_end = u64::from(header.pointer_to_raw_data.get(LE))
+                + u64::from(header.size_of_raw_data.get(LE));
+            if raw_end > u64::from(file_len)
+                || u64::from(file_offset) + u64::from(file_size) > u64::from(file_len)
+            {
                 return Err(bad(format!(
                     "section {name} extends past the end of the file (truncated image?)"
                 )));

@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests: run the real binary, build fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pagecheck::{Options, Report, analyze_path};
+
+/// What one run of `cargo-pagecheck` did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the built binary with `args`.
+pub fn run<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-pagecheck"))
+        .args(args)
+        .output()
+        .expect("run cargo-pagecheck");
+    Run {
+        // A signal (a crash) has no code: -1 fails every assertion on it.
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts the bad-input contract: exit 2, exactly one line on stderr, nothing on stdout, no
+/// panic. Returns the line.
+pub fn assert_bad_input(run: &Run, what: &str) -> String {
+    assert_eq!(run.code, 2, "{what}: exit code; stderr: {}", run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "{what}: stdout not empty: {}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("panicked"),
+        "{what}: panic: {}",
+        run.stderr
+    );
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: stderr is not one line: {:?}",
+        run.stderr
+    );
+    assert!(
+        lines[0].starts_with("cargo-pagecheck: "),
+        "{what}: {}",
+        lines[0]
+    );
+    lines[0].to_owned()
+}
+
+/// Builds a C fixture.
+pub fn c(name: &str) -> pe_fixtures::Image {
+    pe_fixtures::c(name).expect("build C fixture")
+}
+
+/// Builds a Rust fixture.
+pub fn rust(name: &str) -> pe_fixtures::Image {
+    pe_fixtures::rust(name).expect("build Rust fixture")
+}
+
+/// Runs the library analysis with `roots` given as `ROLE=SYMBOL`.
+pub fn analyze(image: &pe_fixtures::Image, roots: &[&str]) -> Report {
+    let options = Options {
+        pdb: None,
+        roots: roots
+            .iter()
+            .map(|r| r.parse().expect("root spec"))
+            .collect(),
+        fail_on_unresolved: false,
+    };
+    analyze_path(&image.image, &options).expect("analysis")
+}
+
+/// A scratch directory under the target dir, unique to `name`, emptied first.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Copies `from` into `dir` under `name`.
+pub fn copy_to(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to).expect("copy");
+    to
+}
+
+/// The symbols of a violation's chain.
+pub fn chain_symbols(v: &pagecheck::checks::Violation) -> Vec<&str> {
+    v.chain.iter().map(|l| l.symbol.as_str()).collect()
+}
+
+/// The section names of a violation's chain.
+pub fn chain_sections(v: &pagecheck::checks::Violation) -> Vec<&str> {
+    v.chain.iter().map(|l| l.section.as_str()).collect()
+}

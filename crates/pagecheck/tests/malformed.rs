@@ -1,0 +1,190 @@
+//! Bad input never panics: exit status 2 and one line on stderr, for every way an image or
+//! a PDB can be wrong, and for usage errors.
+
+mod common;
+
+use common::{assert_bad_input, run, scratch};
+
+#[test]
+fn missing_and_empty_and_non_pe_files() {
+    let dir = scratch("malformed-basic");
+    let line = assert_bad_input(&run([dir.join("nope.sys")]), "missing file");
+    assert!(line.contains("nope.sys"), "{line}");
+
+    let empty = dir.join("empty.sys");
+    std::fs::write(&empty, b"").expect("write");
+    assert!(assert_bad_input(&run([&empty]), "empty").contains("empty file"));
+
+    let text = dir.join("text.sys");
+    std::fs::write(
+        &text,
+        b"this is not a portable executable, just some text\n".repeat(4),
+    )
+    .expect("write");
+    assert!(assert_bad_input(&run([&text]), "text").contains("not a PE image"));
+
+    // MZ but no PE header behind e_lfanew.
+    let mut mz = vec![0u8; 128];
+    mz[..2].copy_from_slice(b"MZ");
+    mz[60] = 0x40;
+    let mz_path = dir.join("mz.sys");
+    std::fs::write(&mz_path, &mz).expect("write");
+    assert!(assert_bad_input(&run([&mz_path]), "mz only").contains("not a PE image"));
+}
+
+#[test]
+fn truncated_images_at_many_offsets() {
+    let image = common::c("clean");
+    let bytes = std::fs::read(&image.image).expect("read");
+    let dir = scratch("malformed-truncated");
+    std::fs::copy(&image.pdb, dir.join("cut.pdb")).expect("copy pdb");
+    let len = bytes.len();
+    for cut in [
+        1,
+        2,
+        63,
+        64,
+        0x80,
+        0x98,
+        0x100,
+        0x180,
+        0x200,
+        0x400,
+        len / 2,
+        len - 8,
+        len - 1,
+    ] {
+        let path = dir.join("cut.sys");
+        std::fs::write(&path, &bytes[..cut]).expect("write");
+        assert_bad_input(&run([&path]), &format!("cut at {cut:#x} of {len:#x}"));
+    }
+    // The uncut copy passes, so the failures above come from the cuts.
+    let whole = dir.join("cut.sys");
+    std::fs::write(&whole, &bytes).expect("write");
+    assert_eq!(run([&whole]).code, 0);
+}
+
+#[test]
+fn missing_pdb_and_pdb_of_another_image() {
+    let clean = common::c("clean");
+    let other = common::rust("rust_clean");
+    let dir = scratch("malformed-pdb");
+    let alone = common::copy_to(&clean.image, &dir, "alone.sys");
+    let line = assert_bad_input(&run([&alone]), "no pdb");
+    assert!(line.contains("no PDB found"), "{line}");
+
+    let line = assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--pdb".as_ref(),
+            other.pdb.as_os_str(),
+        ]),
+        "mismatch",
+    );
+    assert!(line.contains("does not match"), "{line}");
+
+    // The same mismatch found beside the image: a stale PDB next to a rebuilt driver.
+    let stale = common::copy_to(&clean.image, &dir, "stale.sys");
+    common::copy_to(&other.pdb, &dir, "stale.pdb");
+    // The CodeView record names clean.pdb; stale.pdb is found first by stem.
+    let line = assert_bad_input(&run([&stale]), "stale pdb");
+    assert!(line.contains("does not match"), "{line}");
+
+    // Not a PDB at all.
+    let garbage = dir.join("garbage.pdb");
+    std::fs::write(
+        &garbage,
+        b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0 truncated",
+    )
+    .expect("write");
+    assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--pdb".as_ref(),
+            garbage.as_os_str(),
+        ]),
+        "garbage pdb",
+    );
+}
+
+#[test]
+fn x86_image_is_rejected() {
+    if pe_fixtures::tools_missing().is_some() {
+        panic!("fixture tools missing: {:?}", pe_fixtures::tools_missing());
+    }
+    let dir = scratch("malformed-x86");
+    let src = dir.join("x86.c");
+    std::fs::write(
+        &src,
+        "int __stdcall DriverEntry(void *d, void *r) { return d == r; }\n",
+    )
+    .expect("write");
+    let obj = dir.join("x86.obj");
+    let status = std::process::Command::new(pe_fixtures::CLANG)
+        .args([
+            "--target=i686-pc-windows-msvc",
+            "-O2",
+            "-ffreestanding",
+            "-c",
+            "-o",
+        ])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .expect("clang");
+    assert!(status.success());
+    let sys = dir.join("x86.sys");
+    let status = std::process::Command::new(pe_fixtures::LLD_LINK)
+        .args([
+            "/MACHINE:X86",
+            "/DRIVER",
+            "/SUBSYSTEM:NATIVE",
+            "/NODEFAULTLIB",
+            "/ENTRY:DriverEntry",
+            "/DEBUG",
+        ])
+        .arg(format!("/OUT:{}", sys.display()))
+        .arg(&obj)
+        .status()
+        .expect("lld-link");
+    assert!(status.success());
+    let line = assert_bad_input(&run([&sys]), "x86 image");
+    assert!(line.contains("not an x64 image"), "{line}");
+}
+
+#[test]
+fn unknown_root_symbol_and_bad_root_spec() {
+    let clean = common::c("clean");
+    let line = assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--root".as_ref(),
+            "power-up=NoSuchFunction".as_ref(),
+        ]),
+        "unknown root",
+    );
+    assert!(
+        line.contains("unknown root symbol `NoSuchFunction`"),
+        "{line}"
+    );
+    let line = assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--root".as_ref(),
+            "wake=EvtDeviceD0Entry".as_ref(),
+        ]),
+        "bad role",
+    );
+    assert!(line.contains("unknown role"), "{line}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    assert_bad_input(&run::<[&str; 0], &str>([]), "no arguments");
+    assert_bad_input(&run(["pagecheck"]), "cargo subcommand, no image");
+    assert_bad_input(&run(["x.sys", "--format", "xml"]), "bad format");
+    assert_bad_input(&run(["x.sys", "--no-such-flag"]), "unknown flag");
+    let help = run(["pagecheck", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("--fail-on-unresolved"));
+}
