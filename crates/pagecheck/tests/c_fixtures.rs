@@ -1,0 +1,367 @@
+//! C drivers compiled by clang for x86_64-pc-windows-msvc and linked by lld-link: each
+//! fixture is one shape of the paging mistake, checked through the library and the binary.
+
+mod common;
+
+use common::{analyze, chain_sections, chain_symbols, run};
+use pagecheck::checks::{Level, Rule, Violation};
+use serde_json::Value;
+
+fn errors(report: &pagecheck::Report) -> Vec<&Violation> {
+    report
+        .violations
+        .iter()
+        .filter(|v| v.level == Level::Error)
+        .collect()
+}
+
+#[test]
+fn clean_has_no_violation() {
+    let image = common::c("clean");
+    let report = analyze(
+        &image,
+        &["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"],
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.roots.len(), 2);
+    // Footprint: every function lands in the residency of its section.
+    let section_of = |name: &str| {
+        report
+            .footprint
+            .functions
+            .iter()
+            .find(|f| f.symbol == name)
+            .map(|f| f.section.as_str())
+    };
+    assert_eq!(section_of("EvtDeviceD0Entry"), Some(".text"));
+    assert_eq!(section_of("ConfigureQueues"), Some("PAGE"));
+    assert_eq!(section_of("DriverEntry"), Some("INIT"));
+    let sum = |res| {
+        report
+            .footprint
+            .functions
+            .iter()
+            .filter(|f| f.residency == res)
+            .map(|f| u64::from(f.size))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        report.footprint.resident,
+        sum(pagecheck::image::Residency::Resident)
+    );
+    assert!(report.footprint.pageable > 0 && report.footprint.discardable > 0);
+    // The kernel imports are external calls, not edges or unresolved sites.
+    assert!(
+        report
+            .externals
+            .iter()
+            .any(|e| e.name == "ntoskrnl.exe!KeAcquireSpinLockRaiseToDpc")
+    );
+    assert!(report.unresolved.is_empty());
+
+    let out = run([
+        image.image.as_os_str(),
+        "--root".as_ref(),
+        "power-up=EvtDeviceD0Entry".as_ref(),
+        "--root".as_ref(),
+        "dispatch=EvtIoDeviceControl".as_ref(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("pagecheck: 0 error(s), 0 warning(s); 2 roots"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn resident_calls_paged_directly() {
+    let image = common::c("resident_calls_paged");
+    let report = analyze(&image, &["power-up=EvtDeviceD0Entry"]);
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].rule, Rule::ResidentReachesPageable);
+    assert_eq!(
+        chain_symbols(errors[0]),
+        ["EvtDeviceD0Entry", "LoadCalibration"]
+    );
+    assert_eq!(chain_sections(errors[0]), [".text", "PAGE"]);
+    // Without the root there is nothing to check from.
+    assert!(errors_of(&image, &[]).is_empty());
+}
+
+fn errors_of(image: &pe_fixtures::Image, roots: &[&str]) -> Vec<Violation> {
+    errors(&analyze(image, roots))
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn deep_chain_reports_every_link() {
+    let image = common::c("deep_chain");
+    let errors = errors_of(&image, &["power-up=EvtDeviceD0Entry"]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        chain_symbols(&errors[0]),
+        [
+            "EvtDeviceD0Entry",
+            "RestoreContext",
+            "ReprogramRegisters",
+            "ApplyDefaults",
+            "ReadDefaultsFromRegistry"
+        ]
+    );
+    assert_eq!(
+        chain_sections(&errors[0]),
+        [".text", ".text", ".text", ".text", "PAGE"]
+    );
+    // Every link but the last names the call site inside its function.
+    for link in &errors[0].chain[..4] {
+        let site = link.site.expect("site");
+        assert!(site >= link.rva, "{link:?}");
+    }
+    assert!(!chain_symbols(&errors[0]).contains(&"OtherPath"));
+}
+
+#[test]
+fn tail_jump_into_paged_code() {
+    let image = common::c("tail_jump");
+    let errors = errors_of(&image, &["power-up=EvtDeviceD0Entry"]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        chain_symbols(&errors[0]),
+        ["EvtDeviceD0Entry", "ResumeFirmware"]
+    );
+    // The site is the root's last instruction: a jmp rel32 (E9) in the image bytes.
+    let site = errors[0].chain[0].site.expect("site");
+    let bytes = std::fs::read(&image.image).expect("read");
+    let file = object_offset(&bytes, site);
+    assert_eq!(bytes[file], 0xe9, "expected jmp rel32 at {site:#x}");
+}
+
+/// File offset of `rva` (via the library's own reader).
+fn object_offset(bytes: &[u8], rva: u32) -> usize {
+    let image = pagecheck::image::Image::parse(bytes.to_vec()).expect("parse");
+    let s = &image.sections[image.section_of(rva).expect("section")];
+    (s.file_offset + (rva - s.rva)) as usize
+}
+
+#[test]
+fn root_placed_in_page() {
+    let image = common::c("root_in_page");
+    let errors = errors_of(&image, &["power-up=EvtDeviceD0Entry", "dispatch=EvtIoRead"]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].rule, Rule::ResidentRootNotResident);
+    assert_eq!(chain_symbols(&errors[0]), ["EvtDeviceD0Entry"]);
+    assert_eq!(chain_sections(&errors[0]), ["PAGE"]);
+    // The same function given a non-resident role is fine.
+    assert!(errors_of(&image, &["paged=EvtDeviceD0Entry"]).is_empty());
+}
+
+#[test]
+fn paged_code_calling_init_and_resident_code_keeping_init_address() {
+    let image = common::c("paged_calls_init");
+    let errors = errors_of(&image, &[]);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors.iter().all(|v| v.rule == Rule::InitUseAfterDiscard));
+    let mut chains: Vec<Vec<&str>> = errors.iter().map(chain_symbols).collect();
+    chains.sort();
+    assert_eq!(
+        chains,
+        vec![
+            vec!["EvtDeviceD0Entry", "InitOnlyCallback"],
+            vec!["EvtDevicePrepareHardware", "ParseRegistryDefaults"]
+        ]
+    );
+    let call = errors
+        .iter()
+        .find(|v| v.chain[0].symbol == "EvtDevicePrepareHardware")
+        .expect("call");
+    assert!(call.message.contains("calls INIT code"), "{}", call.message);
+    assert_eq!(chain_sections(call), ["PAGE", "INIT"]);
+    let lea = errors
+        .iter()
+        .find(|v| v.chain[0].symbol == "EvtDeviceD0Entry")
+        .expect("lea");
+    assert!(
+        lea.message.contains("takes the address of INIT code"),
+        "{}",
+        lea.message
+    );
+}
+
+#[test]
+fn indirect_calls_are_unresolved_and_fail_only_when_asked() {
+    let image = common::c("indirect_call");
+    let roots = ["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"];
+    let report = analyze(&image, &roots);
+    assert!(!report.failed());
+    let mut sites: Vec<&str> = report
+        .unresolved
+        .iter()
+        .filter(|u| u.resident)
+        .map(|u| u.function.as_str())
+        .collect();
+    sites.sort_unstable();
+    assert_eq!(sites, ["EvtDeviceD0Entry", "EvtIoDeviceControl"]);
+    let warnings: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.rule == Rule::UnresolvedIndirect)
+        .collect();
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings.iter().all(|v| v.level == Level::Warning));
+    // No invented edge: nothing the roots reach is reported paged.
+    assert!(
+        !report
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::ResidentReachesPageable)
+    );
+
+    let args = |extra: &[&str]| {
+        let mut a = vec![image.image.display().to_string()];
+        for r in roots {
+            a.push("--root".into());
+            a.push(r.into());
+        }
+        a.extend(extra.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    assert_eq!(run(args(&[])).code, 0);
+    let strict = run(args(&["--fail-on-unresolved"]));
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+    assert_eq!(
+        strict.stdout.matches("error[PC005]").count(),
+        2,
+        "{}",
+        strict.stdout
+    );
+}
+
+#[test]
+fn json_output_shape() {
+    let image = common::c("deep_chain");
+    let out = run([
+        image.image.as_os_str(),
+        "--root".as_ref(),
+        "power-up=EvtDeviceD0Entry".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(out.code, 1);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let violations = doc["violations"].as_array().expect("violations array");
+    assert_eq!(violations.len(), 1);
+    let v = &violations[0];
+    assert_eq!(v["rule"], "PC002");
+    assert!(
+        v["message"]
+            .as_str()
+            .expect("message")
+            .contains("ReadDefaultsFromRegistry")
+    );
+    let chain = v["chain"].as_array().expect("chain");
+    assert_eq!(chain.len(), 5);
+    for link in chain {
+        assert!(
+            link["symbol"].is_string() && link["rva"].is_u64() && link["section"].is_string(),
+            "{link}"
+        );
+    }
+    assert_eq!(chain[0]["symbol"], "EvtDeviceD0Entry");
+    assert_eq!(chain[4]["section"], "PAGE");
+    for key in [
+        "footprint",
+        "slack",
+        "unresolved",
+        "roots",
+        "summary",
+        "externals",
+    ] {
+        assert!(!doc[key].is_null(), "missing {key}");
+    }
+    assert!(doc["footprint"]["resident"].as_u64().expect("resident") > 0);
+}
+
+#[test]
+fn sarif_output_has_the_fields_code_scanning_requires() {
+    let image = common::c("deep_chain");
+    let out = run([
+        image.image.as_os_str(),
+        "--root".as_ref(),
+        "power-up=EvtDeviceD0Entry".as_ref(),
+        "--format".as_ref(),
+        "sarif".as_ref(),
+    ]);
+    assert_eq!(out.code, 1);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("SARIF is JSON");
+    assert_eq!(doc["version"], "2.1.0");
+    assert!(
+        doc["$schema"]
+            .as_str()
+            .expect("$schema")
+            .contains("sarif-2.1.0")
+    );
+    let run0 = &doc["runs"][0];
+    let driver = &run0["tool"]["driver"];
+    assert_eq!(driver["name"], "cargo-pagecheck");
+    let rules = driver["rules"].as_array().expect("rules");
+    let ids: Vec<&str> = rules
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["PC001", "PC002", "PC003", "PC004", "PC005"]);
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["shortDescription"]["text"].is_string())
+    );
+    let results = run0["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["ruleId"], "PC002");
+    assert_eq!(r["level"], "error");
+    assert_eq!(
+        rules[r["ruleIndex"].as_u64().expect("ruleIndex") as usize]["id"],
+        "PC002"
+    );
+    assert!(
+        r["message"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("EvtDeviceD0Entry")
+    );
+    let loc = &r["locations"][0];
+    assert_eq!(
+        loc["physicalLocation"]["artifactLocation"]["uri"],
+        image.image.display().to_string()
+    );
+    assert_eq!(
+        loc["logicalLocations"][0]["name"],
+        "ReadDefaultsFromRegistry"
+    );
+    let flow = r["codeFlows"][0]["threadFlows"][0]["locations"]
+        .as_array()
+        .expect("thread flow");
+    let names: Vec<&str> = flow
+        .iter()
+        .map(|l| {
+            l["location"]["logicalLocations"][0]["name"]
+                .as_str()
+                .expect("name")
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "EvtDeviceD0Entry",
+            "RestoreContext",
+            "ReprogramRegisters",
+            "ApplyDefaults",
+            "ReadDefaultsFromRegistry"
+        ]
+    );
+}
