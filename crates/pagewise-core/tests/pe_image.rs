@@ -6,11 +6,8 @@
 //! then checks that `pagewise_core::image` finds every exported function in the section its
 //! attribute named, and that it agrees with the `object` crate on every section.
 //!
-//! The tools are Debian packages (`rustc-web cargo-web rust-web-src lld`); without them the test
-//! fails with a one-line message naming them, rather than passing without checking anything.
+//! See `common/mod.rs` for the build and the tools it needs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use object::{Object, ObjectSection, read::pe::PeFile64};
@@ -21,84 +18,12 @@ use pagewise_core::image::{
 use pagewise_ioctl::CallbackId;
 use pagewise_roles::Role;
 
-const RUSTC: &str = "/usr/bin/rustc";
-const CARGO: &str = "/usr/bin/cargo";
-const LLD_LINK: &str = "/usr/bin/lld-link";
-const RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library/core/Cargo.toml";
-
-/// Link arguments of a driver, as `link.exe /DRIVER` plus a WDK build would mark sections:
-/// `.text` not paged, `INIT` discardable.
-const LINK_ARGS: &[&str] = &[
-    "/DRIVER",
-    "/SUBSYSTEM:NATIVE",
-    "/NODEFAULTLIB",
-    "/ENTRY:DriverEntry",
-    "/SECTION:.text,ERP",
-    "/SECTION:INIT,ERD",
-];
-
-fn build() -> Result<PathBuf, String> {
-    for (path, package) in [
-        (RUSTC, "rustc-web"),
-        (CARGO, "cargo-web"),
-        (RUST_SRC, "rust-web-src"),
-        (LLD_LINK, "lld"),
-    ] {
-        if !Path::new(path).exists() {
-            return Err(format!(
-                "{path} missing: install the Debian package {package}"
-            ));
-        }
-    }
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture-driver");
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pagewise-core-fixture");
-    let mut command = Command::new(CARGO);
-    command
-        .current_dir(&fixture)
-        .args(["rustc", "--release", "--target", "x86_64-pc-windows-msvc"])
-        .arg("-Zbuild-std=core")
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .arg("--");
-    for arg in LINK_ARGS {
-        command.arg("-C").arg(format!("link-arg={arg}"));
-    }
-    // The outer `cargo test` exports variables meant for this crate's build; the fixture's
-    // build must not inherit them.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        command.env_remove(var);
-    }
-    command
-        .env("RUSTC", RUSTC)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", LLD_LINK);
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {CARGO}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "fixture build failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(target_dir.join("x86_64-pc-windows-msvc/release/pagewise_core_fixture.dll"))
-}
+mod common;
 
 /// The image's bytes, built once per test process.
 fn image() -> &'static [u8] {
     static IMAGE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    let result = IMAGE.get_or_init(|| {
-        let path = build()?;
-        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
-    });
-    match result {
+    match IMAGE.get_or_init(|| common::build("fixture-driver", &[])) {
         Ok(bytes) => bytes,
         Err(message) => panic!("{message}"),
     }
