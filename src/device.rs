@@ -29,7 +29,7 @@ use wdk_sys::{
 };
 
 use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
-use crate::persist::{evt_persist_work_item, persist_if_pageable, write_counters};
+use crate::persist::{evt_persist_work_item, write_counters};
 use crate::power::{
     apply_lock_action, evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
     evt_device_self_managed_io_suspend, evt_device_usage_notification_ex,
@@ -428,7 +428,7 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 }
 
 /// `EvtDeviceSelfManagedIoInit`: the first start (KMDF calls Restart on later ones).
-/// Logs it and writes the counters of that first D0Entry if the device is pageable.
+/// Logs it and has the work item persist the counts of that first D0Entry.
 ///
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]
@@ -444,8 +444,15 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVIC
             np: crate::power::device_state_is_np(device),
             status: STATUS_SUCCESS,
         };
-        context.with_state(|state| state.on_self_managed_io_init(&transition));
-        persist_if_pageable(device, context);
+        let pending = context.with_state(|state| {
+            state.on_self_managed_io_init(&transition);
+            state.persist_pending()
+        });
+        if pending {
+            // The work item writes once the device is out of the start-up transition.
+            // SAFETY: the work item is a live child of this device.
+            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
+        }
     }
     STATUS_SUCCESS
 }

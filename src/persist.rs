@@ -77,7 +77,7 @@ pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> 
 ///
 /// `PASSIVE_LEVEL`, off the power path: `PAGE`.
 #[paged]
-pub(crate) fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
+fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
     if device_state_is_np(device) {
         return;
     }

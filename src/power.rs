@@ -107,10 +107,15 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDE
     // SAFETY: called by the framework for this device.
     if let Some(context) = unsafe { DeviceContext::get(device) } {
         let transition = finish(probe, 0, STATUS_SUCCESS);
-        let _time_to_working =
-            context.with_state(|state| state.on_self_managed_io_restart(&transition));
-        // SAFETY: the work item is a live child of this device.
-        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
+        let pending = context.with_state(|state| {
+            // The time to working is in the statistics; nothing to do with it here.
+            let _time_to_working = state.on_self_managed_io_restart(&transition);
+            state.persist_pending()
+        });
+        if pending {
+            // SAFETY: the work item is a live child of this device.
+            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
+        }
     }
     STATUS_SUCCESS
 }
