@@ -78,7 +78,16 @@ pub fn generate_large_c_units(functions: usize, seed: u64, units: usize) -> Vec<
     for index in 0..functions {
         let unit = &mut out[index % units];
         let section = section_of(index, &mut rng);
-        let callees = [rng.below(functions), rng.below(functions)];
+        // Callees other than the function itself (clang rejects a function whose every path
+        // calls itself); with a single function, it calls f0 = itself only conditionally.
+        let mut other = || {
+            if functions == 1 {
+                return 0;
+            }
+            let pick = rng.below(functions - 1);
+            if pick >= index { pick + 1 } else { pick }
+        };
+        let callees = [other(), other()];
         for callee in callees {
             // Prototypes may repeat; C allows compatible redeclarations.
             let _ = writeln!(unit, "u64 f{callee}(u64);");
@@ -103,7 +112,7 @@ pub fn generate_large_c_units(functions: usize, seed: u64, units: usize) -> Vec<
             rng.below(256),
             callees[0]
         );
-        if rng.below(2) == 0 {
+        if rng.below(2) == 0 && callees[1] != index {
             let _ = writeln!(
                 unit,
                 "  return f{}(x ^ 0x{:x}ull);\n}}",

@@ -660,10 +660,38 @@ fn cached(
     });
     if result.is_err() {
         let _ = fs::remove_dir_all(&scratch);
+    } else {
+        prune_older(&cache, kind, name, &done);
     }
     // The lock is released when `lock` is dropped, after the rename.
     drop(lock);
     result.map(|()| image)
+}
+
+/// Removes the images an earlier version of the same fixture left (`<kind>-<name>-<hash>`
+/// with another hash): every source edit would otherwise leave a copy behind. One name has one
+/// current image, so callers that want several variants at once (the benchmark's sizes) give
+/// each its own name.
+fn prune_older(cache: &Path, kind: &str, name: &str, keep: &Path) {
+    let prefix = format!("{kind}-{name}-");
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        // `<prefix><16 hex digits>` exactly: `c-large-1-...` is not an older `c-large`.
+        let is_older = file_name
+            .strip_prefix(&prefix)
+            .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_older && path != keep {
+            // Best effort: a leftover only costs disk space.
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// A name no other thread or process uses at the same time.

@@ -153,3 +153,130 @@ pub fn assert_section(loaded: &Loaded, name: &str, characteristics: u32) {
         section.characteristics
     );
 }
+
+/// A function from the PDB's module symbols (`S_GPROC32`/`S_LPROC32`): C names as written,
+/// Rust names as paths (`crate::function`).
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub rva: u32,
+    pub len: u32,
+}
+
+/// Every procedure of every module in the PDB.
+pub fn functions(image: &Image) -> Vec<Function> {
+    use pdb2::FallibleIterator;
+    let mut pdb = pdb2::PDB::open(std::fs::File::open(&image.pdb).expect("PDB")).expect("PDB");
+    let map = pdb.address_map().expect("address map");
+    let dbi = pdb.debug_information().expect("DBI");
+    let mut modules = dbi.modules().expect("modules");
+    let mut out = Vec::new();
+    while let Some(module) = modules.next().expect("module") {
+        let Some(info) = pdb.module_info(&module).expect("module info") else {
+            continue;
+        };
+        let mut symbols = info.symbols().expect("symbols");
+        while let Some(symbol) = symbols.next().expect("symbol") {
+            if let Ok(pdb2::SymbolData::Procedure(procedure)) = symbol.parse()
+                && let Some(rva) = procedure.offset.to_rva(&map)
+            {
+                out.push(Function {
+                    name: procedure.name.to_string().into_owned(),
+                    rva: rva.0,
+                    len: procedure.len,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The function called `name`, or for a Rust generic the first whose name starts with it.
+pub fn function<'f>(functions: &'f [Function], name: &str) -> &'f Function {
+    functions
+        .iter()
+        .find(|f| f.name == name)
+        .or_else(|| functions.iter().find(|f| f.name.starts_with(name)))
+        .unwrap_or_else(|| {
+            let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+            panic!("no function {name} in {names:?}")
+        })
+}
+
+/// What one instruction of a function does with another address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// `call rel32` to an RVA.
+    Call(u64),
+    /// `jmp rel32` to an RVA (a tail call when outside the function).
+    Jump(u64),
+    /// `lea reg, [rip + disp]` of an RVA (an address taken).
+    Address(u64),
+    /// `call`/`jmp` through a register.
+    IndirectRegister,
+    /// `call`/`jmp` through memory (not the import table), with the displacement.
+    IndirectMemory {
+        base_is_rip: bool,
+        displacement: u64,
+    },
+    /// `mov reg, [rip + disp]` loading from an RVA.
+    Load(u64),
+}
+
+/// Decodes `function` with iced-x86 and lists its edges (RVAs relative to the image base).
+pub fn edges(loaded: &Loaded, function: &Function) -> Vec<Edge> {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
+    let section = loaded
+        .section_of_rva(u64::from(function.rva))
+        .expect("function in a section");
+    let data = loaded.section_data(&section.name);
+    let start = (function.rva - section.rva) as usize;
+    let bytes = &data[start..start + function.len as usize];
+    let ip = loaded.image_base + u64::from(function.rva);
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let base = loaded.image_base;
+    let mut out = Vec::new();
+    for instruction in &mut decoder {
+        let mnemonic = instruction.mnemonic();
+        let branch = matches!(mnemonic, Mnemonic::Call | Mnemonic::Jmp);
+        match instruction.op0_kind() {
+            OpKind::NearBranch64 if branch => {
+                let target = instruction.near_branch_target() - base;
+                out.push(if mnemonic == Mnemonic::Call {
+                    Edge::Call(target)
+                } else {
+                    Edge::Jump(target)
+                });
+            }
+            OpKind::Register if branch => out.push(Edge::IndirectRegister),
+            OpKind::Memory if branch => {
+                let rip = instruction.memory_base() == Register::RIP;
+                let displacement = if rip {
+                    instruction.memory_displacement64() - base
+                } else {
+                    instruction.memory_displacement64()
+                };
+                out.push(Edge::IndirectMemory {
+                    base_is_rip: rip,
+                    displacement,
+                });
+            }
+            _ => {}
+        }
+        if mnemonic == Mnemonic::Lea && instruction.memory_base() == Register::RIP {
+            out.push(Edge::Address(instruction.memory_displacement64() - base));
+        }
+        if mnemonic == Mnemonic::Mov
+            && instruction.op1_kind() == OpKind::Memory
+            && instruction.memory_base() == Register::RIP
+        {
+            out.push(Edge::Load(instruction.memory_displacement64() - base));
+        }
+    }
+    out
+}
+
+/// The RVA of `name` among the functions, as u64 for comparing with edges.
+pub fn rva_of(functions: &[Function], name: &str) -> u64 {
+    u64::from(function(functions, name).rva)
+}
