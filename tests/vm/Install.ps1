@@ -1,0 +1,115 @@
+<#
+.SYNOPSIS
+    Installs (or updates) the pagewise driver package and its root-enumerated device.
+
+.DESCRIPTION
+    1. Imports the package's test certificate (the .cer that 'cargo make' writes next to
+       the driver, WDRLocalTestCert) into LocalMachine\Root and LocalMachine\TrustedPublisher,
+       unless it is there already, so the test-signed catalog is trusted without prompts.
+    2. Creates the device if no device with hardware ID Root\Pagewise exists:
+       'devcon install pagewise.inf Root\Pagewise' (a root-enumerated device node has to
+       be created by someone; pnputil cannot). If the device exists, updates its driver:
+       'pnputil /add-driver pagewise.inf /install'.
+    3. Verifies that exactly one pagewise device is present and started (Get-PnpDevice
+       status OK, problem code 0), shows 'pnputil /enum-devices' for it, checks that the
+       pagewise kernel service runs, and, if pagewisectl.exe is found, that the driver
+       answers 'pagewisectl version'.
+    Safe to re-run: an existing certificate is left alone, an existing device is updated.
+
+.PARAMETER PackageDir
+    The package folder (target\<profile>\pagewise_package). Default: next to the scripts,
+    then the repository's target\release and target\debug.
+
+.PARAMETER DevconPath
+    devcon.exe, if not on PATH, in the WDK Tools folder or next to the scripts.
+
+.PARAMETER ClientPath
+    pagewisectl.exe, for the final check. Optional.
+
+.EXAMPLE
+    .\Install.ps1 -PackageDir C:\pagewise\pagewise_package
+#>
+[CmdletBinding()]
+param(
+    [string]$PackageDir,
+    [string]$DevconPath,
+    [string]$ClientPath
+)
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+. (Join-Path $PSScriptRoot 'Common.ps1')
+
+Assert-Administrator
+$package = Find-PackageDir -Explicit $PackageDir
+$inf = Join-Path $package $PagewiseInf
+foreach ($file in @($PagewiseInf, $PagewiseSys, 'pagewise.cat')) {
+    if (-not (Test-Path -LiteralPath (Join-Path $package $file) -PathType Leaf)) {
+        throw "$file missing from ${package}: build the package with 'cargo make'."
+    }
+}
+Write-Step "Package: $package"
+
+Write-Step 'Trusting the test certificate'
+$cers = @(Get-ChildItem -LiteralPath $package -Filter '*.cer')
+if ($cers.Count -eq 0) {
+    throw "No .cer in ${package}: 'cargo make' exports the signing certificate there."
+}
+foreach ($cer in $cers) {
+    $certificate = New-Object System.Security.Cryptography.X509Certificates.X509Certificate2($cer.FullName)
+    foreach ($store in @('Root', 'TrustedPublisher')) {
+        $location = "Cert:\LocalMachine\$store"
+        if (Test-Path -LiteralPath (Join-Path $location $certificate.Thumbprint)) {
+            Write-Host "    $($certificate.Subject) already in LocalMachine\$store"
+        } else {
+            Import-Certificate -FilePath $cer.FullName -CertStoreLocation $location | Out-Null
+            Write-Host "    imported $($certificate.Subject) ($($certificate.Thumbprint)) into LocalMachine\$store"
+        }
+    }
+}
+
+$existing = @(Get-PagewiseDevice)
+if ($existing.Count -eq 0) {
+    Write-Step "Creating the root-enumerated device $PagewiseHardwareId"
+    $devcon = Find-Tool -Name 'devcon.exe' -Explicit $DevconPath
+    if ($null -eq $devcon) {
+        throw 'devcon.exe not found: copy it from the WDK (Tools\<version>\x64) next to these scripts or pass -DevconPath.'
+    }
+    # devcon: 0 success, 1 success but a reboot is needed, 2 failure, 3 usage error.
+    $result = Invoke-Native -FilePath $devcon -ArgumentList @('install', $inf, $PagewiseHardwareId) -AllowedExitCodes @(0, 1)
+    if ($result.ExitCode -eq 1) {
+        Write-Warning 'devcon reports that a reboot is needed to finish the installation.'
+    }
+} else {
+    Write-Step "Updating the driver of $(@($existing | ForEach-Object { $_.InstanceId }) -join ', ')"
+    # 3010: installed, reboot needed. 259: nothing newer to install (the same package is
+    # already on the device), which a re-run of an unchanged build legitimately hits.
+    $result = Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -AllowedExitCodes @(0, 259, 3010)
+    if ($result.ExitCode -eq 3010) {
+        Write-Warning 'pnputil reports that a reboot is needed to finish the update.'
+    }
+    foreach ($device in @(Get-PresentPagewiseDevice)) {
+        if ($device.Status -ne 'OK') {
+            # A device left stopped by an earlier failed install: start it again.
+            Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/restart-device', $device.InstanceId) -AllowedExitCodes @(0, 3010) | Out-Null
+        }
+    }
+}
+
+Write-Step 'Verifying'
+$device = Wait-PagewiseStarted -TimeoutSeconds 60
+Write-Host "    $($device.InstanceId): $($device.Status), $($device.FriendlyName)"
+Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/enum-devices', '/instanceid', $device.InstanceId, '/drivers') -AllowedExitCodes @(0) | Out-Null
+$service = Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='$PagewiseService'"
+if ($null -eq $service -or $service.State -ne 'Running') {
+    throw "The $PagewiseService kernel service is not running."
+}
+Write-Host "    service $PagewiseService running from $($service.PathName)"
+
+$client = $null
+try { $client = Find-Client -Explicit $ClientPath -PackageDir $package } catch { Write-Warning $_.Exception.Message }
+if ($null -ne $client) {
+    $version = Invoke-Client -ClientPath $client -Arguments @('version')
+    Write-Host "    pagewisectl: driver $($version.Json.driver_version), interface $($version.Json.interface_version)"
+}
+Write-Host 'pagewise is installed and started.' -ForegroundColor Green
