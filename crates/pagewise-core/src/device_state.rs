@@ -24,6 +24,7 @@
 //! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`DeviceState::answer`] |
 //! | HOLD_D0 on the power-managed queue | [`DeviceState::hold_request`] |
 //! | hold `EvtTimerFunc` | [`DeviceState::hold_timer_fired`] |
+//! | `EvtDeviceSelfManagedIoFlush`, after stopping the hold timer | [`DeviceState::release_hold`] → resume idle |
 //! | device cleanup | [`DeviceState::on_cleanup`] → unlock / resume idle |
 
 use pagewise_ioctl::{CallbackId, Config, Stats, TransitionRecord, transition_flag};
@@ -255,7 +256,16 @@ impl DeviceState {
         self.hold.timer_fired(now)
     }
 
-    /// Device cleanup: release the lock and any hold.
+    /// Ends a hold at removal (`EvtDeviceSelfManagedIoFlush`, after
+    /// `WdfTimerStop(timer, TRUE)`): true when the FFI must call `WdfDeviceResumeIdle`
+    /// for a hold that was still active. A later [`DeviceState::on_cleanup`] then finds
+    /// nothing to release.
+    #[must_use]
+    pub fn release_hold(&mut self) -> bool {
+        self.hold.release()
+    }
+
+    /// Device cleanup: release the lock and any hold still active.
     pub fn on_cleanup(&mut self) -> CleanupActions {
         CleanupActions {
             lock: self.pageability.on_cleanup(),
@@ -544,6 +554,17 @@ mod tests {
         ));
         s.hold_stop_idle_failed();
         assert!(!s.hold().is_active());
+    }
+
+    #[test]
+    fn a_hold_released_at_flush_is_not_released_again_at_cleanup() {
+        let (mut s, _) = created(1, counters(0, 0));
+        assert!(!s.release_hold(), "nothing to release");
+        let _ = s.hold_request(0, 1_000);
+        assert!(s.release_hold());
+        assert!(!s.release_hold());
+        assert!(!s.on_cleanup().resume_idle);
+        assert_eq!(s.hold_timer_fired(u64::MAX), TimerAction::None);
     }
 
     #[test]

@@ -215,3 +215,31 @@ fn self_check_on_the_real_image() {
         );
     }
 }
+
+/// Every RVA of the image, one by one: our lookup and `object`'s section table name the same
+/// section (or both none).
+#[test]
+fn every_rva_agrees_with_object() {
+    let bytes = image();
+    let file = PeFile64::parse(bytes).expect("parses");
+    let headers = PeHeaders::parse(bytes).expect("parses");
+    let base = file.relative_address_base();
+    let theirs = |rva: u32| {
+        file.sections()
+            .find(|s| {
+                let start = s.address() - base;
+                (start..start + s.size()).contains(&u64::from(rva))
+            })
+            .map(|s| s.name_bytes().expect("name").to_vec())
+    };
+    let mut hits = 0;
+    for rva in 0..headers.size_of_image() + 0x100 {
+        let ours = headers
+            .section_containing(rva)
+            .ok()
+            .map(|s| s.name_bytes().to_vec());
+        assert_eq!(ours, theirs(rva), "{rva:#x}");
+        hits += usize::from(ours.is_some());
+    }
+    assert!(hits > 0);
+}

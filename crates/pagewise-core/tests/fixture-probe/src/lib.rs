@@ -108,7 +108,8 @@ pub unsafe extern "system" fn probe_power(
             let d = state.on_usage_notification(t.power_state, t.np);
             d.action as u64 ^ u64::from(d.status.cast_unsigned())
         }
-        8 => {
+        8 => u64::from(state.release_hold()),
+        9 => {
             let c = state.on_cleanup();
             c.lock as u64 ^ u64::from(c.resume_idle)
         }
