@@ -24,14 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// driver's whole life. The C WDK build passes `/SECTION:INIT,d`; wdk-build 0.6.0 does
 /// not (PAGING.md section 6).
 ///
-/// link.exe keeps a section's R/W/E bits when the letters are omitted and sets the other
-/// bits (D, K, P, S) exactly as listed, so `d` alone makes a section discardable and
-/// clears not-paged.
+/// The letters are spelled out in full. link.exe keeps a section's R/W/E bits when they
+/// are omitted (so the C WDK's `INIT,d` works there), but lld-link sets exactly the letters
+/// given, and `.pwrole,d` linked by lld comes out unreadable: with `ERD`/`RD` both linkers
+/// produce the same flags. Not naming P clears not-paged, which is the point.
 #[cfg(windows)]
 const SECTION_LINK_ARGS: &[&str] = &[
     // DriverEntry and what only it calls: freed once DriverEntry returns.
-    "/SECTION:INIT,d",
+    "/SECTION:INIT,ERD",
     // The role records of pagewise-roles: read by `cargo pagecheck` from the file, never
     // by the driver, so the loader can drop them with INIT.
-    "/SECTION:.pwrole,d",
+    "/SECTION:.pwrole,RD",
 ];

@@ -27,7 +27,7 @@ pub mod section {
     pub const POWER_DOWN: &str = "PAGEPWR";
     /// Resident code: the compiler's default section.
     pub const RESIDENT: &str = ".text";
-    /// Role records. Discardable (`/SECTION:.pwrole,D`): only tools read it, never the driver.
+    /// Role records. Discardable (`/SECTION:.pwrole,RD`): only tools read it, never the driver.
     pub const ROLE_RECORDS: &str = ".pwrole";
 
     /// True for a section name the kernel loader treats as pageable: upper-case `PAGE`
@@ -298,6 +298,11 @@ impl PlacementRole for role::Dispatch {
 ///
 /// Implement only through the placement attributes: `FUNCTION` must be a function that
 /// really is placed as `Role` says.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no placement attribute",
+    label = "not placed",
+    note = "mark the function with #[init], #[paged], #[paged(power_down)], #[resident(power_up)] or #[resident(dispatch)] from pagewise-macros"
+)]
 pub unsafe trait Placed {
     /// The function's role marker.
     type Role: PlacementRole;
@@ -458,6 +463,6 @@ mod tests {
             .expect("one record")
             .expect("valid");
         assert_eq!(parsed.role, Role::PowerDown);
-        assert_eq!(parsed.address, demo as usize as u64);
+        assert_eq!(parsed.address, demo as *const () as usize as u64);
     }
 }

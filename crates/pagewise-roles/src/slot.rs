@@ -79,11 +79,6 @@ macro_rules! slots {
     };
 }
 
-const PASSIVE: &str = "PASSIVE_LEVEL";
-const UP_TO_DISPATCH: &str = "<= DISPATCH_LEVEL";
-
-// The literals below must be the constants above; macro_rules cannot take a const as a
-// `literal`, and a test checks the two agree.
 slots! {
     /// `EvtDriverDeviceAdd`.
     EvtDriverDeviceAdd: Passive, "PASSIVE_LEVEL", "runs once per device at PASSIVE_LEVEL, off the power path";
@@ -147,6 +142,9 @@ slots! {
 mod tests {
     use super::*;
     use crate::Role;
+
+    const PASSIVE: &str = "PASSIVE_LEVEL";
+    const UP_TO_DISPATCH: &str = "<= DISPATCH_LEVEL";
 
     #[test]
     fn irql_literals_are_the_documented_ones() {
