@@ -1,4 +1,4 @@
-//! The INF's AddReg defaults and the settings code agree: same value names, DWORD type, and
+//! The INF's `AddReg` defaults and the settings code agree: same value names, DWORD type, and
 //! values that `Settings::from_raw` accepts as given (no clamping, no "invalid" report) and that
 //! equal the documented defaults. A rename or a new default on one side fails here.
 
