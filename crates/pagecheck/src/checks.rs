@@ -387,16 +387,22 @@ impl Graph<'_> {
             .collect();
         while let Some(f) = stack.pop() {
             for edge in self.calls.edges_of(f) {
-                if let Some(t) = self.functions.containing(edge.target) {
-                    if !findings.referenced[t]
-                        && self.functions.list[t].residency == Residency::Resident
-                    {
-                        findings.referenced[t] = true;
-                        stack.push(t);
-                    }
+                if let Some(t) = self.functions.containing(edge.target)
+                    && !findings.referenced[t]
+                    && self.functions.list[t].residency == Residency::Resident
+                {
+                    findings.referenced[t] = true;
+                    stack.push(t);
                 }
             }
         }
+        self.unresolved_in_resident(&mut findings, fail_on_unresolved);
+        findings
+    }
+
+    /// PC005: every unresolved transfer in a function a resident root reaches.
+    fn unresolved_in_resident(&self, findings: &mut GraphFindings, fail_on_unresolved: bool) {
+        let n = self.functions.len();
         for f in (0..n).filter(|&f| findings.reached[f]) {
             for u in self.calls.unresolved_of(f) {
                 let func = &self.functions.list[f];
@@ -422,7 +428,6 @@ impl Graph<'_> {
                 });
             }
         }
-        findings
     }
 
     fn reach_violation(&self, root: &Root, chain: Vec<Link>, target_rva: u32) -> Violation {

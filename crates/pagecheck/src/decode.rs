@@ -363,22 +363,22 @@ impl FunctionState {
                 let is_call = mnemonic == Mnemonic::Call;
                 match instr.op0_kind() {
                     OpKind::NearBranch64 => {
-                        if let Some(target) = image.rva_of_va(instr.near_branch_target()) {
-                            if is_call || !self.inside(target) {
-                                let kind = if is_call {
-                                    EdgeKind::Call
-                                } else {
-                                    EdgeKind::Jump
-                                };
-                                graph.edges.push(Edge { site, target, kind });
-                            }
+                        if let Some(target) = image.rva_of_va(instr.near_branch_target())
+                            && (is_call || !self.inside(target))
+                        {
+                            let kind = if is_call {
+                                EdgeKind::Call
+                            } else {
+                                EdgeKind::Jump
+                            };
+                            graph.edges.push(Edge { site, target, kind });
                         }
                     }
                     OpKind::Register => {
                         let reg = instr.op0_register();
                         match self.value(reg) {
                             Value::WdfSlot(index) => {
-                                graph.externals.push((site, External::Wdf(index)))
+                                graph.externals.push((site, External::Wdf(index)));
                             }
                             Value::TableTarget {
                                 table,
@@ -554,16 +554,15 @@ impl FunctionState {
             | Mnemonic::Jp
             | Mnemonic::Js => {
                 // Conditional jumps: a `jcc` out of the function is a conditional tail call.
-                if instr.op0_kind() == OpKind::NearBranch64 {
-                    if let Some(target) = image.rva_of_va(instr.near_branch_target()) {
-                        if !self.inside(target) {
-                            graph.edges.push(Edge {
-                                site,
-                                target,
-                                kind: EdgeKind::Jump,
-                            });
-                        }
-                    }
+                if instr.op0_kind() == OpKind::NearBranch64
+                    && let Some(target) = image.rva_of_va(instr.near_branch_target())
+                    && !self.inside(target)
+                {
+                    graph.edges.push(Edge {
+                        site,
+                        target,
+                        kind: EdgeKind::Jump,
+                    });
                 }
             }
             _ => {
@@ -628,7 +627,7 @@ fn wdf_index(instr: &Instruction) -> Option<u32> {
         return None;
     }
     let disp = instr.memory_displacement64();
-    (disp % 8 == 0)
+    disp.is_multiple_of(8)
         .then(|| u32::try_from(disp / 8).ok())
         .flatten()
 }

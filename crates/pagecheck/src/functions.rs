@@ -108,19 +108,18 @@ impl Functions {
                 .get(i)
                 .map_or(section_end, |c| c.start.min(section_end));
             let end = end.unwrap_or(next_start).min(section_end).max(start + 1);
-            let (name, raw) = match best {
-                Some(s) => (s.name.clone(), s.raw.clone()),
-                None => {
-                    // A .pdata range without a symbol: a split-off part (`.cold`, chained
-                    // unwind) or a stripped function; name it after the symbol before it.
-                    let name = match list.last() {
-                        Some(prev) if prev.section == section => {
-                            format!("{}+{:#x}", prev.name, start - prev.start)
-                        }
-                        _ => format!("sub_{start:x}"),
-                    };
-                    (name.clone(), name)
-                }
+            let (name, raw) = if let Some(s) = best {
+                (s.name.clone(), s.raw.clone())
+            } else {
+                // A .pdata range without a symbol: a split-off part (`.cold`, chained
+                // unwind) or a stripped function; name it after the symbol before it.
+                let name = match list.last() {
+                    Some(prev) if prev.section == section => {
+                        format!("{}+{:#x}", prev.name, start - prev.start)
+                    }
+                    _ => format!("sub_{start:x}"),
+                };
+                (name.clone(), name)
             };
             // Overlaps (a procedure whose length runs into the next .pdata start) are cut at
             // the next function: each byte belongs to one function so each is decoded once.

@@ -1,5 +1,5 @@
 //! The PE32+ image: sections, `.pdata`, the import address table, role records, base
-//! relocations and the CodeView record that names the matching PDB.
+//! relocations and the `CodeView` record that names the matching PDB.
 //!
 //! Everything is copied out of `object`'s borrowed views into owned tables once, so the
 //! rest of the analysis works on plain sorted vectors.

@@ -238,44 +238,7 @@ pub fn analyze(
     violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
     let (footprint, slack) = graph.footprint(&findings.referenced);
 
-    let mut unresolved = Vec::new();
-    let mut externals: std::collections::BTreeMap<(String, &'static str), u32> =
-        std::collections::BTreeMap::new();
-    for (f, func) in functions.list.iter().enumerate() {
-        for u in calls.unresolved_of(f) {
-            unresolved.push(UnresolvedReport {
-                function: func.name.clone(),
-                site: u.site,
-                place: graph.place(u.site),
-                kind: match (u.is_call, u.through_memory) {
-                    (true, false) => "call-register",
-                    (true, true) => "call-memory",
-                    (false, false) => "jump-register",
-                    (false, true) => "jump-memory",
-                },
-                resident: findings.reached[f],
-            });
-        }
-        for &(_, external) in calls.externals_of(f) {
-            let key = match external {
-                External::Import(slot) => {
-                    (image.import_at(slot).unwrap_or("?").to_owned(), "import")
-                }
-                External::Wdf(index) => (
-                    index
-                        .and_then(|i| wdf::function_name(u64::from(i)).map(str::to_owned))
-                        .unwrap_or_else(|| {
-                            index.map_or_else(
-                                || "WdfFunctions[?]".to_owned(),
-                                |i| format!("WdfFunctions[{i}]"),
-                            )
-                        }),
-                    "wdf",
-                ),
-            };
-            *externals.entry(key).or_default() += 1;
-        }
-    }
+    let (unresolved, externals) = indirect_and_external(image, &graph, &findings.reached);
     let roots_report = roots
         .iter()
         .map(|r| {
@@ -308,10 +271,7 @@ pub fn analyze(
         footprint,
         slack,
         unresolved,
-        externals: externals
-            .into_iter()
-            .map(|((name, kind), calls)| ExternalReport { name, kind, calls })
-            .collect(),
+        externals,
         record_errors: image.role_errors.clone(),
         sections: image
             .sections
@@ -325,4 +285,56 @@ pub fn analyze(
             })
             .collect(),
     })
+}
+
+/// Lists every unresolved transfer and counts the calls leaving the image by target.
+fn indirect_and_external(
+    image: &Image,
+    graph: &checks::Graph<'_>,
+    reached: &[bool],
+) -> (Vec<UnresolvedReport>, Vec<ExternalReport>) {
+    let (functions, calls) = (graph.functions, graph.calls);
+    let mut unresolved = Vec::new();
+    let mut externals: std::collections::BTreeMap<(String, &'static str), u32> =
+        std::collections::BTreeMap::new();
+    for (f, func) in functions.list.iter().enumerate() {
+        for u in calls.unresolved_of(f) {
+            unresolved.push(UnresolvedReport {
+                function: func.name.clone(),
+                site: u.site,
+                place: graph.place(u.site),
+                kind: match (u.is_call, u.through_memory) {
+                    (true, false) => "call-register",
+                    (true, true) => "call-memory",
+                    (false, false) => "jump-register",
+                    (false, true) => "jump-memory",
+                },
+                resident: reached[f],
+            });
+        }
+        for &(_, external) in calls.externals_of(f) {
+            let key = match external {
+                External::Import(slot) => {
+                    (image.import_at(slot).unwrap_or("?").to_owned(), "import")
+                }
+                External::Wdf(index) => (
+                    index
+                        .and_then(|i| wdf::function_name(u64::from(i)).map(str::to_owned))
+                        .unwrap_or_else(|| {
+                            index.map_or_else(
+                                || "WdfFunctions[?]".to_owned(),
+                                |i| format!("WdfFunctions[{i}]"),
+                            )
+                        }),
+                    "wdf",
+                ),
+            };
+            *externals.entry(key).or_default() += 1;
+        }
+    }
+    let externals = externals
+        .into_iter()
+        .map(|((name, kind), calls)| ExternalReport { name, kind, calls })
+        .collect();
+    (unresolved, externals)
 }

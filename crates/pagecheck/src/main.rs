@@ -28,7 +28,7 @@ struct Cli {
     /// The linked driver image (.sys or .dll).
     image: PathBuf,
     /// The matching PDB; by default the same stem beside the image, or the path in the
-    /// image's CodeView record.
+    /// image's `CodeView` record.
     #[arg(long, value_name = "PDB")]
     pdb: Option<PathBuf>,
     /// An extra root: ROLE is power-up, dispatch, power-down, paged or init; SYMBOL a public

@@ -145,7 +145,7 @@ impl Symbols {
                     }
                 }
                 pdb2::SymbolData::Data(d) => {
-                    push_data(&mut symbols, &address_map, d.offset, &d.name)
+                    push_data(&mut symbols, &address_map, d.offset, &d.name);
                 }
                 _ => {}
             }
@@ -173,13 +173,13 @@ impl Symbols {
                         }
                     }
                     pdb2::SymbolData::Data(d) => {
-                        push_data(&mut symbols, &address_map, d.offset, &d.name)
+                        push_data(&mut symbols, &address_map, d.offset, &d.name);
                     }
                     _ => {}
                 }
             }
         }
-        symbols.sort_by(|a, b| (a.rva, a.kind).cmp(&(b.rva, b.kind)));
+        symbols.sort_by_key(|a| (a.rva, a.kind));
         Ok(Symbols { symbols })
     }
 

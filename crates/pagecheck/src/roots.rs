@@ -136,12 +136,8 @@ mod tests {
     #[test]
     fn rejects_bad_specs() {
         assert!("power-up".parse::<RootSpec>().is_err());
-        assert!(
-            "powerup=f"
-                .parse::<RootSpec>()
-                .unwrap_err()
-                .contains("unknown role")
-        );
+        let err = "powerup=f".parse::<RootSpec>().expect_err("unknown role");
+        assert!(err.contains("unknown role"), "{err}");
         assert!("dispatch=".parse::<RootSpec>().is_err());
     }
 }

@@ -325,7 +325,7 @@ fn sarif_output_has_the_fields_code_scanning_requires() {
     assert_eq!(r["ruleId"], "PC002");
     assert_eq!(r["level"], "error");
     assert_eq!(
-        rules[r["ruleIndex"].as_u64().expect("ruleIndex") as usize]["id"],
+        rules[usize::try_from(r["ruleIndex"].as_u64().expect("ruleIndex")).expect("index")]["id"],
         "PC002"
     );
     assert!(

@@ -109,9 +109,11 @@ fn missing_pdb_and_pdb_of_another_image() {
 
 #[test]
 fn x86_image_is_rejected() {
-    if pe_fixtures::tools_missing().is_some() {
-        panic!("fixture tools missing: {:?}", pe_fixtures::tools_missing());
-    }
+    assert!(
+        pe_fixtures::tools_missing().is_none(),
+        "fixture tools missing: {:?}",
+        pe_fixtures::tools_missing()
+    );
     let dir = scratch("malformed-x86");
     let src = dir.join("x86.c");
     std::fs::write(

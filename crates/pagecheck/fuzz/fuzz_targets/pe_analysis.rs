@@ -8,9 +8,17 @@ use pagecheck::pdb::Symbols;
 use pagecheck::{Options, analyze, report};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(image) = Image::parse(data.to_vec()) else { return };
+    let Ok(image) = Image::parse(data.to_vec()) else {
+        return;
+    };
     let symbols = Symbols::default();
-    if let Ok(report) = analyze(&image, &symbols, &Options::default(), "fuzz.sys", "fuzz.pdb") {
+    if let Ok(report) = analyze(
+        &image,
+        &symbols,
+        &Options::default(),
+        "fuzz.sys",
+        "fuzz.pdb",
+    ) {
         let _ = report::text(&report);
         let _ = report::json(&report);
         let _ = report::sarif(&report);
