@@ -45,6 +45,15 @@
 .PARAMETER DelaySeconds
     pwrtest /d: time awake between cycles.
 
+.PARAMETER OutputDir
+    Where the results go (default tests\vm\out\<timestamp>).
+
+.PARAMETER ClientPath
+    pagewisectl.exe (default: next to the scripts, the repository's target folders, PATH).
+
+.PARAMETER PwrtestPath
+    pwrtest.exe (default: PATH, the WDK Tools folder, next to the scripts).
+
 .PARAMETER SkipPageabilitySwitch
     Run one round only, with the current PowerPageable setting.
 
