@@ -29,9 +29,10 @@ pub struct TransitionLog {
     records: [TransitionRecord; LOG_CAPACITY],
     /// Sequence number of the next push; also the number of pushes ever made.
     next_sequence: u64,
-    /// Every sequence number below this was copied out at least once.
+    /// Read watermark: every sequence number below it was offered to a reader (copied
+    /// out, or skipped because the reader asked for later records).
     read_through: u64,
-    /// Records overwritten before any copy-out included them.
+    /// Records overwritten while still at or above the read watermark.
     overwritten: u64,
 }
 
@@ -67,7 +68,7 @@ impl TransitionLog {
 
     /// Appends `record`, giving it the next sequence number (its own `sequence` field
     /// is ignored), and returns that number. When the ring is full the oldest record is
-    /// overwritten; if no copy-out had included it, [`TransitionLog::overwritten`]
+    /// overwritten; if no copy-out had reached it yet, [`TransitionLog::overwritten`]
     /// counts it. O(1), no allocation, no panic.
     pub fn push(&mut self, mut record: TransitionRecord) -> u64 {
         let sequence = self.next_sequence;
@@ -109,7 +110,7 @@ impl TransitionLog {
         self.next_sequence == 0
     }
 
-    /// Records lost to overwriting before anyone read them.
+    /// Records lost to overwriting before a copy-out reached them.
     #[must_use]
     pub const fn overwritten(&self) -> u64 {
         self.overwritten
@@ -133,7 +134,8 @@ impl TransitionLog {
     /// Writes the answer to `IOCTL_PAGEWISE_GET_LOG` into `out`: a [`LogHeader`], then
     /// the records from `first_sequence` on (from the oldest held, if that is later),
     /// as many as fit. Returns the header and the bytes written; nothing past that is
-    /// touched. Records included count as read (see [`TransitionLog::overwritten`]).
+    /// touched. The read watermark moves past the last record included (see
+    /// [`TransitionLog::overwritten`]).
     ///
     /// # Errors
     ///
@@ -448,6 +450,74 @@ mod tests {
             (header.count, written, header.next_sequence),
             (0, HEADER_SIZE, 1)
         );
+    }
+
+    /// Random pushes and copy-outs against a model that keeps every record: the ring
+    /// answers with exactly the model's newest records, in order, as many as fit, and
+    /// counts as lost exactly the records evicted before a copy-out reached them.
+    #[test]
+    fn random_operations_match_a_model() {
+        let mut seed: u64 = 0xDEAD_BEEF;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut log = TransitionLog::new();
+        let mut all: Vec<u64> = vec![]; // timestamps, indexed by sequence
+        // Everything below the watermark was offered to a reader (copied out, or skipped
+        // on the reader's own request); evicting a record at or above it loses it.
+        let mut watermark = 0u64;
+        let mut lost = 0u64;
+        let mut buf = Buf([0; 4096]);
+        for step in 0..5_000u64 {
+            // Mostly pushes, a read now and then: bursts longer than the ring lose records.
+            if next(100) >= 3 {
+                let seq = log.push(TransitionRecord {
+                    timestamp_100ns: step,
+                    ..TransitionRecord::default()
+                });
+                assert_eq!(seq, all.len() as u64);
+                if let Some(evicted) = seq.checked_sub(LOG_CAPACITY as u64)
+                    && evicted >= watermark
+                {
+                    lost += 1;
+                }
+                all.push(step);
+                continue;
+            }
+            let total = all.len() as u64;
+            let first = next(total + 10);
+            let len =
+                usize::try_from(next(HEADER_SIZE as u64 + 70 * RECORD_SIZE as u64)).expect("small");
+            let result = log.copy_out(first, &mut buf.0[..len]);
+            if len < HEADER_SIZE {
+                assert!(result.is_err());
+                continue;
+            }
+            let (header, written) = result.expect("fits");
+            let oldest = total.saturating_sub(LOG_CAPACITY as u64);
+            let start = first.clamp(oldest, total);
+            let fit = (len - HEADER_SIZE) / RECORD_SIZE;
+            let expected: Vec<u64> = (start..total).take(fit).collect();
+            let (_, records) = decode(&buf.0, written);
+            let got: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+            assert_eq!(got, expected, "step {step}");
+            for r in &records {
+                assert_eq!(
+                    r.timestamp_100ns,
+                    all[usize::try_from(r.sequence).expect("small")]
+                );
+            }
+            assert_eq!(
+                (header.oldest_sequence, header.next_sequence),
+                (oldest, total)
+            );
+            watermark = watermark.max(start + expected.len() as u64);
+        }
+        assert_eq!(log.overwritten(), lost);
+        assert!(lost > 0, "the sequence evicts unread records");
     }
 
     #[test]
