@@ -55,8 +55,8 @@ impl SpecialFile {
     pub const ALL: [SpecialFile; 4] = [Self::Paging, Self::Hibernation, Self::Dump, Self::Boot];
 
     /// Decodes a `WDF_SPECIAL_FILE_TYPE` (`WdfSpecialFilePaging` = 1, `Hibernation`,
-    /// `Dump`, `Boot`). Other values (`Undefined`, `PostDisplay`, `GuestAssigned`, newer
-    /// ones) do not change pageability: `None`.
+    /// `Dump`, `Boot`). Other values (`Undefined`, `PostDisplay`, `GuestAssigned`,
+    /// `InlineCryptoEngine`, newer ones) do not change pageability: `None`.
     #[must_use]
     pub const fn from_wdf(value: u32) -> Option<Self> {
         match value {
