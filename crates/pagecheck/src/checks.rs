@@ -189,8 +189,11 @@ pub fn section_rules(image: &Image) -> Vec<Violation> {
             ));
             continue;
         }
-        if s.name.len() >= 4
-            && s.name[..4].eq_ignore_ascii_case("PAGE")
+        // Bytes, not str slicing: a name read from the image need not be UTF-8.
+        if s.name
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|b| b.eq_ignore_ascii_case(b"PAGE"))
             && !s.name.starts_with("PAGE")
         {
             flag(format!(

@@ -250,7 +250,7 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
             decoder = Some(Decoder::with_ip(
                 64,
                 data,
-                image.image_base + u64::from(section_rva),
+                image.image_base.wrapping_add(u64::from(section_rva)),
                 DecoderOptions::NONE,
             ));
         }
@@ -262,7 +262,7 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
         if start >= end || decoder.set_position(start).is_err() {
             continue;
         }
-        decoder.set_ip(image.image_base + u64::from(function.start));
+        decoder.set_ip(image.image_base.wrapping_add(u64::from(function.start)));
         decode_range(
             ctx,
             decoder,
@@ -356,7 +356,7 @@ impl FunctionState {
         // The instruction's address: the decoder's IP is image_base + RVA, and functions lie
         // inside the image, so the difference fits.
         #[allow(clippy::cast_possible_truncation)]
-        let site = (instr.ip() - image.image_base()) as u32;
+        let site = instr.ip().wrapping_sub(image.image_base()) as u32;
         let mnemonic = instr.mnemonic();
         match mnemonic {
             Mnemonic::Call | Mnemonic::Jmp => {

@@ -107,7 +107,10 @@ impl Functions {
             let next_start = candidates
                 .get(i)
                 .map_or(section_end, |c| c.start.min(section_end));
-            let end = end.unwrap_or(next_start).min(section_end).max(start + 1);
+            let end = end
+                .unwrap_or(next_start)
+                .min(section_end)
+                .max(start.saturating_add(1));
             let (name, raw) = if let Some(s) = best {
                 (s.name.clone(), s.raw.clone())
             } else {
@@ -123,7 +126,7 @@ impl Functions {
             };
             // Overlaps (a procedure whose length runs into the next .pdata start) are cut at
             // the next function: each byte belongs to one function so each is decoded once.
-            let end = end.min(next_start.max(start + 1));
+            let end = end.min(next_start.max(start.saturating_add(1)));
             list.push(Function {
                 start,
                 end,
