@@ -122,7 +122,7 @@ impl D0Hold {
         TimerAction::ResumeIdle
     }
 
-    /// Device teardown (`EvtDeviceSelfManagedIoSuspend` of a removal, or cleanup), after
+    /// Device teardown (`EvtDeviceSelfManagedIoFlush` at removal, or cleanup), after
     /// `WdfTimerStop(timer, TRUE)`: true when the FFI must call `WdfDeviceResumeIdle`
     /// for a hold that was still active.
     #[must_use]
