@@ -38,7 +38,7 @@ macro_rules! callback {
         (
             CallbackId::$id,
             <<$function as Placed>::Role as PlacementRole>::ROLE,
-            $function as usize,
+            ($function as *const ()).addr(),
         )
     };
 }
