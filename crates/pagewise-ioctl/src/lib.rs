@@ -314,7 +314,7 @@ pub struct Stats {
     pub d0_entries: u64,
     /// `EvtDeviceD0Exit` calls since the device started.
     pub d0_exits: u64,
-    /// Resumes measured (D0Entry to the end of SelfManagedIoRestart).
+    /// Resumes measured (`EvtDeviceD0Entry` to the end of `EvtDeviceSelfManagedIoRestart`).
     pub resumes: u64,
     /// Time to working of the last resume.
     pub last_resume_100ns: u64,
@@ -383,9 +383,9 @@ pub struct TransitionRecord {
     pub duration_100ns: u32,
     /// A [`CallbackId`].
     pub callback: u16,
-    /// `WDF_POWER_DEVICE_STATE` the device comes from (D0Entry) or 0.
+    /// `WDF_POWER_DEVICE_STATE` the device comes from (`EvtDeviceD0Entry`) or 0.
     pub previous_state: u8,
-    /// `WDF_POWER_DEVICE_STATE` the device goes to (D0Exit) or 0.
+    /// `WDF_POWER_DEVICE_STATE` the device goes to (`EvtDeviceD0Exit`) or 0.
     pub target_state: u8,
     /// IRQL at the callback's start.
     pub irql: u8,

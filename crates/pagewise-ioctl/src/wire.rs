@@ -58,7 +58,7 @@ pub unsafe trait Wire: Copy + Sized {
         // SAFETY: the trait contract says every byte of a value is initialised; the slice
         // borrows `self` and covers exactly its size.
         unsafe {
-            core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>())
+            core::slice::from_raw_parts(core::ptr::from_ref(self).cast::<u8>(), size_of::<Self>())
         }
     }
 }
@@ -70,7 +70,7 @@ fn check<T>(ptr: *const u8, len: usize) -> Result<(), WireError> {
             given: len,
         });
     }
-    if (ptr as usize) % align_of::<T>() != 0 {
+    if !(ptr as usize).is_multiple_of(align_of::<T>()) {
         return Err(WireError::Misaligned {
             align: align_of::<T>(),
         });
