@@ -5,16 +5,19 @@
 //! windows-drivers-rs does not emit. On any other host it does nothing, so that
 //! `cargo test --workspace` can build the rest of the workspace.
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    #[cfg(windows)]
-    {
-        wdk_build::configure_wdk_binary_build()?;
-        for arg in SECTION_LINK_ARGS {
-            println!("cargo::rustc-cdylib-link-arg={arg}");
-        }
+#[cfg(windows)]
+fn main() -> Result<(), wdk_build::ConfigError> {
+    wdk_build::configure_wdk_binary_build()?;
+    for arg in SECTION_LINK_ARGS {
+        println!("cargo::rustc-cdylib-link-arg={arg}");
     }
     println!("cargo::rerun-if-changed=build.rs");
     Ok(())
+}
+
+#[cfg(not(windows))]
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
 }
 
 /// Section attributes that make the sections mean what the placement attributes promise.
