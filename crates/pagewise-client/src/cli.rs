@@ -224,6 +224,20 @@ mod tests {
 
         let mut sim = SimDriver::new(1000);
         sim.start();
+        let out = run_sim(sim, &["config"]);
+        assert_eq!(out.status, ExitStatus::Ok, "{}", out.stdout);
+        let d0_exit = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("EvtDeviceD0Exit"))
+            .expect("row");
+        assert!(
+            d0_exit.contains("power-down  PAGEPWR  PAGEPWR"),
+            "{d0_exit}"
+        );
+
+        let mut sim = SimDriver::new(1000);
+        sim.start();
         let out = run_sim(sim, &["log"]);
         assert!(
             out.stdout.contains("EvtDeviceSelfManagedIoInit"),

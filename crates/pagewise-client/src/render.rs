@@ -463,7 +463,11 @@ fn log_text(l: &LogView) -> String {
                     duration_100ns(r.timestamp_100ns.saturating_sub(first))
                 ),
                 r.callback.to_owned(),
-                format!("{} -> {}", r.previous_state, r.target_state),
+                if r.previous_state == "-" && r.target_state == "-" {
+                    String::new()
+                } else {
+                    format!("{} -> {}", r.previous_state, r.target_state)
+                },
                 decode::irql_name(r.irql),
                 duration_100ns(u64::from(r.duration_100ns)),
                 flags.join(","),

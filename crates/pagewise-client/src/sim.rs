@@ -6,11 +6,12 @@ use crate::cycles::Clock;
 use crate::device::{AlignedBuf, Client, Transport};
 use crate::error::{ERROR_INVALID_FUNCTION, OsError};
 use pagewise_ioctl::{
-    CallbackId, Config, HoldD0, INTERFACE_VERSION, IOCTL_PAGEWISE_GET_CONFIG,
+    CallbackId, CallbackPlacement, Config, HoldD0, INTERFACE_VERSION, IOCTL_PAGEWISE_GET_CONFIG,
     IOCTL_PAGEWISE_GET_LOG, IOCTL_PAGEWISE_GET_STATS, IOCTL_PAGEWISE_GET_VERSION,
     IOCTL_PAGEWISE_HOLD_D0, LogHeader, LogQuery, PageabilityReason, Stats, TransitionRecord,
     VersionInfo, Wire, transition_flag,
 };
+use pagewise_roles::Role;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -126,6 +127,9 @@ impl SimDriver {
             self.log(CallbackId::D0Exit, idle_at + 40, 30, 0, D3, 0);
             self.stats.d0_exits += 1;
             self.in_d0 = false;
+            // The power-down takes its time even when the request that noticed it was quick.
+            self.now = end.max(idle_at + 70);
+            return;
         }
         self.now = end;
     }
@@ -232,12 +236,57 @@ impl Transport for SimTransport {
                 info.write_to(output).map_err(|_| invalid_parameter())
             }
             IOCTL_PAGEWISE_GET_CONFIG => {
-                let config = Config {
+                let mut config = Config {
                     power_pageable: 1,
                     reason: PageabilityReason::Default as u32,
                     idle_timeout_ms: sim.idle_timeout_ms,
                     ..Config::default()
                 };
+                // The placements the real driver reports, one per role.
+                let placements = [
+                    (CallbackId::DeviceAdd, Role::Paged, "PAGE", 0x3010),
+                    (CallbackId::PrepareHardware, Role::Paged, "PAGE", 0x3200),
+                    (CallbackId::D0Entry, Role::PowerUp, ".text", 0x1040),
+                    (
+                        CallbackId::SelfManagedIoRestart,
+                        Role::PowerUp,
+                        ".text",
+                        0x1120,
+                    ),
+                    (
+                        CallbackId::SelfManagedIoSuspend,
+                        Role::PowerDown,
+                        "PAGEPWR",
+                        0x5000,
+                    ),
+                    (CallbackId::D0Exit, Role::PowerDown, "PAGEPWR", 0x50a0),
+                    (
+                        CallbackId::ControlIoDeviceControl,
+                        Role::Paged,
+                        "PAGE",
+                        0x3400,
+                    ),
+                    (
+                        CallbackId::PowerIoDeviceControl,
+                        Role::Dispatch,
+                        ".text",
+                        0x1200,
+                    ),
+                    (CallbackId::HoldTimer, Role::Dispatch, ".text", 0x1300),
+                ];
+                for (slot, (callback, role, section, rva)) in
+                    config.callbacks.iter_mut().zip(placements)
+                {
+                    let mut name = [0u8; 8];
+                    name[..section.len()].copy_from_slice(section.as_bytes());
+                    *slot = CallbackPlacement {
+                        callback: callback as u16,
+                        role: role as u16,
+                        section: name,
+                        rva,
+                    };
+                }
+                config.callback_count = u32::try_from(placements.len()).expect("small");
                 config.write_to(output).map_err(|_| invalid_parameter())
             }
             IOCTL_PAGEWISE_GET_STATS => sim.stats.write_to(output).map_err(|_| invalid_parameter()),
