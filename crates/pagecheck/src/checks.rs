@@ -517,6 +517,11 @@ impl Graph<'_> {
                 continue;
             };
             let sec = &self.image.sections[section];
+            // Role records point at every placed function, INIT ones included; only tools
+            // read them, and PC001 already reports a `.pwrole` that is not discardable.
+            if sec.name == pagewise_roles::section::ROLE_RECORDS {
+                continue;
+            }
             if sec.characteristics & image::SCN_DISCARDABLE != 0
                 || sec.residency == Residency::Discardable
                 || sec.is_code()

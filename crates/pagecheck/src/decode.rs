@@ -291,6 +291,12 @@ pub fn decode_range<V: View>(
 ) {
     let mut state = FunctionState::new(start, stop);
     while decoder.position() < end && decoder.can_decode() {
+        if !state.tables.is_empty() {
+            skip_table(view, decoder, &state.tables);
+            if decoder.position() >= end {
+                break;
+            }
+        }
         decoder.decode_out(instr);
         graph.instructions += 1;
         if instr.is_invalid() {
@@ -299,6 +305,25 @@ pub fn decode_range<V: View>(
             continue;
         }
         state.step(view, instr, graph);
+    }
+}
+
+/// Moves the decoder past a jump table that lies inside the function (clang puts the tables of
+/// a COFF function in its own section, right after its code): decoding the entries as
+/// instructions would invent calls and indirect jumps.
+fn skip_table<V: View>(view: &V, decoder: &mut Decoder<'_>, tables: &[(u32, u32)]) {
+    #[allow(clippy::cast_possible_truncation)]
+    let rva = decoder.ip().wrapping_sub(view.image_base()) as u32;
+    if let Some(&(_, table_end)) = tables.iter().find(|&&(s, e)| rva >= s && rva < e) {
+        let skip = table_end - rva;
+        let position = decoder.position() + skip as usize;
+        if decoder.set_position(position).is_ok() {
+            decoder.set_ip(decoder.ip().wrapping_add(u64::from(skip)));
+        } else {
+            // The table runs to the end of the buffer: nothing decodable follows.
+            let len = decoder.max_position();
+            let _ = decoder.set_position(len);
+        }
     }
 }
 
@@ -319,6 +344,8 @@ struct FunctionState {
     regs: [Value; 16],
     /// `cmp reg, imm` just seen: the bound of a following jump table.
     bound: Option<u32>,
+    /// Resolved jump tables inside this function, as RVA ranges: data, not code.
+    tables: Vec<(u32, u32)>,
 }
 
 impl FunctionState {
@@ -328,6 +355,7 @@ impl FunctionState {
             end,
             regs: [Value::Unknown; 16],
             bound: None,
+            tables: Vec::new(),
         }
     }
 
@@ -576,7 +604,7 @@ impl FunctionState {
     /// Reads a jump table: entries of 4 bytes at `table`, each added to `base` (signed for
     /// LLVM's table-relative entries, unsigned RVAs for MSVC's `__ImageBase`-relative ones).
     fn resolve_table(
-        &self,
+        &mut self,
         ctx: &impl View,
         site: u32,
         table: u32,
@@ -617,6 +645,9 @@ impl FunctionState {
                 is_call: false,
                 through_memory: false,
             });
+        } else if self.inside(table) {
+            self.tables
+                .push((table, table.saturating_add(resolved * 4).min(self.end)));
         }
     }
 }
@@ -763,6 +794,25 @@ mod tests {
         let entry = |target: u32| target.wrapping_sub(0x3000);
         let view = fake(&[(0x3000, entry(0x1010)), (0x3004, entry(0x1800))]);
         let graph = decode(&view, &code);
+        assert!(graph.edges_of(0).is_empty());
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    #[test]
+    fn table_inside_the_function_is_skipped_not_decoded() {
+        // clang's COFF layout: the table follows the code in the same section and range.
+        let mut code = vec![0x83, 0xf9, 0x01, 0x77, 0x10, 0x48, 0x8d, 0x15];
+        code.extend(rel(0x1018, 0x100c));
+        code.extend([
+            0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0, 0xc3, 0xcc, 0xcc,
+        ]);
+        let entry = |target: u32| target.wrapping_sub(0x1018);
+        code.extend(entry(0x1015).to_le_bytes());
+        code.extend(entry(0x100c).to_le_bytes());
+        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x100c))]);
+        let graph = decode(&view, &code);
+        // cmp, ja, lea, movsxd, add, jmp, ret, int3, int3: the 8 table bytes are not decoded.
+        assert_eq!(graph.instructions, 9);
         assert!(graph.edges_of(0).is_empty());
         assert!(graph.unresolved_of(0).is_empty());
     }
