@@ -365,3 +365,82 @@ fn sarif_output_has_the_fields_code_scanning_requires() {
         ]
     );
 }
+
+#[test]
+fn wdf_call_shape_is_external_and_named() {
+    let image = common::c("wdf_call_shape");
+    let report = analyze(
+        &image,
+        &["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"],
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.unresolved.is_empty(), "{:#?}", report.unresolved);
+    let wdf: Vec<(&str, u32)> = report
+        .externals
+        .iter()
+        .filter(|e| e.kind == "wdf")
+        .map(|e| (e.name.as_str(), e.calls))
+        .collect();
+    assert_eq!(
+        wdf,
+        vec![
+            ("WdfDeviceCreate", 1),
+            ("WdfDeviceGetDevicePowerState", 1),
+            ("WdfDriverCreate", 1),
+            ("WdfIoQueueCreate", 1),
+            ("WdfRequestCompleteWithInformation", 1),
+        ]
+    );
+    let strict = run([
+        image.image.as_os_str(),
+        "--root".as_ref(),
+        "dispatch=EvtIoDeviceControl".as_ref(),
+        "--fail-on-unresolved".as_ref(),
+    ]);
+    assert_eq!(strict.code, 0, "{}", strict.stdout);
+}
+
+#[test]
+fn bad_sections_four_image_findings() {
+    let image = common::c("bad_sections");
+    let report = analyze(&image, &["power-up=EvtDeviceD0Entry"]);
+    let mut messages: Vec<&str> = report
+        .violations
+        .iter()
+        .map(|v| {
+            assert_eq!(v.rule, Rule::SectionFlags, "{v:#?}");
+            v.message.as_str()
+        })
+        .collect();
+    messages.sort_unstable();
+    let expect = [
+        "section `.retplne` has empty characteristics",
+        "section `.text` holds code but is not marked not-paged",
+        "section `INIT` is not discardable",
+        "section `page` looks pageable but is not upper-case",
+    ];
+    assert_eq!(messages.len(), 5, "{messages:#?}");
+    for e in expect {
+        assert!(
+            messages.iter().any(|m| m.starts_with(e)),
+            "missing `{e}` in {messages:#?}"
+        );
+    }
+    // The fifth: `page` is resident by name, so it also lacks the not-paged flag.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("section `page` holds code but is not marked not-paged"))
+    );
+    let out = run([
+        image.image.as_os_str(),
+        "--format".as_ref(),
+        "sarif".as_ref(),
+    ]);
+    assert_eq!(out.code, 1);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("sarif");
+    let results = doc["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    assert!(results.iter().all(|r| r["ruleId"] == "PC001"
+        && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string()));
+}

@@ -46,7 +46,7 @@ fn rewrite(name: &str, edit: impl FnOnce(&mut Vec<u8>, &[(String, usize)])) -> p
     pagecheck::analyze_path(&path, &pagecheck::Options::default()).expect("analysis")
 }
 
-fn header<'a>(table: &'a [(String, usize)], name: &str) -> usize {
+fn header(table: &[(String, usize)], name: &str) -> usize {
     table
         .iter()
         .find(|(n, _)| n == name)
