@@ -99,7 +99,13 @@ if ($existing.Count -eq 0) {
 Write-Step 'Verifying'
 $device = Wait-PagewiseStarted -TimeoutSeconds 60
 Write-Host "    $($device.InstanceId): $($device.Status), $($device.FriendlyName)"
-Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/enum-devices', '/instanceid', $device.InstanceId, '/drivers') -AllowedExitCodes @(0) | Out-Null
+try {
+    # Informational: shows the driver package bound to the device (older pnputil builds
+    # lack /drivers, which is no reason to fail the install).
+    Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/enum-devices', '/instanceid', $device.InstanceId, '/drivers') | Out-Null
+} catch {
+    Write-Warning "pnputil /enum-devices: $($_.Exception.Message)"
+}
 $service = Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='$PagewiseService'"
 if ($null -eq $service -or $service.State -ne 'Running') {
     throw "The $PagewiseService kernel service is not running."
