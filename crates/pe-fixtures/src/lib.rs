@@ -233,6 +233,20 @@ pub fn c_source(name: &str, source: &str, link_args: &[&str]) -> Result<Image, E
 /// # Errors
 /// Missing tools, or a failed compile or link (with the tool's stderr).
 pub fn c_sources(name: &str, sources: &[String], link_args: &[&str]) -> Result<Image, Error> {
+    c_sources_with_cflags(name, sources, &[], link_args)
+}
+
+/// Like [`c_sources`] with extra compiler flags after [`DEFAULT_CFLAGS`] (clang takes the last
+/// `-O`, so `&["-O0"]` trades the optimised shapes for a build about six times faster).
+///
+/// # Errors
+/// Missing tools, or a failed compile or link (with the tool's stderr).
+pub fn c_sources_with_cflags(
+    name: &str,
+    sources: &[String],
+    cflags: &[&str],
+    link_args: &[&str],
+) -> Result<Image, Error> {
     require_tools()?;
     let units: Vec<CUnit> = sources
         .iter()
@@ -242,8 +256,9 @@ pub fn c_sources(name: &str, sources: &[String], link_args: &[&str]) -> Result<I
             source: source.clone(),
         })
         .collect();
+    let cflags: Vec<String> = cflags.iter().map(|&flag| flag.to_owned()).collect();
     let link_args: Vec<String> = link_args.iter().map(|&arg| arg.to_owned()).collect();
-    build_c(name, &units, &[], &link_args, None)
+    build_c(name, &units, &cflags, &link_args, None)
 }
 
 /// Builds the Rust fixture `<name>`, a member of the cargo workspace
@@ -733,7 +748,26 @@ fn read_args(path: &Path) -> Result<Vec<String>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{def_exports, read_args};
+    use super::{def_exports, prune_older, read_args};
+
+    #[test]
+    fn prune_removes_only_older_images_of_the_same_name() {
+        let dir = std::env::temp_dir().join(format!("pe-fixtures-prune-{}", std::process::id()));
+        let names = [
+            "c-large-00000000000000aa",    // older image of `large`: removed
+            "c-large-00000000000000bb",    // current: kept
+            "c-large_1-00000000000000aa",  // another name: kept
+            "c-large-O0-00000000000000aa", // another name with a dash: kept
+            "rust-large-00000000000000aa", // another kind: kept
+        ];
+        for name in names {
+            std::fs::create_dir_all(dir.join(name)).expect("create");
+        }
+        prune_older(&dir, "c", "large", &dir.join(names[1]));
+        let exists: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        assert_eq!(exists, [false, true, true, true, true]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     #[test]
     fn def_exports_skip_header_and_comments() {

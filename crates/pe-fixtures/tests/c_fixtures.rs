@@ -26,7 +26,7 @@ fn assert_in(loaded: &Loaded, functions: &[common::Function], name: &str, sectio
     assert_eq!(found, section, "{name} at {rva:#x}");
 }
 
-/// The well-formed flags every fixture but bad_sections has.
+/// The well-formed flags every fixture but `bad_sections` has.
 fn assert_driver_sections(loaded: &Loaded) {
     assert_section(loaded, ".text", CODE_NOT_PAGED);
     assert_section(loaded, "INIT", CODE_DISCARDABLE);
