@@ -2,6 +2,7 @@
 //!
 //! Exit status: 0 no violation, 1 violations, 2 bad input or usage.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
                 e.kind(),
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             ) {
-                print!("{e}");
+                let _ = write!(std::io::stdout().lock(), "{e}");
                 return ExitCode::SUCCESS;
             }
             let rendered = e.to_string();
@@ -89,7 +90,10 @@ fn main() -> ExitCode {
         Format::Json => report::json(&report),
         Format::Sarif => report::sarif(&report),
     };
-    println!("{out}");
+    // Not println!: a closed pipe (`| head`) must not turn into a panic. Failing to print
+    // the report is not bad input either; the exit status still tells the verdict.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
     if report.failed() {
         ExitCode::from(1)
     } else {

@@ -190,3 +190,22 @@ fn usage_errors_exit_2_with_one_line() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("--fail-on-unresolved"));
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // `cargo pagecheck x.sys --format json | head -1`: the reader goes away mid-report.
+    let image = common::c("deep_chain");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-pagecheck"))
+        .arg(&image.image)
+        .args(["--root", "power-up=EvtDeviceD0Entry", "--format", "sarif"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The verdict survives: the image has a violation.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
