@@ -296,6 +296,11 @@ pub fn rust(name: &str) -> Result<Image, Error> {
     for krate in ["crates/pagewise-roles", "crates/pagewise-macros"] {
         key.tree(&root.join(krate))?;
     }
+    // Cargo reads configuration from every directory above the fixture workspace: the
+    // repository's `.cargo/config.toml` (its MSVC rustflags) applies to the fixtures too.
+    if let Ok(config) = fs::read_to_string(root.join(".cargo/config.toml")) {
+        key.text(&config);
+    }
 
     cached("rust", name, key.finish(), |out| {
         let target_dir = cache_dir().join("rust-target");
