@@ -312,3 +312,33 @@ function Get-VerifierFault {
     }
     return $faults
 }
+
+function Get-VerifierSettings {
+    <#
+    .SYNOPSIS
+        The Driver Verifier settings for the next boot: drivers, flags, and whether Force
+        IRQL Checking (0x2) is among them.
+    #>
+    # What the next boot will use. verifier.exe stores it in the Memory Management key
+    # (VerifyDrivers: the image names, VerifyDriverLevel: the flags), which is not
+    # localised; 'verifier /querysettings' ("Force IRQL checking: Enabled", the driver
+    # list) is read too, for the log and as a fallback.
+    $run = Invoke-Native -FilePath 'verifier.exe' -ArgumentList @('/querysettings') -AllowedExitCodes @(0, 1, 2) -Quiet
+    $lines = @($run.StdOut | ForEach-Object { $_.Trim() })
+    $forceIrql = @($lines | Where-Object { $_ -match '^Force IRQL checking\s*:\s*Enabled' }).Count -gt 0
+    $listed = @($lines | Where-Object { $_ -match '^[A-Za-z0-9_.-]+\.sys$' } | ForEach-Object { $_.ToLowerInvariant() })
+    $mm = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management'
+    $names = $mm.PSObject.Properties.Name
+    if ($names -contains 'VerifyDrivers' -and $mm.VerifyDrivers) {
+        $listed += @(([string]$mm.VerifyDrivers).ToLowerInvariant() -split '\s+' | Where-Object { $_ })
+    }
+    $level = 0
+    if ($names -contains 'VerifyDriverLevel') { $level = [int64]$mm.VerifyDriverLevel }
+    if (($level -band 0x2) -ne 0) { $forceIrql = $true }
+    return [pscustomobject]@{
+        Text      = $run.Text
+        ForceIrql = $forceIrql
+        Level     = $level
+        Drivers   = @($listed | Sort-Object -Unique)
+    }
+}

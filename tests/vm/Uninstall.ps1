@@ -71,8 +71,7 @@ foreach ($oem in $published) {
 }
 
 Write-Step 'Driver Verifier'
-$settings = Invoke-Native -FilePath 'verifier.exe' -ArgumentList @('/querysettings') -AllowedExitCodes @(0, 1, 2) -Quiet
-$listed = @($settings.StdOut | ForEach-Object { $_.Trim().ToLowerInvariant() } | Where-Object { $_ -match '^[a-z0-9_.-]+\.sys$' })
+$listed = @((Get-VerifierSettings).Drivers)
 if ($listed -contains $PagewiseSys) {
     $others = @($listed | Where-Object { $_ -ne $PagewiseSys })
     if ($others.Count -gt 0) {

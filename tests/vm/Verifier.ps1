@@ -42,16 +42,6 @@ $ErrorActionPreference = 'Stop'
 Assert-Administrator
 $changed = $false
 
-function Get-VerifierSettings {
-    # 'verifier /querysettings' shows what the next boot will use: one "Name: Enabled"
-    # line per option and the list of drivers after "Verified drivers".
-    $run = Invoke-Native -FilePath 'verifier.exe' -ArgumentList @('/querysettings') -AllowedExitCodes @(0, 1, 2) -Quiet
-    $lines = @($run.StdOut | ForEach-Object { $_.Trim() })
-    $forceIrql = @($lines | Where-Object { $_ -match '^Force IRQL checking\s*:\s*Enabled' }).Count -gt 0
-    $listed = @($lines | Where-Object { $_ -match '^[A-Za-z0-9_.-]+\.sys$' } | ForEach-Object { $_.ToLowerInvariant() })
-    return [pscustomobject]@{ Text = $run.Text; ForceIrql = $forceIrql; Drivers = $listed }
-}
-
 Write-Step 'Driver Verifier: standard checks for pagewise.sys'
 $settings = Get-VerifierSettings
 $others = @($settings.Drivers | Where-Object { $_ -ne $PagewiseSys })
@@ -73,7 +63,7 @@ if ($settings.Drivers -notcontains $PagewiseSys) {
 if (-not $settings.ForceIrql) {
     throw "Force IRQL checking (0x2) is not enabled although /standard includes it:`n$($settings.Text)"
 }
-Write-Host '    Force IRQL checking: enabled (part of /standard, flags 0x209BB)'
+Write-Host ('    Force IRQL checking: enabled (part of /standard, flags 0x209BB); VerifyDriverLevel = 0x{0:X}' -f $settings.Level)
 
 Write-Step 'KMDF verifier registry values'
 $wdfKey = "HKLM:\System\CurrentControlSet\Services\$PagewiseService\Parameters\Wdf"
