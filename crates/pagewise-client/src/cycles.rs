@@ -85,6 +85,9 @@ pub struct Resume {
     pub stats_last_resume_100ns: Option<u64>,
 }
 
+/// `WdfPowerDeviceD3Final`.
+const D3_FINAL: u8 = 5;
+
 /// Follows the log record by record and reports each complete resume.
 #[derive(Clone, Debug)]
 pub struct Tracker {
@@ -127,6 +130,11 @@ impl Tracker {
     /// clock or log is broken.
     pub fn feed(&mut self, record: &TransitionRecord) -> Result<Option<Resume>, Error> {
         match (self.phase, CallbackId::from_u16(record.callback)) {
+            // D0Exit to D3Final is a stop or removal, not an idle power-down: the next
+            // D0Entry is a fresh start (followed by SelfManagedIoInit), not a resume.
+            (_, Some(CallbackId::D0Exit)) if record.target_state == D3_FINAL => {
+                self.phase = Phase::AwaitExit;
+            }
             (_, Some(CallbackId::D0Exit)) => {
                 self.last_exit = record.sequence;
                 self.phase = Phase::AwaitEntry {
@@ -471,6 +479,29 @@ pub(crate) mod tests {
             t.feed(&record(6, CallbackId::SelfManagedIoRestart, 9200, 1))
                 .expect("valid"),
             None
+        );
+    }
+
+    #[test]
+    fn tracker_ignores_stops() {
+        let mut t = Tracker::new();
+        let mut stop = record(0, CallbackId::D0Exit, 10, 1);
+        stop.target_state = 5;
+        t.feed(&stop).expect("valid");
+        assert_eq!(
+            t.phase(),
+            Phase::AwaitExit,
+            "a stop is not an idle power-down"
+        );
+        let mut idle = record(1, CallbackId::D0Exit, 20, 1);
+        idle.target_state = 4;
+        t.feed(&idle).expect("valid");
+        assert_eq!(t.phase(), Phase::AwaitEntry { exit: 1 });
+        t.feed(&stop).expect("valid");
+        assert_eq!(
+            t.phase(),
+            Phase::AwaitExit,
+            "a stop while idle ends the cycle"
         );
     }
 
