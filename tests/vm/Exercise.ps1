@@ -144,13 +144,13 @@ function Format-Ms {
 function Invoke-SleepCycles {
     param([string]$Dir)
     $mark = (Invoke-Client -ClientPath $client -Arguments @('log')).Json.next_sequence
-    $hold = $null
     if ($sleepMode -eq 'S3') {
         # Keep the device in D0 for the whole test, so each S3 entry powers it down from
-        # D0 and each resume brings it back: otherwise an idle device sleeps through.
+        # D0 and each resume brings it back: otherwise an idle device sleeps through. The
+        # request completes at once; the driver's timer ends the hold (or the device
+        # restart after the round does).
         $holdMs = [Math]::Min(600000, ($SleepCycles * ($SleepSeconds + $DelaySeconds) + 120) * 1000)
-        $hold = Start-Process -FilePath $client -ArgumentList @('hold', "$holdMs") -PassThru -NoNewWindow
-        Start-Sleep -Seconds 2
+        Invoke-Client -ClientPath $client -Arguments @('hold', "$holdMs") | Out-Null
         $pwrArgs = @('/sleep', "/c:$SleepCycles", '/s:3', "/p:$SleepSeconds", "/d:$DelaySeconds")
     } else {
         $pwrArgs = @('/cs', "/c:$SleepCycles", "/p:$SleepSeconds", "/d:$DelaySeconds")
@@ -162,9 +162,6 @@ function Invoke-SleepCycles {
         Add-Failure "pwrtest $($pwrArgs -join ' '): $($_.Exception.Message)"
     } finally {
         Pop-Location
-        if ($null -ne $hold -and -not $hold.HasExited) {
-            Stop-Process -Id $hold.Id
-        }
     }
     $log = (Invoke-Client -ClientPath $client -Arguments @('log', '--since', "$mark") -OutFile (Join-Path $Dir 'sleep-log.json')).Json
     $records = @($log.records)
