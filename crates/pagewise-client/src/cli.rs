@@ -278,6 +278,77 @@ mod tests {
         assert_eq!(json["exit_code"], 4);
     }
 
+    /// The JSON fields tests/vm/*.ps1 read: each must exist in the client's output, and
+    /// each must still be used by a script (so the list cannot silently go stale).
+    #[test]
+    fn json_fields_the_vm_scripts_read() {
+        let contract: [(&[&str], &[&str]); 4] = [
+            (
+                &["cycles", "2"],
+                &[
+                    "completed",
+                    "timed_out",
+                    "lost_records",
+                    "failed_callbacks/0/callback",
+                    "failed_callbacks/0/sequence",
+                    "failed_callbacks/0/status",
+                    "log_summary/median_100ns",
+                    "log_summary/p95_100ns",
+                    "log_summary/max_100ns",
+                ],
+            ),
+            (
+                &["log"],
+                &[
+                    "next_sequence",
+                    "lost",
+                    "records/0/callback",
+                    "records/0/failed",
+                    "records/0/sequence",
+                    "records/0/status",
+                ],
+            ),
+            (
+                &["config"],
+                &[
+                    "power_pageable",
+                    "reason_text",
+                    "power_down_locked",
+                    "idle_timeout_ms",
+                    "violations",
+                ],
+            ),
+            (&["version"], &["driver_version", "interface_version"]),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vm");
+        let scripts: String = std::fs::read_dir(&dir)
+            .expect("tests/vm")
+            .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("text"))
+            .collect();
+        for (args, fields) in contract {
+            let mut sim = SimDriver::new(500);
+            sim.start();
+            sim.fail_next_restart = true;
+            let mut with_json = args.to_vec();
+            with_json.push("--json");
+            let out = run_sim(sim, &with_json);
+            let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+            for field in fields {
+                let pointer = format!("/{field}");
+                assert!(
+                    json.pointer(&pointer).is_some(),
+                    "{args:?}: no {field} in {}",
+                    out.stdout
+                );
+                let leaf = field.rsplit('/').next().expect("non-empty");
+                assert!(
+                    scripts.contains(&format!(".{leaf}")),
+                    "no script reads .{leaf}: drop it from the list"
+                );
+            }
+        }
+    }
+
     #[test]
     fn errors_are_one_line() {
         let out = finish(Err(Error::NotFound), false);
