@@ -73,7 +73,7 @@ impl DeviceContext {
     ///
     /// `device` must be a live WDFDEVICE created with [`DEVICE_CONTEXT_TYPE`]. Any IRQL
     /// up to `DISPATCH_LEVEL`.
-    #[inline(always)]
+    #[inline]
     pub unsafe fn raw(device: WDFDEVICE) -> *mut DeviceContext {
         // SAFETY: forwarded from the caller.
         unsafe { DEVICE_CONTEXT_TYPE.context_of::<DeviceContext>(device.cast()) }
@@ -86,7 +86,7 @@ impl DeviceContext {
     ///
     /// As [`DeviceContext::raw`]; the reference must not outlive the device object,
     /// which holds for any use inside one of its callbacks.
-    #[inline(always)]
+    #[inline]
     pub unsafe fn get<'a>(device: WDFDEVICE) -> Option<&'a DeviceContext> {
         // SAFETY: forwarded from the caller.
         let raw = unsafe { Self::raw(device) };
@@ -127,14 +127,14 @@ impl DeviceContext {
     /// # Safety
     ///
     /// Only from the PnP-serialised `PASSIVE_LEVEL` callbacks (see the field).
-    #[inline(always)]
+    #[inline]
     pub unsafe fn power_down_handle(&self) -> *mut PVOID {
         self.power_down_handle.get()
     }
 }
 
 /// `KeGetCurrentIrql()`, for the transition log. Any IRQL.
-#[inline(always)]
+#[inline]
 pub fn current_irql() -> KIRQL {
     // SAFETY: reads the current processor's IRQL; no preconditions.
     unsafe { wdk_sys::ntddk::KeGetCurrentIrql() }
@@ -146,7 +146,7 @@ pub fn current_irql() -> KIRQL {
 /// `wdk-sys` has no binding for it; `KeQueryInterruptTimePrecise` is the exported
 /// function (Windows 8.1 and later, any IRQL), and its precision is what a
 /// time-to-working measurement of a few hundred microseconds needs.
-#[inline(always)]
+#[inline]
 pub fn interrupt_time() -> u64 {
     let mut qpc: u64 = 0;
     // SAFETY: the out-parameter is a valid local.

@@ -1,4 +1,4 @@
-//! `EvtDriverDeviceAdd` and the device's passive-level PnP callbacks.
+//! `EvtDriverDeviceAdd` and the device's passive-level Plug and Play callbacks.
 //!
 //! `EvtDriverDeviceAdd` is where power pageability is chosen: the per-device settings
 //! are read from the hardware key *before* `WdfDeviceCreate`, because
@@ -121,7 +121,7 @@ fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounter
     (raw, stored)
 }
 
-/// The PnP and power callbacks, each registered through the slot that checks its
+/// The Plug and Play and power callbacks, each registered through the slot that checks its
 /// placement at compile time.
 #[paged]
 fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
@@ -168,8 +168,7 @@ fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
 
 /// `EvtDriverDeviceAdd`: reads the settings, chooses power pageability, creates the
 /// device with its context, queues, timer and work item, runs the self-check, locks the
-/// power-down section if the device is power-nonpageable, and sets up the interface,
-/// special-file support and S0 idle.
+/// power-down section if the device is power-nonpageable, then [`configure_device`].
 ///
 /// `PASSIVE_LEVEL`, once per device, off the power path: `PAGE`.
 #[paged]
@@ -215,17 +214,15 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     let mut device: WDFDEVICE = core::ptr::null_mut();
     // SAFETY: on success the framework takes `device_init` and sets it to null; the
     // other pointers are locals.
-    check!(
-        unsafe {
-            call_unsafe_wdf_function_binding!(
-                WdfDeviceCreate,
-                &raw mut device_init,
-                &raw mut attributes,
-                &raw mut device,
-            )
-        },
-        "WdfDeviceCreate"
-    );
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreate,
+            &raw mut device_init,
+            &raw mut attributes,
+            &raw mut device,
+        )
+    };
+    check!(status, "WdfDeviceCreate");
 
     // From here on, a failure return makes the framework delete the device, which runs
     // its cleanup callback and deletes every child object created below.
@@ -266,18 +263,36 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     // other PnP callbacks (none can run before it returns).
     unsafe { apply_lock_action(context, action) };
 
-    // SAFETY: `device` is live; the GUID is a constant; no reference string.
-    check!(
-        unsafe {
-            call_unsafe_wdf_function_binding!(
-                WdfDeviceCreateDeviceInterface,
-                device,
-                &INTERFACE_GUID,
-                core::ptr::null(),
-            )
-        },
-        "WdfDeviceCreateDeviceInterface"
+    let status = configure_device(device, &settings);
+    if !nt_success(status) {
+        return status;
+    }
+
+    trace!(
+        DPFLTR_INFO_LEVEL,
+        "device added: power pageable %u, idle timeout %u ms",
+        u32::from(settings.power_pageable),
+        settings.idle_timeout_ms
     );
+    STATUS_SUCCESS
+}
+
+/// The device's interface, special-file support and S0 idle settings, after
+/// `WdfDeviceCreate`.
+///
+/// `PASSIVE_LEVEL`, from `EvtDriverDeviceAdd`: `PAGE`.
+#[paged]
+fn configure_device(device: WDFDEVICE, settings: &Settings) -> NTSTATUS {
+    // SAFETY: `device` is live; the GUID is a constant; no reference string.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreateDeviceInterface,
+            device,
+            &INTERFACE_GUID,
+            core::ptr::null(),
+        )
+    };
+    check!(status, "WdfDeviceCreateDeviceInterface");
 
     if settings.special_file_support {
         for file_type in [
@@ -313,19 +328,11 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         ExcludeD3Cold: _WDF_TRI_STATE::WdfUseDefault,
     };
     // SAFETY: `device` is live; `idle` is initialised as the C INIT function does.
-    check!(
-        unsafe {
-            call_unsafe_wdf_function_binding!(WdfDeviceAssignS0IdleSettings, device, &raw mut idle)
-        },
-        "WdfDeviceAssignS0IdleSettings"
-    );
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfDeviceAssignS0IdleSettings, device, &raw mut idle)
+    };
+    check!(status, "WdfDeviceAssignS0IdleSettings");
 
-    trace!(
-        DPFLTR_INFO_LEVEL,
-        "device added: power pageable %u, idle timeout %u ms",
-        u32::from(settings.power_pageable),
-        settings.idle_timeout_ms
-    );
     STATUS_SUCCESS
 }
 
@@ -397,7 +404,7 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
 
 /// `EvtDevicePrepareHardware`: a software device has no resources to map.
 ///
-/// `PASSIVE_LEVEL`, start-up only (before the first D0Entry), not on the resume path:
+/// `PASSIVE_LEVEL`, start-up only (before the first `D0Entry`), not on the resume path:
 /// `PAGE`.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_prepare_hardware(
@@ -418,17 +425,17 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     _resources_translated: WDFCMRESLIST,
 ) -> NTSTATUS {
     // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        if let Some(counters) = context.with_state(DeviceState::take_persist) {
-            let written = write_counters(device, counters);
-            context.with_state(|state| state.persist_done(written));
-        }
+    if let Some(context) = unsafe { DeviceContext::get(device) }
+        && let Some(counters) = context.with_state(DeviceState::take_persist)
+    {
+        let written = write_counters(device, counters);
+        context.with_state(|state| state.persist_done(written));
     }
     STATUS_SUCCESS
 }
 
 /// `EvtDeviceSelfManagedIoInit`: the first start (KMDF calls Restart on later ones).
-/// Logs it and has the work item persist the counts of that first D0Entry.
+/// Logs it and has the work item persist the counts of that first `D0Entry`.
 ///
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]

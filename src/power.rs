@@ -37,10 +37,10 @@ struct Probe {
     np: bool,
 }
 
-/// Start-of-callback measurements. `#[inline(always)]`: it becomes part of each caller
-/// and so lives in the caller's section; it takes no lock and runs at the caller's
+/// Start-of-callback measurements. No section of its own: inlined it is part of its
+/// caller, out of line it is resident; it takes no lock and runs at the caller's
 /// `PASSIVE_LEVEL`.
-#[inline(always)]
+#[inline]
 fn probe(device: WDFDEVICE) -> Probe {
     Probe {
         start_100ns: interrupt_time(),
@@ -50,7 +50,7 @@ fn probe(device: WDFDEVICE) -> Probe {
 }
 
 /// The log entry of a callback that started with `probe`, ending now.
-#[inline(always)]
+#[inline]
 fn finish(probe: Probe, power_state: WDF_POWER_DEVICE_STATE, status: NTSTATUS) -> Transition {
     Transition {
         start_100ns: probe.start_100ns,
@@ -67,7 +67,7 @@ fn finish(probe: Probe, power_state: WDF_POWER_DEVICE_STATE, status: NTSTATUS) -
 /// `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`: true while the device is in
 /// one of the framework's nonpageable power states, where the registry, paged pool and
 /// pageable code are off limits. `PASSIVE_LEVEL` up to `DISPATCH_LEVEL`.
-#[inline(always)]
+#[inline]
 pub fn device_state_is_np(device: WDFDEVICE) -> bool {
     // SAFETY: `device` is the live device of the calling callback.
     let state = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDevicePowerState, device) };
@@ -215,7 +215,7 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
         }
         LockAction::Unlock => {
             // SAFETY: as above.
-            let taken = unsafe { core::mem::replace(&mut *handle, core::ptr::null_mut()) };
+            let taken = unsafe { core::mem::take(&mut *handle) };
             if !taken.is_null() {
                 // SAFETY: `taken` came from MmLockPagableDataSection and is released once.
                 unsafe { wdk_sys::ntddk::MmUnlockPagableImageSection(taken) };

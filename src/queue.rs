@@ -35,13 +35,13 @@ const THIS_FILE: PCCH = c"queue.rs".as_ptr();
 
 /// `WDF_REL_TIMEOUT_IN_MS(ms)`: a relative due time in 100 ns units, negative. Cannot
 /// overflow: `u32::MAX * 10_000` is far inside `i64`.
-#[inline(always)]
+#[inline]
 fn relative_timeout_ms(ms: u32) -> i64 {
     -(i64::from(ms) * 10_000)
 }
 
 /// `__LINE__` as the `LONG` the tracking functions take.
-#[inline(always)]
+#[inline]
 fn line(line: u32) -> LONG {
     LONG::try_from(line).unwrap_or(LONG::MAX)
 }
@@ -114,7 +114,7 @@ pub(crate) fn create_queues(device: WDFDEVICE) -> Result<WDFQUEUE, NTSTATUS> {
 /// `request` must be a live request this driver owns; the slice must be dropped before
 /// the output buffer is retrieved (`METHOD_BUFFERED` shares one system buffer) and
 /// before the request is completed.
-#[inline(always)]
+#[inline]
 unsafe fn input_bytes<'a>(request: WDFREQUEST, input_length: usize) -> &'a [u8] {
     if input_length == 0 {
         return &[];
@@ -145,7 +145,7 @@ unsafe fn input_bytes<'a>(request: WDFREQUEST, input_length: usize) -> &'a [u8] 
 /// # Safety
 ///
 /// As [`input_bytes`]; no input slice of the same request may be alive.
-#[inline(always)]
+#[inline]
 unsafe fn output_bytes<'a>(request: WDFREQUEST, output_length: usize) -> &'a mut [u8] {
     if output_length == 0 {
         return &mut [];
@@ -175,7 +175,7 @@ unsafe fn output_bytes<'a>(request: WDFREQUEST, output_length: usize) -> &'a mut
 /// # Safety
 ///
 /// `request` must be live and owned by this driver; it is gone afterwards.
-#[inline(always)]
+#[inline]
 unsafe fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -287,7 +287,7 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
 
 /// Executes the portable hold decision. Up to `DISPATCH_LEVEL`; inlined into the
 /// resident queue callback, its only caller.
-#[inline(always)]
+#[inline]
 fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> NTSTATUS {
     let now = interrupt_time();
     match context.with_state(|state| state.hold_request(now, duration_ms)) {

@@ -2,9 +2,10 @@
 //! inline functions, typed object contexts, and a debug print that does not pull in
 //! `core::fmt`.
 //!
-//! Everything here is `const` or `#[inline(always)]`: a helper used by resident code must
-//! not be an out-of-line function that lands in a section of its own, and the `const`
-//! items cost nothing at run time.
+//! Everything here is `const` or a small `#[inline]` function without a section of its
+//! own: inlined into a pageable caller it becomes part of that caller, out of line it is
+//! in `.text`, which is resident. Either way no resident code ends up calling pageable
+//! code through it.
 
 use core::ffi::CStr;
 
@@ -32,7 +33,7 @@ pub const fn structure_size<T>() -> ULONG {
 
 /// `WDF_OBJECT_ATTRIBUTES_INIT`: zeroed, sized, execution level and synchronization
 /// scope inherited from the parent.
-#[inline(always)]
+#[inline]
 pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
     WDF_OBJECT_ATTRIBUTES {
         Size: const { structure_size::<WDF_OBJECT_ATTRIBUTES>() },
@@ -44,7 +45,7 @@ pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
 
 /// `WDF_IO_QUEUE_CONFIG_INIT(config, WdfIoQueueDispatchSequential)`. Sequential, so the
 /// parallel-only `Settings.Parallel.NumberOfPresentedRequests` stays zero as in C.
-#[inline(always)]
+#[inline]
 pub fn sequential_queue_config() -> WDF_IO_QUEUE_CONFIG {
     WDF_IO_QUEUE_CONFIG {
         Size: const { structure_size::<WDF_IO_QUEUE_CONFIG>() },
@@ -56,7 +57,7 @@ pub fn sequential_queue_config() -> WDF_IO_QUEUE_CONFIG {
 
 /// A `UNICODE_STRING` over a UTF-16 constant without a terminating NUL (the value names
 /// of `pagewise_core::settings`). The registry functions only read through `Buffer`.
-#[inline(always)]
+#[inline]
 pub fn unicode_string(text: &'static [u16]) -> UNICODE_STRING {
     // Registry value names are a few dozen characters; a name over 32767 characters
     // cannot be a UNICODE_STRING at all, and this clamps rather than wraps.
@@ -92,7 +93,7 @@ impl ContextTypeInfo {
     }
 
     /// `WDF_GET_CONTEXT_TYPE_INFO(T)`, for `WDF_OBJECT_ATTRIBUTES::ContextTypeInfo`.
-    #[inline(always)]
+    #[inline]
     pub const fn get(&'static self) -> PCWDF_OBJECT_CONTEXT_TYPE_INFO {
         self.0.UniqueType
     }
@@ -103,7 +104,7 @@ impl ContextTypeInfo {
     /// # Safety
     ///
     /// `handle` must be a live WDF object. Callable at any IRQL up to `DISPATCH_LEVEL`.
-    #[inline(always)]
+    #[inline]
     pub unsafe fn context_of<T>(&'static self, handle: WDFOBJECT) -> *mut T {
         // SAFETY: the caller passes a live handle; the type info is a valid static.
         unsafe {
