@@ -1,12 +1,14 @@
 //! The section lookup on a real PE image.
 //!
-//! `tests/fixture-driver` is a `no_std` cdylib with one exported function in each of `.text`,
-//! `PAGE`, `PAGEPWR` and `INIT`. This test builds it for `x86_64-pc-windows-msvc` with Debian's
-//! rustc and `-Zbuild-std=core` and links it with `lld-link` as a driver (PAGING.md section 8),
-//! then checks that `pagewise_core::image` finds every exported function in the section its
-//! attribute named, and that it agrees with the `object` crate on every section.
+//! The fixture `core_section_probe` (a member of `crates/pagecheck/tests/fixtures/rust`) is a
+//! `no_std` cdylib with one exported function in each of `.text`, `PAGE`, `PAGEPWR` and `INIT`.
+//! `pe-fixtures` builds it for `x86_64-pc-windows-msvc` with Debian's rustc and
+//! `-Zbuild-std=core` and links it with `lld-link` as a driver (PAGING.md section 8); this test
+//! checks that `pagewise_core::image` finds every exported function in the section its
+//! attribute named, and that it agrees with the `object` crate on every section and every RVA.
 //!
-//! See `common/mod.rs` for the build and the tools it needs.
+//! Without the tools the test fails with a line naming them (`cargo xtask setup` installs them),
+//! rather than passing without checking anything.
 
 use std::sync::OnceLock;
 
@@ -18,12 +20,14 @@ use pagewise_core::image::{
 use pagewise_ioctl::CallbackId;
 use pagewise_roles::Role;
 
-mod common;
-
-/// The image's bytes, built once per test process.
+/// The image's bytes, built (or found in the fixture cache) once per test process.
 fn image() -> &'static [u8] {
     static IMAGE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    match IMAGE.get_or_init(|| common::build("fixture-driver", &[])) {
+    let built = IMAGE.get_or_init(|| {
+        let image = pe_fixtures::rust("core_section_probe").map_err(|e| e.to_string())?;
+        std::fs::read(&image.image).map_err(|e| format!("{}: {e}", image.image.display()))
+    });
+    match built {
         Ok(bytes) => bytes,
         Err(message) => panic!("{message}"),
     }

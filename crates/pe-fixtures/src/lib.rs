@@ -9,7 +9,9 @@
 //!   for `x86_64-pc-windows-msvc` and linked by Debian's `lld-link` as a driver.
 //! - Rust fixtures (members of the cargo workspace `crates/pagecheck/tests/fixtures/rust/`) are
 //!   `#![no_std]` cdylibs built by Debian's `rustc`/`cargo` (1.96 with its library sources, so
-//!   `-Zbuild-std=core` works without rustup) and linked by the same `lld-link`.
+//!   `-Zbuild-std=core` works without rustup) and linked by the same `lld-link`. Besides
+//!   `cargo pagecheck`'s fixtures, the workspace holds pagewise-core's (`core_*`), which its
+//!   section-lookup and no-panic tests read.
 //!
 //! Outputs are cached under `<target>/pe-fixtures/`, keyed by a hash of the sources, the flags
 //! and the tool versions. A build runs in a private temporary directory under an exclusive file
@@ -82,7 +84,16 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {}
 
 /// The Debian packages the fixtures need; `cargo xtask setup` installs exactly these.
-pub const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "clang", "lld"];
+/// `llvm` is for `llvm-objdump`, which `cargo pagecheck`'s benchmark and disassembly tests run
+/// next to it.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "clang",
+    "lld",
+    "llvm",
+];
 
 /// Debian's rustc (1.96, `rustc-web`): rustup's, first on `PATH`, has no `rust-src` here.
 pub const RUSTC: &str = "/usr/bin/rustc";
@@ -92,6 +103,8 @@ pub const CARGO: &str = "/usr/bin/cargo";
 pub const CLANG: &str = "/usr/bin/clang";
 /// Debian's lld in link.exe mode.
 pub const LLD_LINK: &str = "/usr/bin/lld-link";
+/// Debian's `llvm-objdump` (`llvm`).
+pub const LLVM_OBJDUMP: &str = "/usr/bin/llvm-objdump";
 /// The library sources `-Zbuild-std` compiles (`rust-web-src`).
 const RUST_SRC_CORE: &str = "/usr/lib/rustlib/src/rust/library/core/Cargo.toml";
 
@@ -140,12 +153,13 @@ pub const DEFAULT_CFLAGS: &[&str] = &[
 /// Which required tool is absent, as one line naming the Debian package to install, or `None`.
 #[must_use]
 pub fn tools_missing() -> Option<String> {
-    let checks: [(&str, &str); 5] = [
+    let checks: [(&str, &str); 6] = [
         (RUSTC, "rustc-web"),
         (CARGO, "cargo-web"),
         (RUST_SRC_CORE, "rust-web-src"),
         (CLANG, "clang"),
         (LLD_LINK, "lld"),
+        (LLVM_OBJDUMP, "llvm"),
     ];
     let missing: Vec<String> = checks
         .iter()
@@ -262,15 +276,30 @@ pub fn c_sources_with_cflags(
 }
 
 /// Builds the Rust fixture `<name>`, a member of the cargo workspace
-/// `crates/pagecheck/tests/fixtures/rust/`.
+/// `crates/pagecheck/tests/fixtures/rust/`, with its default features.
 ///
-/// Optional companion: `rust/<name>/fixture.link`, extra linker arguments after
-/// [`DEFAULT_LINK_ARGS`] (same syntax as a C fixture's `.link` file).
+/// Optional companions in `rust/<name>/`, same syntax as a C fixture's `.link` file:
+/// - `fixture.link`: extra linker arguments after [`DEFAULT_LINK_ARGS`];
+/// - `fixture.cargo`: extra cargo arguments. `--profile <name>` picks one of the workspace's
+///   profiles instead of `release` (the pagewise-core fixtures use `core-lto`);
+///   `-Zbuild-std-features=...` changes how the standard library crates are built.
 ///
 /// # Errors
 /// Missing tools, unreadable sources, or a failed cargo build (with its stderr).
 pub fn rust(name: &str) -> Result<Image, Error> {
+    rust_with_features(name, &[])
+}
+
+/// Like [`rust`], with the package's cargo `features` enabled. Each feature set is its own
+/// cached image (order and repetition do not matter), so a test can hold the images of several
+/// feature sets of one fixture at once.
+///
+/// # Errors
+/// A feature name cargo would not accept here (empty, or other than ASCII letters, digits, `_`
+/// and `-`), missing tools, unreadable sources, or a failed cargo build (with its stderr).
+pub fn rust_with_features(name: &str, features: &[&str]) -> Result<Image, Error> {
     require_tools()?;
+    let features = feature_set(name, features)?;
     let workspace = fixtures_dir().join("rust");
     let member = workspace.join(name);
     if !member.join("Cargo.toml").is_file() {
@@ -283,17 +312,33 @@ pub fn rust(name: &str) -> Result<Image, Error> {
     let mut link_args: Vec<String> = DEFAULT_LINK_ARGS.iter().map(|&a| a.to_owned()).collect();
     link_args.extend(extra);
     link_args.push(format!("/PDBALTPATH:{name}.pdb"));
+    let (profile, cargo_args) = cargo_profile(read_args(&member.join("fixture.cargo"))?)
+        .map_err(|message| Error::new(format!("pe-fixtures: {name}/fixture.cargo: {message}")))?;
 
-    let mut key = Key::new("rust-v1");
+    let mut key = Key::new("rust-v2");
     key.text(tool_versions()?);
     key.text(name);
+    key.text(&profile);
+    for arg in &cargo_args {
+        key.text(arg);
+    }
+    // Counted, so that a feature never hashes like the linker argument after it.
+    key.count(features.len());
+    for feature in &features {
+        key.text(feature);
+    }
     for arg in &link_args {
         key.text(arg);
     }
     // The fixtures' own sources and the repository crates they use by path.
     key.tree(&workspace)?;
     let root = workspace_root();
-    for krate in ["crates/pagewise-roles", "crates/pagewise-macros"] {
+    for krate in [
+        "crates/pagewise-roles",
+        "crates/pagewise-macros",
+        "crates/pagewise-core",
+        "crates/pagewise-ioctl",
+    ] {
         key.tree(&root.join(krate))?;
     }
     // Cargo reads configuration from every directory above the fixture workspace: the
@@ -302,7 +347,13 @@ pub fn rust(name: &str) -> Result<Image, Error> {
         key.text(&config);
     }
 
-    cached("rust", name, key.finish(), |out| {
+    // The feature set is part of the cache entry's name, not only of its hash: pruning keeps
+    // one image per entry name, and the feature sets of one fixture must not evict each other.
+    let entry = std::iter::once(name)
+        .chain(features.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("+");
+    cached("rust", &entry, name, key.finish(), |out| {
         let target_dir = cache_dir().join("rust-target");
         let mut cmd = Command::new(CARGO);
         isolate_cargo_env(&mut cmd);
@@ -311,14 +362,28 @@ pub fn rust(name: &str) -> Result<Image, Error> {
             .env("RUSTC_BOOTSTRAP", "1")
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", LLD_LINK)
-            .args(["rustc", "--quiet", "--release", "--target", TARGET])
+            .args([
+                "rustc",
+                "--quiet",
+                "--profile",
+                &profile,
+                "--target",
+                TARGET,
+            ])
             .arg("-Zbuild-std=core")
-            .args(["-p", name, "--lib", "--"]);
+            .args(&cargo_args)
+            .args(["-p", name, "--lib"]);
+        if !features.is_empty() {
+            cmd.arg("--features").arg(features.join(","));
+        }
+        cmd.arg("--");
         for arg in &link_args {
             cmd.arg(format!("-Clink-arg={arg}"));
         }
         run(&mut cmd, "cargo build of Rust fixture")?;
-        let built = target_dir.join(TARGET).join("release");
+        // Cargo names the output directory of its `dev` profile `debug`.
+        let profile_dir = if profile == "dev" { "debug" } else { &profile };
+        let built = target_dir.join(TARGET).join(profile_dir);
         let file_stem = name.replace('-', "_");
         copy(
             &built.join(format!("{file_stem}.dll")),
@@ -330,6 +395,54 @@ pub fn rust(name: &str) -> Result<Image, Error> {
         )?;
         Ok(())
     })
+}
+
+/// The features sorted and deduplicated, each checked to be a plain feature name: it becomes
+/// part of a directory name and of a comma-separated cargo argument.
+fn feature_set(name: &str, features: &[&str]) -> Result<Vec<String>, Error> {
+    let mut set: Vec<String> = Vec::with_capacity(features.len());
+    for &feature in features {
+        let plain = !feature.is_empty()
+            && feature
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !plain {
+            return Err(Error::new(format!(
+                "pe-fixtures: Rust fixture {name}: feature {feature:?} is not a plain feature name"
+            )));
+        }
+        set.push(feature.to_owned());
+    }
+    set.sort_unstable();
+    set.dedup();
+    Ok(set)
+}
+
+/// Splits a fixture's extra cargo arguments into the profile (`release` unless
+/// `--profile <name>` or `--profile=<name>` says otherwise; the last one wins, as in cargo) and
+/// the rest, which are passed on as they are. `--release` and `--debug` are refused: the
+/// profile must be known here, to find the output.
+fn cargo_profile(args: Vec<String>) -> Result<(String, Vec<String>), String> {
+    let mut profile = "release".to_owned();
+    let mut rest = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--profile" {
+            profile = args
+                .next()
+                .ok_or_else(|| "--profile without a profile name".to_owned())?;
+        } else if let Some(name) = arg.strip_prefix("--profile=") {
+            name.clone_into(&mut profile);
+        } else if arg == "--release" || arg == "-r" {
+            return Err(format!("{arg}: name the profile with --profile <name>"));
+        } else {
+            rest.push(arg);
+        }
+    }
+    if profile.is_empty() {
+        return Err("--profile with an empty profile name".to_owned());
+    }
+    Ok((profile, rest))
 }
 
 /// Removes the variables the outer cargo (rustup's) sets for a test process, so the inner
@@ -391,7 +504,7 @@ fn build_c(
         key.tree(dir)?;
     }
 
-    cached("c", name, key.finish(), |out| {
+    cached("c", name, name, key.finish(), |out| {
         let import_lib = import_library(out, &def)?;
         let objects = compile_units(out, units, &cflags, source_dir)?;
         let mut cmd = Command::new(LLD_LINK);
@@ -590,6 +703,10 @@ impl Key {
         self.bytes(text.as_bytes());
     }
 
+    fn count(&mut self, count: usize) {
+        self.0.write_usize(count);
+    }
+
     /// Every file under `dir` (sorted, `target` directories and dot files skipped), by relative
     /// path and content.
     fn tree(&mut self, dir: &Path) -> Result<(), Error> {
@@ -631,16 +748,19 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Returns the cached image for `(kind, name, hash)`, building it with `build` into a fresh
+/// Returns the cached image for `(kind, entry, hash)`, building it with `build` into a fresh
 /// directory if absent. `build` writes `<name>.sys` and `<name>.pdb` into the directory it gets.
+/// `entry` names the cache entry: the image's `name`, or more when one name has several
+/// variants that are current at the same time (a Rust fixture's feature sets).
 fn cached(
     kind: &str,
+    entry: &str,
     name: &str,
     hash: u64,
     build: impl FnOnce(&Path) -> Result<(), Error>,
 ) -> Result<Image, Error> {
     let cache = cache_dir();
-    let done = cache.join(format!("{kind}-{name}-{hash:016x}"));
+    let done = cache.join(format!("{kind}-{entry}-{hash:016x}"));
     let image = Image {
         image: done.join(format!("{name}.sys")),
         pdb: done.join(format!("{name}.pdb")),
@@ -656,7 +776,7 @@ fn cached(
     let lock_name = if kind == "rust" {
         "rust.lock".to_owned()
     } else {
-        format!("{kind}-{name}.lock")
+        format!("{kind}-{entry}.lock")
     };
     let lock_path = cache.join(lock_name);
     let lock =
@@ -666,7 +786,7 @@ fn cached(
     if done.is_dir() {
         return Ok(image);
     }
-    let scratch = cache.join(format!("tmp-{kind}-{name}-{}", unique()));
+    let scratch = cache.join(format!("tmp-{kind}-{entry}-{}", unique()));
     fs::create_dir_all(&scratch).map_err(|e| Error::io("cannot create", &scratch, &e))?;
     let result = build(&scratch).and_then(|()| {
         for file in [format!("{name}.sys"), format!("{name}.pdb")] {
@@ -681,19 +801,19 @@ fn cached(
     if result.is_err() {
         let _ = fs::remove_dir_all(&scratch);
     } else {
-        prune_older(&cache, kind, name, &done);
+        prune_older(&cache, kind, entry, &done);
     }
     // The lock is released when `lock` is dropped, after the rename.
     drop(lock);
     result.map(|()| image)
 }
 
-/// Removes the images an earlier version of the same fixture left (`<kind>-<name>-<hash>`
-/// with another hash): every source edit would otherwise leave a copy behind. One name has one
-/// current image, so callers that want several variants at once (the benchmark's sizes) give
-/// each its own name.
-fn prune_older(cache: &Path, kind: &str, name: &str, keep: &Path) {
-    let prefix = format!("{kind}-{name}-");
+/// Removes the images an earlier version of the same cache entry left (`<kind>-<entry>-<hash>`
+/// with another hash): every source edit would otherwise leave a copy behind. One entry has one
+/// current image, so callers that want several variants at once give each its own entry name
+/// (the benchmark's sizes, a Rust fixture's feature sets).
+fn prune_older(cache: &Path, kind: &str, entry: &str, keep: &Path) {
+    let prefix = format!("{kind}-{entry}-");
     let Ok(entries) = fs::read_dir(cache) else {
         return;
     };
@@ -753,7 +873,7 @@ fn read_args(path: &Path) -> Result<Vec<String>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::{def_exports, prune_older, read_args};
+    use super::{cargo_profile, def_exports, feature_set, prune_older, read_args};
 
     #[test]
     fn prune_removes_only_older_images_of_the_same_name() {
@@ -772,6 +892,63 @@ mod tests {
         let exists: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
         assert_eq!(exists, [false, true, true, true, true]);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A Rust fixture's feature sets are separate entries: building one must not remove the
+    /// others, in either direction.
+    #[test]
+    fn prune_keeps_other_feature_sets_of_a_rust_fixture() {
+        let dir =
+            std::env::temp_dir().join(format!("pe-fixtures-prune-features-{}", std::process::id()));
+        let names = [
+            "rust-probe-00000000000000aa", // older default-feature image: removed
+            "rust-probe-00000000000000bb", // current default-feature image
+            "rust-probe+control-00000000000000aa", // older `control` image
+            "rust-probe+control-00000000000000cc", // current `control` image
+        ];
+        for name in names {
+            std::fs::create_dir_all(dir.join(name)).expect("create");
+        }
+        prune_older(&dir, "rust", "probe", &dir.join(names[1]));
+        let exists: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        assert_eq!(exists, [false, true, true, true]);
+        prune_older(&dir, "rust", "probe+control", &dir.join(names[3]));
+        let exists: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        assert_eq!(exists, [false, true, false, true]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn feature_sets_are_canonical_and_plain() {
+        assert_eq!(
+            feature_set("f", &["b", "a-1", "b", "a_2"]).expect("plain"),
+            ["a-1", "a_2", "b"]
+        );
+        assert!(feature_set("f", &[]).expect("none").is_empty());
+        for bad in ["", "a,b", "dep/feature", "a b", "../x"] {
+            assert!(feature_set("f", &["ok", bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fixture_cargo_arguments_name_the_profile() {
+        let args = |list: &[&str]| list.iter().map(|&a| a.to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            cargo_profile(Vec::new()).expect("default"),
+            ("release".to_owned(), Vec::new())
+        );
+        assert_eq!(
+            cargo_profile(args(&["--profile", "core-lto", "-Zbuild-std-features=x"]))
+                .expect("named"),
+            ("core-lto".to_owned(), args(&["-Zbuild-std-features=x"]))
+        );
+        assert_eq!(
+            cargo_profile(args(&["--profile=a", "--profile", "b"])).expect("last wins"),
+            ("b".to_owned(), Vec::new())
+        );
+        for bad in [&["--profile"][..], &["--profile="], &["--release"], &["-r"]] {
+            assert!(cargo_profile(args(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
