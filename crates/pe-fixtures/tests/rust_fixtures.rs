@@ -238,3 +238,38 @@ fn rust_wdf_shape() {
         assert!(found.contains(&Edge::IndirectRegister), "{name}: {found:?}");
     }
 }
+
+/// Two feature sets of one fixture are two cached images that stay side by side (building one
+/// does not prune the other), the order and repetition of features do not matter, and the
+/// features reach the build: only the `control` image exports `probe_control`.
+#[test]
+fn feature_sets_are_separate_images() {
+    let plain = pe_fixtures::rust("core_no_panic").unwrap_or_else(|error| panic!("{error}"));
+    let control = pe_fixtures::rust_with_features("core_no_panic", &["control"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    let again = pe_fixtures::rust_with_features("core_no_panic", &["control", "control"])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(control, again);
+    assert_ne!(plain.image.parent(), control.image.parent());
+    for image in [&plain, &control] {
+        assert!(image.image.is_file(), "{}", image.image.display());
+        assert!(image.pdb.is_file(), "{}", image.pdb.display());
+    }
+    let exports = |image: &Image| {
+        let bytes = std::fs::read(&image.image).expect("read the image");
+        let file = object::read::pe::PeFile64::parse(&*bytes).expect("a PE image");
+        object::Object::exports(&file)
+            .expect("export table")
+            .iter()
+            .any(|export| export.name() == b"probe_control")
+    };
+    assert!(!exports(&plain));
+    assert!(exports(&control));
+}
+
+#[test]
+fn a_feature_that_is_not_a_plain_name_is_an_error() {
+    let error = pe_fixtures::rust_with_features("core_no_panic", &["pagewise-core/std"])
+        .expect_err("not a plain feature name");
+    assert!(error.to_string().contains("pagewise-core/std"), "{error}");
+}
