@@ -298,8 +298,8 @@ pub fn rust(name: &str) -> Result<Image, Error> {
 /// A feature name cargo would not accept here (empty, or other than ASCII letters, digits, `_`
 /// and `-`), missing tools, unreadable sources, or a failed cargo build (with its stderr).
 pub fn rust_with_features(name: &str, features: &[&str]) -> Result<Image, Error> {
-    require_tools()?;
     let features = feature_set(name, features)?;
+    require_tools()?;
     let workspace = fixtures_dir().join("rust");
     let member = workspace.join(name);
     if !member.join("Cargo.toml").is_file() {
