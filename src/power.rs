@@ -211,7 +211,10 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
         LockAction::None => {}
         LockAction::Lock => {
             // SAFETY: the callers are serialised; see `power_down_handle`.
-            unsafe { *handle = lock_power_down_section() };
+            unsafe {
+                debug_assert!((*handle).is_null(), "power-down section locked twice");
+                *handle = lock_power_down_section();
+            }
         }
         LockAction::Unlock => {
             // SAFETY: as above.

@@ -33,11 +33,12 @@ use crate::wdf::{object_attributes, sequential_queue_config};
 /// the C macros call with `__LINE__` and `__FILE__`.
 const THIS_FILE: PCCH = c"queue.rs".as_ptr();
 
-/// `WDF_REL_TIMEOUT_IN_MS(ms)`: a relative due time in 100 ns units, negative. Cannot
-/// overflow: `u32::MAX * 10_000` is far inside `i64`.
+/// `WDF_REL_TIMEOUT_IN_MS(ms)`: a relative due time in 100 ns units, negative.
+/// `u32::MAX * 10_000` is far inside `i64`; the saturating form only keeps an overflow
+/// check (a panic path) out of this resident code in builds with debug assertions.
 #[inline]
 fn relative_timeout_ms(ms: u32) -> i64 {
-    -(i64::from(ms) * 10_000)
+    i64::from(ms).saturating_mul(-10_000)
 }
 
 /// `__LINE__` as the `LONG` the tracking functions take.
