@@ -123,6 +123,8 @@ fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounter
 
 /// The Plug and Play and power callbacks, each registered through the slot that checks its
 /// placement at compile time.
+///
+/// `PASSIVE_LEVEL`, from `EvtDriverDeviceAdd`: `PAGE`.
 #[paged]
 fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
     // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.

@@ -36,12 +36,13 @@ const THIS_FILE: PCCH = c"queue.rs".as_ptr();
 /// `WDF_REL_TIMEOUT_IN_MS(ms)`: a relative due time in 100 ns units, negative.
 /// `u32::MAX * 10_000` is far inside `i64`; the saturating form only keeps an overflow
 /// check (a panic path) out of this resident code in builds with debug assertions.
+/// Pure computation, any IRQL.
 #[inline]
 fn relative_timeout_ms(ms: u32) -> i64 {
     i64::from(ms).saturating_mul(-10_000)
 }
 
-/// `__LINE__` as the `LONG` the tracking functions take.
+/// `__LINE__` as the `LONG` the tracking functions take. Pure computation, any IRQL.
 #[inline]
 fn line(line: u32) -> LONG {
     LONG::try_from(line).unwrap_or(LONG::MAX)

@@ -32,7 +32,7 @@ pub const fn structure_size<T>() -> ULONG {
 }
 
 /// `WDF_OBJECT_ATTRIBUTES_INIT`: zeroed, sized, execution level and synchronization
-/// scope inherited from the parent.
+/// scope inherited from the parent. Pure computation, any IRQL.
 #[inline]
 pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
     WDF_OBJECT_ATTRIBUTES {
@@ -45,6 +45,7 @@ pub fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
 
 /// `WDF_IO_QUEUE_CONFIG_INIT(config, WdfIoQueueDispatchSequential)`. Sequential, so the
 /// parallel-only `Settings.Parallel.NumberOfPresentedRequests` stays zero as in C.
+/// Pure computation, any IRQL.
 #[inline]
 pub fn sequential_queue_config() -> WDF_IO_QUEUE_CONFIG {
     WDF_IO_QUEUE_CONFIG {
@@ -57,6 +58,7 @@ pub fn sequential_queue_config() -> WDF_IO_QUEUE_CONFIG {
 
 /// A `UNICODE_STRING` over a UTF-16 constant without a terminating NUL (the value names
 /// of `pagewise_core::settings`). The registry functions only read through `Buffer`.
+/// Pure computation, any IRQL.
 #[inline]
 pub fn unicode_string(text: &'static [u16]) -> UNICODE_STRING {
     // Registry value names are a few dozen characters; a name over 32767 characters
