@@ -2,8 +2,8 @@
 //! the callbacks need.
 //!
 //! The framework allocates the context from nonpaged pool and zeroes it; a zeroed
-//! `DeviceState` is not a valid value, so `EvtDriverDeviceAdd` writes the whole context
-//! at once, after every handle in it exists. The spin lock handle doubles as the
+//! `DeviceState` is not a valid value, so `EvtDriverDeviceAdd` initialises the context in
+//! place once every handle in it exists, the spin lock last. The spin lock handle doubles as the
 //! "initialised" flag: [`DeviceContext::get`] hands out a reference only when it is
 //! non-null, which keeps the cleanup callback of a device whose `EvtDriverDeviceAdd`
 //! failed half-way from touching a zeroed state.
@@ -49,21 +49,33 @@ pub static DEVICE_CONTEXT_TYPE: ContextTypeInfo =
     ContextTypeInfo::new::<DeviceContext>(c"DeviceContext", &DEVICE_CONTEXT_TYPE);
 
 impl DeviceContext {
-    /// A context around `state` with the handles `EvtDriverDeviceAdd` created.
-    pub const fn new(
+    /// Initialises the framework's zeroed context memory at `raw` in place: the state
+    /// (a few KiB: written where it lives rather than built on the kernel stack and
+    /// copied), the handles, and the spin lock last, because a non-null lock is what
+    /// tells [`DeviceContext::get`] the context is ready.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is the context of a device created by the caller, in `EvtDriverDeviceAdd`,
+    /// before any callback of that device can run (`PASSIVE_LEVEL`).
+    pub unsafe fn init_in_place(
+        raw: *mut DeviceContext,
         lock: WDFSPINLOCK,
-        state: DeviceState,
         hold_timer: WDFTIMER,
         persist_item: WDFWORKITEM,
         power_queue: WDFQUEUE,
-    ) -> Self {
-        DeviceContext {
-            lock,
-            state: UnsafeCell::new(state),
-            power_down_handle: UnsafeCell::new(core::ptr::null_mut()),
-            hold_timer,
-            persist_item,
-            power_queue,
+    ) {
+        // SAFETY: `raw` is valid for writes of a whole DeviceContext (caller); each
+        // field is written once through a raw pointer, never through a reference to the
+        // not yet valid whole.
+        unsafe {
+            core::ptr::addr_of_mut!((*raw).state).write(UnsafeCell::new(DeviceState::new()));
+            core::ptr::addr_of_mut!((*raw).power_down_handle)
+                .write(UnsafeCell::new(core::ptr::null_mut()));
+            core::ptr::addr_of_mut!((*raw).hold_timer).write(hold_timer);
+            core::ptr::addr_of_mut!((*raw).persist_item).write(persist_item);
+            core::ptr::addr_of_mut!((*raw).power_queue).write(power_queue);
+            core::ptr::addr_of_mut!((*raw).lock).write(lock);
         }
     }
 

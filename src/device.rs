@@ -242,16 +242,10 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     if raw_context.is_null() {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
     }
-    // SAFETY: the framework allocated and zeroed the context for this device; nothing
-    // else reads it until `lock` is non-null, which this single write makes true.
+    // SAFETY: the framework allocated and zeroed the context of the device just
+    // created; none of its callbacks can run before EvtDriverDeviceAdd returns.
     unsafe {
-        raw_context.write(DeviceContext::new(
-            lock,
-            DeviceState::new(),
-            hold_timer,
-            persist_item,
-            power_queue,
-        ));
+        DeviceContext::init_in_place(raw_context, lock, hold_timer, persist_item, power_queue);
     }
     // SAFETY: just initialised.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
