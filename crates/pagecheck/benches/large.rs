@@ -43,6 +43,25 @@ fn time_analysis(image: &Path, runs: usize) -> (Duration, pagecheck::Report) {
     (median(samples), last.expect("at least one run"))
 }
 
+/// The decode pass alone (function table + one decode of every function), on an image and
+/// PDB already in memory: the part of the work that `llvm-objdump -d` also does.
+fn time_decode(image: &Path, runs: usize) -> Duration {
+    let bytes = std::fs::read(image).expect("read image");
+    let parsed = pagecheck::image::Image::parse(bytes).expect("parse");
+    let symbols =
+        pagecheck::pdb::Symbols::load(&image.with_extension("pdb"), &parsed).expect("pdb");
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let functions = pagecheck::functions::Functions::build(&parsed, &symbols);
+        let ctx = pagecheck::decode::Context::new(&parsed, &functions, Vec::new());
+        let graph = pagecheck::decode::build(&ctx);
+        std::hint::black_box(graph.instructions);
+        samples.push(start.elapsed());
+    }
+    median(samples)
+}
+
 fn time_objdump(image: &Path, runs: usize) -> Option<Duration> {
     let mut samples = Vec::new();
     for _ in 0..runs {
@@ -70,33 +89,48 @@ fn main() {
         return;
     }
     let sizes = env_list("PAGECHECK_BENCH_SIZES", &[10_000, 20_000, 45_000]);
-    let runs = env_list("PAGECHECK_BENCH_RUNS", &[5])
+    let runs = env_list("PAGECHECK_BENCH_RUNS", &[9])
         .first()
         .copied()
         .unwrap_or(5)
         .max(1);
     let units = std::thread::available_parallelism().map_or(2, usize::from) * 4;
     println!(
-        "{:>9} {:>12} {:>11} {:>12} {:>12} {:>8} {:>14}",
-        "functions", "code bytes", "instrs", "pagecheck", "objdump -d", "ratio", "pagecheck/MB"
+        "{:>9} {:>12} {:>11} {:>11} {:>11} {:>12} {:>8} {:>12} {:>12}",
+        "functions",
+        "code bytes",
+        "instrs",
+        "pagecheck",
+        "decode",
+        "objdump -d",
+        "ratio",
+        "total/MB",
+        "decode/MB"
     );
     let mut per_mb = Vec::new();
+    let mut decode_per_mb = Vec::new();
     for &n in &sizes {
         let sources = pe_fixtures::generate_large_c_units(n, 0x5eed, units);
         let image = pe_fixtures::c_sources(&format!("bench_{n}"), &sources, &[])
             .expect("build benchmark image");
+        // One unmeasured run warms the page cache for both tools.
+        let _ = time_analysis(&image.image, 1);
         let (analysis, report) = time_analysis(&image.image, runs);
+        let decode = time_decode(&image.image, runs);
         let objdump = time_objdump(&image.image, runs.min(3));
         #[allow(clippy::cast_precision_loss)]
         let mb = report.summary.code_bytes as f64 / 1_000_000.0;
         let ms_per_mb = analysis.as_secs_f64() * 1000.0 / mb;
+        let decode_ms_per_mb = decode.as_secs_f64() * 1000.0 / mb;
         per_mb.push(ms_per_mb);
+        decode_per_mb.push(decode_ms_per_mb);
         println!(
-            "{:>9} {:>12} {:>11} {:>10.1}ms {:>12} {:>8} {:>11.2}ms",
+            "{:>9} {:>12} {:>11} {:>9.1}ms {:>9.1}ms {:>12} {:>8} {:>10.2}ms {:>10.2}ms",
             report.summary.functions,
             report.summary.code_bytes,
             report.summary.instructions,
             analysis.as_secs_f64() * 1000.0,
+            decode.as_secs_f64() * 1000.0,
             objdump.map_or_else(
                 || "n/a".to_owned(),
                 |d| format!("{:.1}ms", d.as_secs_f64() * 1000.0)
@@ -106,12 +140,15 @@ fn main() {
                 |d| format!("{:.1}x", d.as_secs_f64() / analysis.as_secs_f64())
             ),
             ms_per_mb,
+            decode_ms_per_mb,
         );
     }
-    if let (Some(first), Some(last)) = (per_mb.first(), per_mb.last()) {
-        println!(
-            "linearity: time per MB of code at the largest size / at the smallest = {:.2} (1.00 = linear)",
-            last / first
-        );
+    for (what, series) in [("total", &per_mb), ("decode", &decode_per_mb)] {
+        if let (Some(first), Some(last)) = (series.first(), series.last()) {
+            println!(
+                "linearity ({what}): time per MB at the largest size / at the smallest = {:.2} (1.00 = linear)",
+                last / first
+            );
+        }
     }
 }
