@@ -196,22 +196,18 @@ impl Image {
                     "section {name} extends past the end of the file (truncated image?)"
                 )));
             }
-            let virtual_size = header.virtual_size.get(LE);
+            // A zero VirtualSize means "as large as the raw data" (old linkers).
+            let virtual_size = match header.virtual_size.get(LE) {
+                0 => file_size,
+                size => size,
+            };
             sections.push(Section {
                 residency: residency_of(&name),
                 name,
                 rva: header.virtual_address.get(LE),
-                virtual_size: if virtual_size == 0 {
-                    file_size
-                } else {
-                    virtual_size
-                },
+                virtual_size,
                 file_offset,
-                file_size: file_size.min(if virtual_size == 0 {
-                    file_size
-                } else {
-                    virtual_size
-                }),
+                file_size: file_size.min(virtual_size),
                 characteristics: header.characteristics.get(LE),
             });
         }

@@ -63,6 +63,22 @@ pub fn text(report: &Report) -> String {
         report.slack.total,
         report.slack.functions.len()
     );
+    // Code bytes per code section, in section order.
+    let per_section: Vec<String> = sections
+        .iter()
+        .filter_map(|s| {
+            let bytes: u64 = f
+                .functions
+                .iter()
+                .filter(|func| func.section == s.name)
+                .map(|func| u64::from(func.size))
+                .sum();
+            (bytes > 0).then(|| format!("{} {bytes} B ({})", s.name, s.residency.name()))
+        })
+        .collect();
+    if !per_section.is_empty() {
+        let _ = writeln!(out, "  = code by section: {}", per_section.join(", "));
+    }
     if !report.slack.functions.is_empty() {
         let _ = writeln!(
             out,

@@ -73,6 +73,21 @@ fn clean_has_no_violation() {
         "{}",
         out.stdout
     );
+    let by_section = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  = code by section: "))
+        .expect("per-section line");
+    for part in [
+        ".text ",
+        "(resident)",
+        "PAGE ",
+        "(pageable)",
+        "INIT ",
+        "(discardable)",
+    ] {
+        assert!(by_section.contains(part), "{by_section}");
+    }
 }
 
 #[test]
