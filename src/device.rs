@@ -422,7 +422,8 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 ) -> NTSTATUS {
     // SAFETY: called by the framework for this device.
     if let Some(context) = unsafe { DeviceContext::get(device) }
-        && let Some(counters) = context.with_state(DeviceState::take_persist)
+        // The device has left its last power transition: not an NP point.
+        && let Some(counters) = context.with_state(|state| state.take_persist(false))
     {
         let written = write_counters(device, counters);
         context.with_state(|state| state.persist_done(written));

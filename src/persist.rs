@@ -73,15 +73,13 @@ pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> 
 }
 
 /// Writes pending counters now if the device is not in an NP state. Returns nothing:
-/// a refused or failed write stays pending in the portable state.
+/// a refused (counted as deferred) or failed write stays pending in the portable state.
 ///
 /// `PASSIVE_LEVEL`, off the power path: `PAGE`.
 #[paged]
 fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
-    if device_state_is_np(device) {
-        return;
-    }
-    if let Some(counters) = context.with_state(pagewise_core::DeviceState::take_persist) {
+    let np = device_state_is_np(device);
+    if let Some(counters) = context.with_state(|state| state.take_persist(np)) {
         let written = write_counters(device, counters);
         context.with_state(|state| state.persist_done(written));
     }

@@ -223,11 +223,12 @@ impl DeviceState {
         self.persist.is_pending()
     }
 
-    /// A passive-level point outside power transitions (the persist work item, the
-    /// control queue, `EvtDeviceReleaseHardware`): the counters to write now, if any are
-    /// pending.
-    pub fn take_persist(&mut self) -> Option<PersistedCounters> {
-        self.persist.take(false)
+    /// A passive-level point outside power transitions (the persist work item,
+    /// `EvtDeviceReleaseHardware`): the counters to write now, if any are pending and `np`
+    /// is false. `np` is the caller's `WdfDevStateIsNP` of the device's power state; a
+    /// point refused for it counts as a deferred write, like a refused `D0Exit`.
+    pub fn take_persist(&mut self, np: bool) -> Option<PersistedCounters> {
+        self.persist.take(np)
     }
 
     /// The registry write of counters handed out by [`DeviceState::on_d0_exit`] or
@@ -439,11 +440,16 @@ mod tests {
             (10, 9)
         );
         assert_eq!(stats.last_resume_100ns, 700);
-        // A pageable point outside transitions writes the latest lifetime counts.
-        assert_eq!(s.take_persist(), Some(counters(12, 10)));
+        // A work item that finds the device in an NP state writes nothing and counts
+        // the refusal as deferred; a pageable point writes the latest lifetime counts.
+        let deferred = s.stats().deferred_writes;
+        assert_eq!(s.take_persist(true), None);
+        assert_eq!(s.stats().deferred_writes, deferred + 1);
+        assert!(s.persist_pending());
+        assert_eq!(s.take_persist(false), Some(counters(12, 10)));
         s.persist_done(true);
         assert!(!s.persist_pending());
-        assert_eq!(s.take_persist(), None);
+        assert_eq!(s.take_persist(false), None);
         assert_eq!(s.stats().persisted_writes, 1);
 
         let config = s.config();
@@ -517,10 +523,10 @@ mod tests {
         assert_eq!(s.stats().deferred_writes, 1);
         let d = s.on_usage_notification(PAGING, false);
         assert_eq!(d.action, LockAction::Unlock);
-        assert_eq!(s.take_persist(), Some(counters(2, 2)));
+        assert_eq!(s.take_persist(false), Some(counters(2, 2)));
         s.persist_done(false);
         assert_eq!(
-            s.take_persist(),
+            s.take_persist(false),
             Some(counters(2, 2)),
             "retried after a failure"
         );
