@@ -115,6 +115,9 @@ pub struct Link {
     /// RVA of the instruction (or data slot) in this function that leads to the next link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<u32>,
+    /// The name as the PDB stores it, when it differs from `symbol` (a mangled Rust name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mangled: Option<String>,
 }
 
 /// One finding.
@@ -283,6 +286,7 @@ impl Graph<'_> {
             rva: f.start,
             section: self.image.sections[f.section].name.clone(),
             site,
+            mangled: (f.raw != f.name).then(|| f.raw.clone()),
         }
     }
 
@@ -292,6 +296,7 @@ impl Graph<'_> {
             rva,
             section: self.section_name(rva),
             site: None,
+            mangled: None,
         }
     }
 
@@ -550,7 +555,7 @@ impl Graph<'_> {
                     self.functions.list[t].name
                 ),
                 chain: vec![
-                    Link { symbol: format!("<data at {}>", self.place(slot)), rva: slot, section: sec.name.clone(), site: Some(slot) },
+                    Link { symbol: format!("<data at {}>", self.place(slot)), rva: slot, section: sec.name.clone(), site: Some(slot), mangled: None },
                     self.link(t, None),
                 ],
             });

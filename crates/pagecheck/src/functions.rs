@@ -84,6 +84,8 @@ impl Functions {
             let start = candidates[i].start;
             let mut end: Option<u32> = None;
             let mut best: Option<&crate::pdb::Symbol> = None;
+            // The linker-level name (mangled for Rust), kept next to the readable one.
+            let mut public: Option<&crate::pdb::Symbol> = None;
             while i < candidates.len() && candidates[i].start == start {
                 let c = &candidates[i];
                 end = match (end, c.end) {
@@ -95,6 +97,9 @@ impl Functions {
                     // publics the first sorted one wins, which is deterministic.
                     if best.is_none_or(|b| (s.kind, &s.raw) < (b.kind, &b.raw)) {
                         best = Some(s);
+                    }
+                    if s.kind == SymbolKind::Public && public.is_none_or(|p| s.raw < p.raw) {
+                        public = Some(s);
                     }
                 }
                 i += 1;
@@ -112,7 +117,8 @@ impl Functions {
                 .min(section_end)
                 .max(start.saturating_add(1));
             let (name, raw) = if let Some(s) = best {
-                (s.name.clone(), s.raw.clone())
+                let raw = public.map_or_else(|| s.raw.clone(), |p| p.raw.clone());
+                (s.name.clone(), raw)
             } else {
                 // A .pdata range without a symbol: a split-off part (`.cold`, chained
                 // unwind) or a stripped function; name it after the symbol before it.

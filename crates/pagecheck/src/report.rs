@@ -129,11 +129,15 @@ pub fn json(report: &Report) -> String {
 }
 
 fn logical(link: &Link) -> Value {
-    json!({
+    let mut location = json!({
         "name": link.symbol,
         "fullyQualifiedName": link.symbol,
         "kind": if link.symbol.starts_with("<data") { "variable" } else { "function" },
-    })
+    });
+    if let Some(mangled) = &link.mangled {
+        location["decoratedName"] = json!(mangled);
+    }
+    location
 }
 
 fn physical(uri: &str, link: &Link) -> Value {
@@ -151,6 +155,7 @@ fn result(uri: &str, v: &Violation) -> Value {
         rva: 0,
         section: String::new(),
         site: None,
+        mangled: None,
     });
     let mut location = json!({ "physicalLocation": physical(uri, &anchor) });
     if !v.chain.is_empty() {
