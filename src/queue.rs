@@ -22,7 +22,8 @@ use wdk::nt_success;
 use wdk_sys::{
     _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, ULONG, ULONG_PTR,
-    WDFDEVICE, WDFQUEUE, WDFREQUEST, WDFTIMER, call_unsafe_wdf_function_binding,
+    WDF_IO_QUEUE_CONFIG, WDF_OBJECT_ATTRIBUTES, WDFDEVICE, WDFQUEUE, WDFREQUEST, WDFTIMER,
+    call_unsafe_wdf_function_binding,
 };
 
 use crate::DRIVER_VERSION;
@@ -61,21 +62,7 @@ pub(crate) fn create_queues(device: WDFDEVICE) -> Result<WDFQUEUE, NTSTATUS> {
         slot::EvtIoDeviceControl,
         evt_power_io_device_control,
     >());
-    let mut hold_attributes = object_attributes();
-    let mut hold_queue: WDFQUEUE = core::ptr::null_mut();
-    // SAFETY: `device` is live; the other arguments are locals.
-    let status = unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfIoQueueCreate,
-            device,
-            &raw mut hold_config,
-            &raw mut hold_attributes,
-            &raw mut hold_queue,
-        )
-    };
-    if !nt_success(status) {
-        return Err(status);
-    }
+    let hold_queue = create_queue(device, hold_config, object_attributes())?;
 
     // WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&config, WdfIoQueueDispatchSequential), not
     // power-managed, passive execution level.
@@ -88,21 +75,36 @@ pub(crate) fn create_queues(device: WDFDEVICE) -> Result<WDFQUEUE, NTSTATUS> {
     >());
     let mut control_attributes = object_attributes();
     control_attributes.ExecutionLevel = _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive;
-    let mut control_queue: WDFQUEUE = core::ptr::null_mut();
-    // SAFETY: as above.
+    create_queue(device, control_config, control_attributes)?;
+    Ok(hold_queue)
+}
+
+/// `WdfIoQueueCreate` with a finished configuration; the queue is a child of `device`.
+///
+/// `PASSIVE_LEVEL`, from [`create_queues`]: `PAGE`.
+#[paged]
+fn create_queue(
+    device: WDFDEVICE,
+    mut config: WDF_IO_QUEUE_CONFIG,
+    mut attributes: WDF_OBJECT_ATTRIBUTES,
+) -> Result<WDFQUEUE, NTSTATUS> {
+    let mut queue: WDFQUEUE = core::ptr::null_mut();
+    // SAFETY: `device` is live; the configuration, attributes and out-pointer are locals
+    // that outlive the call, which copies what it keeps.
     let status = unsafe {
         call_unsafe_wdf_function_binding!(
             WdfIoQueueCreate,
             device,
-            &raw mut control_config,
-            &raw mut control_attributes,
-            &raw mut control_queue,
+            &raw mut config,
+            &raw mut attributes,
+            &raw mut queue,
         )
     };
-    if !nt_success(status) {
-        return Err(status);
+    if nt_success(status) {
+        Ok(queue)
+    } else {
+        Err(status)
     }
-    Ok(hold_queue)
 }
 
 /// The request's input buffer, or an empty slice when it has none or the framework
