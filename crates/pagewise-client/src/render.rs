@@ -112,27 +112,9 @@ impl ConfigView {
 pub struct StatsView {
     /// As returned.
     #[serde(flatten)]
-    pub stats: StatsFields,
+    pub stats: Stats,
     /// `total_resume_100ns / resumes`, 0 without resumes.
     pub mean_resume_100ns: u64,
-}
-
-/// [`Stats`] with serde.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[allow(missing_docs)] // Field for field the documented `pagewise_ioctl::Stats`.
-pub struct StatsFields {
-    pub d0_entries: u64,
-    pub d0_exits: u64,
-    pub resumes: u64,
-    pub last_resume_100ns: u64,
-    pub min_resume_100ns: u64,
-    pub max_resume_100ns: u64,
-    pub total_resume_100ns: u64,
-    pub persisted_d0_entries: u64,
-    pub persisted_d0_exits: u64,
-    pub deferred_writes: u64,
-    pub persisted_writes: u64,
-    pub log_overwritten: u64,
 }
 
 impl StatsView {
@@ -140,20 +122,7 @@ impl StatsView {
     #[must_use]
     pub fn new(s: &Stats) -> Self {
         StatsView {
-            stats: StatsFields {
-                d0_entries: s.d0_entries,
-                d0_exits: s.d0_exits,
-                resumes: s.resumes,
-                last_resume_100ns: s.last_resume_100ns,
-                min_resume_100ns: s.min_resume_100ns,
-                max_resume_100ns: s.max_resume_100ns,
-                total_resume_100ns: s.total_resume_100ns,
-                persisted_d0_entries: s.persisted_d0_entries,
-                persisted_d0_exits: s.persisted_d0_exits,
-                deferred_writes: s.deferred_writes,
-                persisted_writes: s.persisted_writes,
-                log_overwritten: s.log_overwritten,
-            },
+            stats: *s,
             mean_resume_100ns: s.total_resume_100ns.checked_div(s.resumes).unwrap_or(0),
         }
     }

@@ -309,6 +309,7 @@ impl Default for Config {
 /// Output of [`IOCTL_PAGEWISE_GET_STATS`]. Times are in 100 ns units.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// `EvtDeviceD0Entry` calls since the device started.
     pub d0_entries: u64,
