@@ -432,6 +432,12 @@ impl Placements {
     /// Looks `rva` up in `headers`, checks it against `role` and records it for
     /// `callback` (a `pagewise_ioctl::CallbackId`). In a build with debug assertions the
     /// driver asserts that no outcome is a hazard.
+    ///
+    /// `#[inline]`: its only caller is the driver's self-check in `PAGE`. A library
+    /// function without it is emitted out of line in `.text`, resident for the driver's
+    /// whole life for the sake of one call at device add (PAGING.md section 5); inlined, it
+    /// takes its caller's section.
+    #[inline]
     pub fn record(
         &mut self,
         headers: &PeHeaders<'_>,
