@@ -325,7 +325,7 @@ impl Graph<'_> {
                     message: format!(
                         "resident root `{}` ({}) is placed in {} section `{}`",
                         rf.name,
-                        root.role.name(),
+                        root.describe(),
                         rf.residency.name(),
                         self.image.sections[rf.section].name
                     ),
@@ -452,7 +452,7 @@ impl Graph<'_> {
             message: format!(
                 "resident root `{}` ({}) reaches {kind} code `{target}` in `{}`",
                 self.functions.list[root.function].name,
-                root.role.name(),
+                root.describe(),
                 self.section_name(target_rva)
             ),
             chain,

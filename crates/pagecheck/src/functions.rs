@@ -1,9 +1,70 @@
 //! Function boundaries: `.pdata` gives every non-leaf function's range, the PDB's procedure
 //! records give ranges and names, public symbols give the names of the rest. The result is
 //! one table sorted by start RVA, searched with binary search.
+//!
+//! A frameless leaf has no `.pdata` entry, and an LTO build without debug info has no PDB
+//! symbol for it either, so two more sources mark starts whose end is not known: the
+//! addresses of the role records (each points at a placed function's first byte) and the
+//! image entry point. Such a function runs to the next known start, clipped to its section.
 
 use crate::image::{Image, Residency};
 use crate::pdb::{SymbolKind, Symbols};
+
+/// A possible function start: ends from .pdata and procedure lengths win; otherwise the
+/// function runs to the next start or the end of its section.
+struct Candidate<'a> {
+    start: u32,
+    end: Option<u32>,
+    symbol: Option<&'a crate::pdb::Symbol>,
+}
+
+/// Every start in a code section: `.pdata`, code symbols, role records and the entry point.
+fn candidates<'a>(image: &Image, symbols: &'a Symbols) -> Vec<Candidate<'a>> {
+    let in_code = |rva: u32| {
+        image
+            .section_of(rva)
+            .is_some_and(|i| image.sections[i].is_code())
+    };
+    let mut candidates: Vec<Candidate<'a>> =
+        Vec::with_capacity(image.runtime_functions.len() + symbols.symbols.len());
+    for rf in &image.runtime_functions {
+        if in_code(rf.begin) {
+            candidates.push(Candidate {
+                start: rf.begin,
+                end: Some(rf.end),
+                symbol: None,
+            });
+        }
+    }
+    for s in &symbols.symbols {
+        if s.kind == SymbolKind::Data || !in_code(s.rva) {
+            continue;
+        }
+        let end = s.len.filter(|&l| l > 0).map(|l| s.rva.saturating_add(l));
+        candidates.push(Candidate {
+            start: s.rva,
+            end,
+            symbol: Some(s),
+        });
+    }
+    // Role records and the entry point: starts without an end or a name (a frameless leaf
+    // of an LTO build without debug info has neither .pdata nor a symbol).
+    let extra = image
+        .roles
+        .iter()
+        .map(|r| r.rva)
+        .chain(std::iter::once(image.entry_point));
+    for start in extra {
+        if in_code(start) {
+            candidates.push(Candidate {
+                start,
+                end: None,
+                symbol: None,
+            });
+        }
+    }
+    candidates
+}
 
 /// One function.
 #[derive(Clone, Debug)]
@@ -42,43 +103,17 @@ impl Functions {
     /// Builds the table from `.pdata` and the symbols of the code sections.
     #[must_use]
     pub fn build(image: &Image, symbols: &Symbols) -> Functions {
-        // (start, end if known, name source): ends from .pdata and procedure lengths win;
-        // otherwise the function runs to the next start or the end of its section.
-        struct Candidate<'a> {
-            start: u32,
-            end: Option<u32>,
-            symbol: Option<&'a crate::pdb::Symbol>,
-        }
         let code_section = |rva: u32| {
             image
                 .section_of(rva)
                 .filter(|&i| image.sections[i].is_code())
         };
-        let mut candidates: Vec<Candidate<'_>> =
-            Vec::with_capacity(image.runtime_functions.len() + symbols.symbols.len());
-        for rf in &image.runtime_functions {
-            if code_section(rf.begin).is_some() {
-                candidates.push(Candidate {
-                    start: rf.begin,
-                    end: Some(rf.end),
-                    symbol: None,
-                });
-            }
-        }
-        for s in &symbols.symbols {
-            if s.kind == SymbolKind::Data || code_section(s.rva).is_none() {
-                continue;
-            }
-            let end = s.len.filter(|&l| l > 0).map(|l| s.rva.saturating_add(l));
-            candidates.push(Candidate {
-                start: s.rva,
-                end,
-                symbol: Some(s),
-            });
-        }
+        let mut candidates = candidates(image, symbols);
         candidates.sort_by_key(|c| c.start);
 
         let mut list: Vec<Function> = Vec::with_capacity(candidates.len());
+        // The last function with a symbol name, for naming the anonymous ones after it.
+        let mut named: Option<usize> = None;
         let mut i = 0;
         while i < candidates.len() {
             let start = candidates[i].start;
@@ -120,9 +155,11 @@ impl Functions {
                 let raw = public.map_or_else(|| s.raw.clone(), |p| p.raw.clone());
                 (s.name.clone(), raw)
             } else {
-                // A .pdata range without a symbol: a split-off part (`.cold`, chained
-                // unwind) or a stripped function; name it after the symbol before it.
-                let name = match list.last() {
+                // A range without a symbol: a split-off part (`.cold`, chained unwind), a
+                // stripped function or a leaf known only from a role record. Name it by its
+                // offset from the nearest named function before it in the same section (not
+                // from another anonymous one, so names do not chain).
+                let name = match named.map(|n| &list[n]) {
                     Some(prev) if prev.section == section => {
                         format!("{}+{:#x}", prev.name, start - prev.start)
                     }
@@ -133,6 +170,9 @@ impl Functions {
             // Overlaps (a procedure whose length runs into the next .pdata start) are cut at
             // the next function: each byte belongs to one function so each is decoded once.
             let end = end.min(next_start.max(start.saturating_add(1)));
+            if best.is_some() {
+                named = Some(list.len());
+            }
             list.push(Function {
                 start,
                 end,

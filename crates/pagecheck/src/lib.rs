@@ -58,6 +58,9 @@ pub struct Options {
     pub roots: Vec<RootSpec>,
     /// Whether unresolved indirect calls in resident code fail the check.
     pub fail_on_unresolved: bool,
+    /// Do not treat functions that acquire a spin lock as `dispatch` roots
+    /// ([`roots::LOCK_ACQUIRES`]).
+    pub no_lock_roots: bool,
 }
 
 /// A root as reported.
@@ -71,8 +74,11 @@ pub struct RootReport {
     pub rva: u32,
     /// Section.
     pub section: String,
-    /// Record or command line.
+    /// Record, command line or lock.
     pub origin: Origin,
+    /// For a lock root: the call that raises the IRQL (`WdfSpinLockAcquire`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acquires: Option<&'static str>,
 }
 
 /// An unresolved transfer as reported.
@@ -154,7 +160,8 @@ pub struct SectionReport {
     pub size: u32,
     /// `IMAGE_SCN_*` flags.
     pub characteristics: u32,
-    /// Residency by name.
+    /// Residency: by name for code sections; for the others a discardable flag wins
+    /// (`.reloc`, `.pwrole` are freed after load, not kept resident).
     pub residency: image::Residency,
 }
 
@@ -224,7 +231,12 @@ pub fn analyze(
         .collect();
     let ctx = decode::Context::new(image, &functions, wdf_tables);
     let calls = decode::build(&ctx);
-    let roots = roots::collect(image, &functions, symbols, &options.roots)?;
+    let lock_roots = if options.no_lock_roots {
+        Vec::new()
+    } else {
+        roots::lock_holders(image, &functions, &calls)
+    };
+    let roots = roots::collect(image, &functions, symbols, &options.roots, &lock_roots)?;
     let graph = checks::Graph {
         image,
         functions: &functions,
@@ -249,6 +261,7 @@ pub fn analyze(
                 rva: f.start,
                 section: image.sections[f.section].name.clone(),
                 origin: r.origin,
+                acquires: r.acquires,
             }
         })
         .collect();
@@ -281,7 +294,11 @@ pub fn analyze(
                 rva: s.rva,
                 size: s.virtual_size,
                 characteristics: s.characteristics,
-                residency: s.residency,
+                residency: if !s.is_code() && s.characteristics & image::SCN_DISCARDABLE != 0 {
+                    image::Residency::Discardable
+                } else {
+                    s.residency
+                },
             })
             .collect(),
     })

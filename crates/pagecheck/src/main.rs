@@ -1,4 +1,5 @@
-//! `cargo pagecheck <IMAGE> [--pdb <PDB>] [--root <ROLE>=<SYMBOL>]... [--format text|json|sarif]`
+//! `cargo pagecheck <IMAGE> [--pdb <PDB>] [--root <ROLE>=<SYMBOL>]... [--format text|json|sarif]
+//! [--fail-on-unresolved] [--no-lock-roots]`
 //!
 //! Exit status: 0 no violation, 1 violations, 2 bad input or usage.
 
@@ -42,6 +43,9 @@ struct Cli {
     /// Make unresolved indirect calls in resident code errors (default: warnings).
     #[arg(long)]
     fail_on_unresolved: bool,
+    /// Do not treat functions that acquire a spin lock (or raise the IRQL) as dispatch roots.
+    #[arg(long)]
+    no_lock_roots: bool,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         pdb: cli.pdb,
         roots: cli.roots,
         fail_on_unresolved: cli.fail_on_unresolved,
+        no_lock_roots: cli.no_lock_roots,
     };
     let result = pagecheck::analyze_path(&cli.image, &options);
     let report = match result {

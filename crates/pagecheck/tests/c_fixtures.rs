@@ -459,3 +459,138 @@ fn bad_sections_four_image_findings() {
     assert!(results.iter().all(|r| r["ruleId"] == "PC001"
         && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string()));
 }
+
+/// The lock roots of a report: `(symbol, acquires)`.
+fn lock_roots(report: &pagecheck::Report) -> Vec<(&str, &str)> {
+    report
+        .roots
+        .iter()
+        .filter(|r| r.origin == pagecheck::roots::Origin::Lock)
+        .map(|r| {
+            assert_eq!(r.role, "dispatch");
+            (
+                r.symbol.as_str(),
+                r.acquires.expect("lock root names its call"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lock_holder_reached_from_page_is_a_dispatch_root() {
+    let image = common::c("lock_holder_paged");
+    let report = analyze(&image, &["paged=EvtDriverDeviceAdd"]);
+    assert_eq!(
+        lock_roots(&report),
+        [("UpdateStatistics", "KeAcquireSpinLockRaiseToDpc")]
+    );
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].rule, Rule::ResidentReachesPageable);
+    assert_eq!(
+        chain_symbols(errors[0]),
+        ["UpdateStatistics", "AppendHistory"]
+    );
+    assert_eq!(chain_sections(errors[0]), [".text", "PAGE"]);
+
+    let out = run([image.image.as_os_str()]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "error[PC002]: resident root `UpdateStatistics` (dispatch (acquires KeAcquireSpinLockRaiseToDpc)) \
+             reaches paged code `AppendHistory` in `PAGE`"
+        ),
+        "{}",
+        out.stdout
+    );
+    // Turned off, only the (non-resident) paged root is left: nothing to report.
+    let out = run([image.image.as_os_str(), "--no-lock-roots".as_ref()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let options = pagecheck::Options {
+        no_lock_roots: true,
+        ..pagecheck::Options::default()
+    };
+    let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");
+    assert!(lock_roots(&report).is_empty());
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+#[test]
+fn wdf_spin_lock_holders_are_dispatch_roots() {
+    let image = common::c("lock_wdf_shape");
+    let report = analyze(&image, &[]);
+    let mut roots = lock_roots(&report);
+    roots.sort_unstable();
+    assert_eq!(
+        roots,
+        [
+            ("ResetStatistics", "WdfSpinLockAcquire"),
+            ("UpdateStatistics", "WdfSpinLockAcquire"),
+        ]
+    );
+    // Named from the index, not an unresolved indirect call.
+    assert!(
+        report
+            .externals
+            .iter()
+            .any(|e| e.name == "WdfSpinLockAcquire" && e.kind == "wdf" && e.calls == 2),
+        "{:#?}",
+        report.externals
+    );
+    assert!(report.unresolved.is_empty(), "{:#?}", report.unresolved);
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    let reach = errors
+        .iter()
+        .find(|v| v.rule == Rule::ResidentReachesPageable)
+        .expect("PC002");
+    assert_eq!(chain_symbols(reach), ["UpdateStatistics", "AppendHistory"]);
+    let placed = errors
+        .iter()
+        .find(|v| v.rule == Rule::ResidentRootNotResident)
+        .expect("PC003");
+    assert_eq!(chain_symbols(placed), ["ResetStatistics"]);
+    assert!(
+        placed.message.contains(
+            "(dispatch (acquires WdfSpinLockAcquire)) is placed in pageable section `PAGE`"
+        ),
+        "{}",
+        placed.message
+    );
+    assert_eq!(run([image.image.as_os_str()]).code, 1);
+}
+
+#[test]
+fn lock_holder_calling_resident_code_is_clean() {
+    let image = common::c("lock_clean");
+    let report = analyze(&image, &[]);
+    assert_eq!(
+        lock_roots(&report),
+        [("UpdateStatistics", "KeAcquireSpinLockRaiseToDpc")]
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    // What the lock holder calls must stay resident: it is not slack.
+    let slack: Vec<&str> = report
+        .slack
+        .functions
+        .iter()
+        .map(|f| f.symbol.as_str())
+        .collect();
+    assert!(!slack.contains(&"BumpCounter"), "{slack:?}");
+    assert!(!slack.contains(&"UpdateStatistics"), "{slack:?}");
+    // Without lock roots nothing resident reaches them: both are slack.
+    let options = pagecheck::Options {
+        no_lock_roots: true,
+        ..pagecheck::Options::default()
+    };
+    let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");
+    let slack: Vec<&str> = report
+        .slack
+        .functions
+        .iter()
+        .map(|f| f.symbol.as_str())
+        .collect();
+    assert!(slack.contains(&"BumpCounter"), "{slack:?}");
+    let out = run([image.image.as_os_str()]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}

@@ -229,3 +229,142 @@ fn rust_wdf_shape_names_framework_calls() {
     let out = run([image.image.as_os_str(), "--fail-on-unresolved".as_ref()]);
     assert_eq!(out.code, 0, "{}", out.stdout);
 }
+
+/// The resident leaf callbacks of `rust_release_leaf`: checks the premise on the image (no
+/// `.pdata` entry covers the two `.text` role records) and returns the parsed image. (The
+/// paged function is no leaf: `#[paged]` adds the `KeGetCurrentIrql` check, a call.)
+fn release_leaf_premise(image: &pe_fixtures::Image) -> pagecheck::image::Image {
+    let parsed = pagecheck::image::Image::parse(std::fs::read(&image.image).expect("read image"))
+        .expect("parse image");
+    assert_eq!(parsed.roles.len(), 4, "{:?}", parsed.roles);
+    let text = parsed
+        .sections
+        .iter()
+        .find(|s| s.name == ".text")
+        .expect(".text");
+    let leaves: Vec<_> = parsed
+        .roles
+        .iter()
+        .filter(|r| text.contains(r.rva))
+        .collect();
+    assert_eq!(leaves.len(), 2, "{:?}", parsed.roles);
+    for record in leaves {
+        assert!(
+            !parsed
+                .runtime_functions
+                .iter()
+                .any(|rf| rf.begin <= record.rva && record.rva < rf.end),
+            "role record at {:#x} is covered by .pdata: the fixture no longer has a leaf",
+            record.rva
+        );
+    }
+    parsed
+}
+
+#[test]
+fn rust_release_leaves_are_functions_without_pdata_or_symbols() {
+    let image = common::rust("rust_release_leaf");
+    let parsed = release_leaf_premise(&image);
+    let report = analyze(&image, &[]);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    // Every record became a root at exactly its address.
+    let mut root_rvas: Vec<u32> = report.roots.iter().map(|r| r.rva).collect();
+    let mut record_rvas: Vec<u32> = parsed.roles.iter().map(|r| r.rva).collect();
+    root_rvas.sort_unstable();
+    record_rvas.sort_unstable();
+    assert_eq!(root_rvas, record_rvas);
+    let text_roots: Vec<_> = report
+        .roots
+        .iter()
+        .filter(|r| r.role == "power-up" || r.role == "dispatch")
+        .collect();
+    assert_eq!(text_roots.len(), 2, "{:#?}", report.roots);
+    for root in &text_roots {
+        assert_eq!(root.section, ".text");
+        // No PDB name: `sub_<rva>` or `<named function>+0x<offset>`, never a chain of offsets.
+        assert!(
+            root.symbol == format!("sub_{:x}", root.rva) || root.symbol.matches("+0x").count() == 1,
+            "{}",
+            root.symbol
+        );
+        // The leaf ends at the next start: small, not the rest of the section.
+        let size = report
+            .footprint
+            .functions
+            .iter()
+            .find(|f| f.rva == root.rva)
+            .map(|f| f.size)
+            .expect("root in the footprint");
+        assert!(size < 0x40, "{}: {size} bytes", root.symbol);
+    }
+    let out = run([&image.image]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn rust_release_leaf_violation_is_found_through_a_leaf() {
+    let image = pe_fixtures::rust_with_features("rust_release_leaf", &["violation"])
+        .expect("build Rust fixture");
+    let parsed = release_leaf_premise(&image);
+    let report = analyze(&image, &[]);
+    let errors: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.level == Level::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let v = errors[0];
+    assert_eq!(v.rule, Rule::ResidentReachesPageable);
+    assert_eq!(chain_sections(v), [".text", "PAGE"]);
+    // Both ends of the chain are role-record leaves: the dispatch root and the paged function.
+    let dispatch = report
+        .roots
+        .iter()
+        .find(|r| r.role == "dispatch")
+        .expect("dispatch root");
+    let paged = report
+        .roots
+        .iter()
+        .find(|r| r.role == "paged")
+        .expect("paged root");
+    assert_eq!(v.chain[0].rva, dispatch.rva);
+    assert_eq!(v.chain[1].rva, paged.rva);
+    assert!(parsed.roles.iter().any(|r| r.rva == v.chain[1].rva));
+    // The jump is the leaf's last instruction: its site lies inside the (small) leaf.
+    let site = v.chain[0].site.expect("jump site");
+    assert!(
+        site >= dispatch.rva && site < dispatch.rva + 0x10,
+        "{site:#x}"
+    );
+    let out = run([&image.image]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("error[PC002]"), "{}", out.stdout);
+}
+
+#[test]
+fn json_section_residency_follows_the_discardable_flag_for_data() {
+    let image = common::rust("rust_clean");
+    let out = run([
+        image.image.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let residency = |name: &str| {
+        json["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["residency"].as_str().expect("residency").to_owned())
+    };
+    // Freed after load (role records, base relocations): not resident.
+    assert_eq!(residency(".pwrole").as_deref(), Some("discardable"));
+    assert_eq!(residency(".reloc").as_deref(), Some("discardable"));
+    // Not-paged data and code by name, as before.
+    assert_eq!(residency(".rdata").as_deref(), Some("resident"));
+    assert_eq!(residency(".text").as_deref(), Some("resident"));
+    assert_eq!(residency("PAGE").as_deref(), Some("pageable"));
+    assert_eq!(residency("INIT").as_deref(), Some("discardable"));
+}

@@ -78,7 +78,7 @@ pub fn analyze(image: &pe_fixtures::Image, roots: &[&str]) -> Report {
             .iter()
             .map(|r| r.parse().expect("root spec"))
             .collect(),
-        fail_on_unresolved: false,
+        ..Options::default()
     };
     analyze_path(&image.image, &options).expect("analysis")
 }
