@@ -22,6 +22,22 @@ fn where_of(sections: &[SectionReport], section: &str, rva: u32) -> String {
     }
 }
 
+/// The count of implicit lock roots, when there are any.
+fn lock_roots_line(report: &Report, out: &mut String) {
+    let locks = report
+        .roots
+        .iter()
+        .filter(|r| r.origin == crate::roots::Origin::Lock)
+        .count();
+    if locks > 0 {
+        let _ = writeln!(
+            out,
+            "  = {locks} of the roots are lock holders: functions that acquire a spin lock, checked as dispatch \
+             (--no-lock-roots turns this off)"
+        );
+    }
+}
+
 /// The text form: one compiler-style diagnostic per violation, then the footprint and the
 /// largest resident-slack functions.
 #[must_use]
@@ -106,6 +122,7 @@ pub fn text(report: &Report) -> String {
             );
         }
     }
+    lock_roots_line(report, &mut out);
     let _ = writeln!(
         out,
         "pagecheck: {} error(s), {} warning(s); {} roots, {} functions, {} code bytes, {} unresolved indirect transfers",

@@ -503,6 +503,11 @@ fn lock_holder_reached_from_page_is_a_dispatch_root() {
         "{}",
         out.stdout
     );
+    assert!(
+        out.stdout.contains("  = 1 of the roots are lock holders"),
+        "{}",
+        out.stdout
+    );
     // Turned off, only the (non-resident) paged root is left: nothing to report.
     let out = run([image.image.as_os_str(), "--no-lock-roots".as_ref()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -593,4 +598,21 @@ fn lock_holder_calling_resident_code_is_clean() {
     assert!(slack.contains(&"BumpCounter"), "{slack:?}");
     let out = run([image.image.as_os_str()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn caller_of_a_tail_jumping_acquire_helper_is_the_lock_root() {
+    let image = common::c("lock_wrapper");
+    let report = analyze(&image, &[]);
+    // The helper (and the import thunk) only jump to the acquire: their callers hold the lock.
+    assert_eq!(
+        lock_roots(&report),
+        [("UpdateStatistics", "KeAcquireSpinLockRaiseToDpc")]
+    );
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        chain_symbols(errors[0]),
+        ["UpdateStatistics", "AppendHistory"]
+    );
 }
