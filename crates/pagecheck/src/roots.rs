@@ -68,10 +68,11 @@ pub enum Origin {
 
 /// Calls after which the caller runs at `DISPATCH_LEVEL` (or above) until the matching release:
 /// the kernel's spin-lock and IRQL-raising exports (by import name) and the KMDF methods that
-/// take a spin lock (by `WdfFunctions` index). `KeAcquireSpinLock` and `KeRaiseIrql` are
-/// macros on x64 (for `KeAcquireSpinLockRaiseToDpc` and `KfRaiseIrql`) but listed in case a
-/// stand-in exports them. `WdfObjectAcquireLock` takes a wait lock instead for objects with
-/// passive execution level; the image cannot tell which, so it counts as a spin lock.
+/// take a spin lock (by `WdfFunctions` index). On x64 `KeAcquireSpinLock` is a macro for the
+/// `KeAcquireSpinLockRaiseToDpc` import and `KeRaiseIrql`/`KfRaiseIrql` are inlines that write
+/// CR8, invisible here; they are listed for images that import them anyway. `WdfObjectAcquireLock`
+/// takes a wait lock instead for objects with passive execution level; the image cannot tell
+/// which, so it counts as a spin lock.
 pub const LOCK_ACQUIRES: &[&str] = &[
     "KeAcquireSpinLock",
     "KeAcquireSpinLockRaiseToDpc",
