@@ -217,3 +217,84 @@ impl Functions {
         self.list.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{RoleRoot, RuntimeFunction, SCN_CODE, SCN_EXECUTE, Section};
+    use crate::pdb::Symbol;
+
+    fn text() -> Section {
+        Section {
+            name: ".text".to_owned(),
+            rva: 0x1000,
+            virtual_size: 0x100,
+            file_offset: 0x400,
+            file_size: 0x100,
+            characteristics: SCN_CODE | SCN_EXECUTE,
+            residency: Residency::Resident,
+        }
+    }
+
+    fn pdata(begin: u32, end: u32) -> RuntimeFunction {
+        RuntimeFunction {
+            begin,
+            end,
+            unwind: 0,
+            chained: false,
+        }
+    }
+
+    /// `.pdata` ranges at 0x1000 (named `f`), 0x1020 and 0x1040 (no symbol), a role record
+    /// at 0x1060 and the entry point at 0x1080 (neither in `.pdata` nor the PDB).
+    fn table() -> Functions {
+        let image = Image::for_tests(
+            vec![text()],
+            vec![
+                pdata(0x1000, 0x1010),
+                pdata(0x1020, 0x1030),
+                pdata(0x1040, 0x1050),
+            ],
+            vec![RoleRoot {
+                role: pagewise_roles::Role::Dispatch,
+                rva: 0x1060,
+            }],
+            0x1080,
+        );
+        let symbols = Symbols {
+            symbols: vec![Symbol {
+                rva: 0x1000,
+                len: None,
+                name: "f".to_owned(),
+                raw: "f".to_owned(),
+                kind: SymbolKind::Public,
+            }],
+        };
+        Functions::build(&image, &symbols)
+    }
+
+    #[test]
+    fn role_records_and_the_entry_point_start_functions() {
+        let functions = table();
+        let ranges: Vec<(u32, u32)> = functions.list.iter().map(|f| (f.start, f.end)).collect();
+        // The leaf at the record runs to the entry point; the entry point to the section end.
+        assert_eq!(
+            ranges,
+            [
+                (0x1000, 0x1010),
+                (0x1020, 0x1030),
+                (0x1040, 0x1050),
+                (0x1060, 0x1080),
+                (0x1080, 0x1100)
+            ]
+        );
+        assert_eq!(functions.containing(0x1065), Some(3));
+        assert_eq!(functions.containing(0x1055), None);
+    }
+
+    #[test]
+    fn anonymous_ranges_are_named_from_the_nearest_named_start() {
+        let names: Vec<String> = table().list.into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["f", "f+0x20", "f+0x40", "f+0x60", "f+0x80"]);
+    }
+}

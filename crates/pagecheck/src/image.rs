@@ -446,3 +446,29 @@ fn read_relocations<'a>(pe: &PeFile64<'a, &'a [u8]>, bytes: &'a [u8]) -> Result<
     out.sort_unstable();
     Ok(out)
 }
+
+#[cfg(test)]
+impl Image {
+    /// An image with only headers' worth of facts (no bytes), for unit tests of the layers
+    /// above the parser.
+    pub(crate) fn for_tests(
+        sections: Vec<Section>,
+        runtime_functions: Vec<RuntimeFunction>,
+        roles: Vec<RoleRoot>,
+        entry_point: u32,
+    ) -> Image {
+        Image {
+            bytes: Vec::new(),
+            image_base: 0x1_4000_0000,
+            entry_point,
+            size_of_image: 0x10_0000,
+            sections,
+            runtime_functions,
+            imports: Vec::new(),
+            roles,
+            role_errors: Vec::new(),
+            dir64_relocations: Vec::new(),
+            codeview: None,
+        }
+    }
+}
