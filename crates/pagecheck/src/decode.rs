@@ -3,8 +3,11 @@
 //! through the import address table (external), KMDF framework calls, addresses of code
 //! taken with `lea`, and indirect calls that stay unresolved.
 //!
-//! Each function is decoded exactly once, with one `Decoder` per code section and one
-//! reused `Instruction`: no allocation per instruction, only per edge found.
+//! Each function is decoded once (twice when a jump table lies inside it), with one `Decoder`
+//! per code section, into an instruction buffer reused across functions: no allocation per
+//! instruction or per function, only per edge found. The buffer is scanned for the function's
+//! joins (targets of its own branches) before the register tracker walks it, so what the
+//! tracker knows never crosses a join or an instruction that does not fall through.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
@@ -235,7 +238,7 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
         unresolved_offsets: Vec::with_capacity(n + 1),
         ..CallGraph::default()
     };
-    let mut instr = Instruction::default();
+    let mut scratch = Scratch::default();
     let mut current_section = usize::MAX;
     let mut decoder: Option<Decoder<'_>> = None;
     let mut section_rva = 0u32;
@@ -266,7 +269,7 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
         decode_range(
             ctx,
             decoder,
-            &mut instr,
+            &mut scratch,
             end,
             function.start,
             function.end,
@@ -278,33 +281,177 @@ pub fn build(ctx: &Context<'_>) -> CallGraph {
     graph
 }
 
+/// Buffers reused across functions, so decoding a function allocates nothing once they have
+/// grown to the largest function.
+#[derive(Default)]
+pub struct Scratch {
+    /// The function's instructions, decoded once.
+    instructions: Vec<Instruction>,
+    /// Sorted RVAs inside the function where control flow joins: register knowledge ends there.
+    joins: Vec<u32>,
+    /// Jump tables inside the function found by an earlier walk: skipped when decoding.
+    tables: Vec<(u32, u32)>,
+    /// In-function targets of resolved jump tables: joins a rel-branch scan cannot see.
+    table_targets: Vec<u32>,
+}
+
+/// Walks over one function before giving up on its jump tables: each walk can only add joins
+/// and tables, so this bound is never reached by real code.
+const MAX_WALKS: usize = 8;
+
 /// Decodes one function: from the decoder's position up to byte `end` of its buffer, the
 /// function spanning RVAs `start..stop`. Results are appended to `graph`.
+///
+/// Register knowledge holds only inside a basic block: it is forgotten after every instruction
+/// that does not fall through and at every join, an address of the function that a branch,
+/// `loop` or jump-table entry targets. The joins are collected from the decoded instructions
+/// before they are walked. A resolved jump table can reveal joins (its entries) and data to
+/// skip (a table inside the function): then the function is walked again with them, after
+/// dropping what the previous walk appended.
 pub fn decode_range<V: View>(
     view: &V,
     decoder: &mut Decoder<'_>,
-    instr: &mut Instruction,
+    scratch: &mut Scratch,
     end: usize,
     start: u32,
     stop: u32,
     graph: &mut CallGraph,
 ) {
+    let position = decoder.position();
+    let ip = decoder.ip();
+    let marks = (
+        graph.edges.len(),
+        graph.externals.len(),
+        graph.unresolved.len(),
+        graph.instructions,
+    );
+    scratch.tables.clear();
+    scratch.table_targets.clear();
     let mut state = FunctionState::new(start, stop);
+    let mut decode = true;
+    for walk in 0..=MAX_WALKS {
+        if decode {
+            // A table inside the function is data, and bytes decoded across it are not the
+            // instructions that follow it: decode again, skipping it.
+            if decoder.set_position(position).is_err() {
+                break;
+            }
+            decoder.set_ip(ip);
+            decode_all(view, decoder, scratch, end, start, stop);
+        }
+        graph.edges.truncate(marks.0);
+        graph.externals.truncate(marks.1);
+        graph.unresolved.truncate(marks.2);
+        graph.instructions = marks.3 + scratch.instructions.len() as u64;
+        state.start_walk(walk == MAX_WALKS);
+        walk_function(view, scratch, &mut state, graph);
+        let (new_joins, new_tables) = state.learned(scratch);
+        if !new_joins && !new_tables {
+            break;
+        }
+        decode = new_tables;
+    }
+}
+
+/// Decodes the function into `scratch.instructions`, skipping the known tables, and collects
+/// the targets of its in-function rel branches plus the known jump-table targets as joins.
+fn decode_all<V: View>(
+    view: &V,
+    decoder: &mut Decoder<'_>,
+    scratch: &mut Scratch,
+    end: usize,
+    start: u32,
+    stop: u32,
+) {
+    scratch.instructions.clear();
+    scratch.joins.clear();
+    let mut instr = Instruction::default();
     while decoder.position() < end && decoder.can_decode() {
-        if !state.tables.is_empty() {
-            skip_table(view, decoder, &state.tables);
+        if !scratch.tables.is_empty() {
+            skip_table(view, decoder, &scratch.tables);
             if decoder.position() >= end {
                 break;
             }
         }
-        decoder.decode_out(instr);
-        graph.instructions += 1;
+        decoder.decode_out(&mut instr);
+        if matches!(
+            instr.op0_kind(),
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+        ) && let Some(target) = view.rva_of_va(instr.near_branch_target())
+            && target >= start
+            && target < stop
+        {
+            // Every rel branch counts, `call` included: a call into the middle of the
+            // function is another way in.
+            scratch.joins.push(target);
+        }
+        scratch.instructions.push(instr);
+    }
+    scratch.joins.extend_from_slice(&scratch.table_targets);
+    scratch.joins.sort_unstable();
+    scratch.joins.dedup();
+}
+
+/// One walk over the decoded function with the register tracker, reset at joins and after
+/// instructions that do not fall through.
+fn walk_function<V: View>(
+    view: &V,
+    scratch: &Scratch,
+    state: &mut FunctionState,
+    graph: &mut CallGraph,
+) {
+    let mut next_join = 0;
+    let mut expected = None;
+    for instr in &scratch.instructions {
+        // Decoded IPs are image_base + RVA of an instruction inside the image: the difference
+        // fits.
+        #[allow(clippy::cast_possible_truncation)]
+        let site = instr.ip().wrapping_sub(view.image_base()) as u32;
+        // A join at or before this instruction (before: it points into an instruction, so the
+        // bytes are decoded two ways) ends what the tracker knows, and so does a skipped table.
+        let mut join = state.every_instruction || expected.is_some_and(|e| e != site);
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            expected = Some(site.wrapping_add(instr.len() as u32));
+        }
+        while let Some(&t) = scratch.joins.get(next_join)
+            && t <= site
+        {
+            join = true;
+            next_join += 1;
+        }
+        if join {
+            state.reset();
+        }
         if instr.is_invalid() {
             // Data or padding inside the range: resynchronise on the next byte.
             state.reset();
             continue;
         }
         state.step(view, instr, graph);
+        if !falls_through(instr) {
+            state.reset();
+        }
+    }
+}
+
+/// Whether execution can continue at the next instruction. `int 0x29` is `__fastfail`; a call
+/// to a function that does not return is not recognised (the next instruction is then
+/// usually a join anyway).
+fn falls_through(instr: &Instruction) -> bool {
+    match instr.mnemonic() {
+        Mnemonic::Jmp
+        | Mnemonic::Ret
+        | Mnemonic::Retf
+        | Mnemonic::Iretq
+        | Mnemonic::Iretd
+        | Mnemonic::Ud0
+        | Mnemonic::Ud1
+        | Mnemonic::Ud2
+        | Mnemonic::Int3
+        | Mnemonic::Hlt => false,
+        Mnemonic::Int => instr.immediate8() != 0x29,
+        _ => true,
     }
 }
 
@@ -346,6 +493,10 @@ struct FunctionState {
     bound: Option<u32>,
     /// Resolved jump tables inside this function, as RVA ranges: data, not code.
     tables: Vec<(u32, u32)>,
+    /// In-function targets of the jump tables resolved in this walk.
+    table_targets: Vec<u32>,
+    /// Forget everything at every instruction: the last resort when walks do not settle.
+    every_instruction: bool,
 }
 
 impl FunctionState {
@@ -356,7 +507,41 @@ impl FunctionState {
             regs: [Value::Unknown; 16],
             bound: None,
             tables: Vec::new(),
+            table_targets: Vec::new(),
+            every_instruction: false,
         }
+    }
+
+    fn start_walk(&mut self, every_instruction: bool) {
+        self.reset();
+        self.tables.clear();
+        self.table_targets.clear();
+        self.every_instruction = every_instruction;
+    }
+
+    /// Moves what this walk learned about jump tables into `scratch`: whether it found new
+    /// joins (walk again) and new tables inside the function (decode again).
+    fn learned(&self, scratch: &mut Scratch) -> (bool, bool) {
+        let mut new_joins = false;
+        for &target in &self.table_targets {
+            if scratch.joins.binary_search(&target).is_err() {
+                scratch.table_targets.push(target);
+                scratch.joins.push(target);
+                new_joins = true;
+            }
+        }
+        if new_joins {
+            scratch.joins.sort_unstable();
+            scratch.joins.dedup();
+        }
+        let mut new_tables = false;
+        for &table in &self.tables {
+            if !scratch.tables.contains(&table) {
+                scratch.tables.push(table);
+                new_tables = true;
+            }
+        }
+        (new_joins, new_tables)
     }
 
     fn reset(&mut self) {
@@ -630,7 +815,9 @@ impl FunctionState {
             if !ctx.is_code(target) || (self.bound.is_none() && !self.inside(target)) {
                 break;
             }
-            if !self.inside(target) {
+            if self.inside(target) {
+                self.table_targets.push(target);
+            } else {
                 graph.edges.push(Edge {
                     site,
                     target,
@@ -715,12 +902,12 @@ mod tests {
         let mut graph = CallGraph::default();
         push_offsets(&mut graph);
         let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
-        let mut instr = Instruction::default();
+        let mut scratch = Scratch::default();
         let stop = 0x1000 + u32::try_from(code.len()).expect("small");
         decode_range(
             view,
             &mut decoder,
-            &mut instr,
+            &mut scratch,
             code.len(),
             0x1000,
             stop,
@@ -808,12 +995,123 @@ mod tests {
         ]);
         let entry = |target: u32| target.wrapping_sub(0x1018);
         code.extend(entry(0x1015).to_le_bytes());
-        code.extend(entry(0x100c).to_le_bytes());
-        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x100c))]);
+        code.extend(entry(0x1016).to_le_bytes());
+        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x1016))]);
         let graph = decode(&view, &code);
         // cmp, ja, lea, movsxd, add, jmp, ret, int3, int3: the 8 table bytes are not decoded.
         assert_eq!(graph.instructions, 9);
         assert!(graph.edges_of(0).is_empty());
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    #[test]
+    fn table_entry_back_into_the_dispatch_is_a_join() {
+        // As above, but the second entry targets the `movsxd` at 0x100c: that address is also
+        // reached from the table, where rdx is not known to hold the base, so the second walk
+        // forgets the `lea` there and the `jmp rax` is unresolved. The table stays skipped.
+        let mut code = vec![0x83, 0xf9, 0x01, 0x77, 0x10, 0x48, 0x8d, 0x15];
+        code.extend(rel(0x1018, 0x100c));
+        code.extend([
+            0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0, 0xc3, 0xcc, 0xcc,
+        ]);
+        let entry = |target: u32| target.wrapping_sub(0x1018);
+        code.extend(entry(0x1015).to_le_bytes());
+        code.extend(entry(0x100c).to_le_bytes());
+        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x100c))]);
+        let graph = decode(&view, &code);
+        assert_eq!(graph.instructions, 9);
+        assert_eq!(
+            graph.unresolved_of(0),
+            &[Unresolved {
+                site: 0x1013,
+                is_call: false,
+                through_memory: false
+            }]
+        );
+    }
+
+    #[test]
+    fn wdf_table_loaded_on_one_path_is_not_known_at_the_join() {
+        // test ecx,ecx; jne .join; mov rax,[rip+WdfFunctions]; .join: call [rax+0x258]; ret.
+        // Through the jne, rax is whatever the caller passed: not a framework call.
+        let mut code = vec![0x85, 0xc9, 0x75, 0x07, 0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x100b));
+        code.extend([0xff, 0x90, 0x58, 0x02, 0x00, 0x00, 0xc3]);
+        let graph = decode(&fake(&[]), &code);
+        assert!(graph.externals_of(0).is_empty());
+        assert_eq!(
+            graph.unresolved_of(0),
+            &[Unresolved {
+                site: 0x100b,
+                is_call: true,
+                through_memory: true
+            }]
+        );
+    }
+
+    #[test]
+    fn loop_head_is_a_join() {
+        // mov rax,[rip+WdfFunctions]; .loop: call [rax+0x258]; mov rax,[rcx]; jmp .loop.
+        // The back edge brings another rax to the loop head.
+        let mut code = vec![0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x1007));
+        code.extend([
+            0xff, 0x90, 0x58, 0x02, 0x00, 0x00, 0x48, 0x8b, 0x01, 0xeb, 0xf5,
+        ]);
+        let graph = decode(&fake(&[]), &code);
+        assert!(graph.externals_of(0).is_empty());
+        assert_eq!(graph.unresolved_of(0).len(), 1);
+        assert_eq!(graph.unresolved_of(0)[0].site, 0x1007);
+    }
+
+    #[test]
+    fn tracking_resumes_inside_the_block_after_a_join() {
+        // test ecx,ecx; jne .next; .next: mov rax,[rip+WdfFunctions]; call [rax+0x258]; ret.
+        // The join is before the load: the load and the call share one block.
+        let mut code = vec![0x85, 0xc9, 0x75, 0x00, 0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x100b));
+        code.extend([0xff, 0x90, 0x58, 0x02, 0x00, 0x00, 0xc3]);
+        let graph = decode(&fake(&[]), &code);
+        assert_eq!(graph.externals_of(0), &[(0x100b, External::Wdf(Some(75)))]);
+        assert!(graph.unresolved_of(0).is_empty());
+    }
+
+    /// `test ecx,ecx; jne .other` (when `branch`), `lea rax,[rip+0x1800]`, then `stop` (an
+    /// instruction that does not fall through), `.other: call rax; ret`.
+    fn lea_then_call_after(branch: bool, stop: &[u8]) -> CallGraph {
+        let mut code = Vec::new();
+        if branch {
+            let skip = 7 + u8::try_from(stop.len()).expect("short");
+            code.extend([0x85, 0xc9, 0x75, skip]);
+        }
+        let lea_end = 0x1000 + u32::try_from(code.len()).expect("small") + 7;
+        code.extend([0x48, 0x8d, 0x05]);
+        code.extend(rel(0x1800, lea_end));
+        code.extend(stop);
+        code.extend([0xff, 0xd0, 0xc3]);
+        decode(&fake(&[]), &code)
+    }
+
+    #[test]
+    fn code_address_does_not_cross_a_join_or_a_dead_end() {
+        // jmp over the call (to the ret), reached from the jne: the call is no direct edge.
+        for (branch, stop) in [
+            (true, &[0xeb, 0x02][..]),
+            (false, &[0xeb, 0x02][..]),
+            (false, &[0x0f, 0x0b][..]),
+            (false, &[0xcc][..]),
+            (false, &[0xc3][..]),
+        ] {
+            let graph = lea_then_call_after(branch, stop);
+            let kinds: Vec<EdgeKind> = graph.edges_of(0).iter().map(|e| e.kind).collect();
+            assert_eq!(kinds, vec![EdgeKind::AddressTaken], "{branch} {stop:x?}");
+            assert_eq!(graph.unresolved_of(0).len(), 1, "{branch} {stop:x?}");
+            assert!(graph.unresolved_of(0)[0].is_call);
+        }
+        // The same `lea; call rax` in one block is a direct call.
+        let graph = lea_then_call_after(false, &[]);
+        let kinds: Vec<EdgeKind> = graph.edges_of(0).iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EdgeKind::AddressTaken, EdgeKind::Call]);
         assert!(graph.unresolved_of(0).is_empty());
     }
 
