@@ -365,7 +365,6 @@ fn decode_all<V: View>(
 ) {
     scratch.instructions.clear();
     scratch.joins.clear();
-    let mut instr = Instruction::default();
     while decoder.position() < end && decoder.can_decode() {
         if !scratch.tables.is_empty() {
             skip_table(view, decoder, &scratch.tables);
@@ -373,7 +372,14 @@ fn decode_all<V: View>(
                 break;
             }
         }
-        decoder.decode_out(&mut instr);
+        // Decoded in place: copying a freshly decoded `Instruction` into the buffer reads
+        // back its narrow stores with wide loads, a store-forwarding stall that doubled the
+        // cost of the pass.
+        scratch.instructions.push(Instruction::default());
+        let Some(instr) = scratch.instructions.last_mut() else {
+            break;
+        };
+        decoder.decode_out(instr);
         if matches!(
             instr.op0_kind(),
             OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
@@ -385,7 +391,6 @@ fn decode_all<V: View>(
             // function is another way in.
             scratch.joins.push(target);
         }
-        scratch.instructions.push(instr);
     }
     scratch.joins.extend_from_slice(&scratch.table_targets);
     scratch.joins.sort_unstable();
