@@ -105,6 +105,10 @@ enum Value {
     Unknown,
     /// An address inside the image, from `lea reg, [rip+x]`.
     Address(u32),
+    /// An [`Value::Address`] that reached a join by falling through: one path brings it,
+    /// the others may bring anything. A call through it may reach that code (an edge) and
+    /// may go anywhere else (unresolved).
+    MaybeAddress(u32),
     /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
     WdfTable,
     /// A slot of that table (`None`: the index is in a register).
@@ -412,9 +416,11 @@ fn walk_function<V: View>(
         // fits.
         #[allow(clippy::cast_possible_truncation)]
         let site = instr.ip().wrapping_sub(view.image_base()) as u32;
-        // A join at or before this instruction (before: it points into an instruction, so the
-        // bytes are decoded two ways) ends what the tracker knows, and so does a skipped table.
-        let mut join = state.every_instruction || expected.is_some_and(|e| e != site);
+        // A skipped table, or a branch target inside an earlier instruction (the bytes are
+        // decoded two ways), ends what the tracker knows. A join at this instruction keeps
+        // only the code addresses that fall through into it, as possibilities.
+        let mut reset = state.every_instruction || expected.is_some_and(|e| e != site);
+        let mut join = false;
         #[allow(clippy::cast_possible_truncation)]
         {
             expected = Some(site.wrapping_add(instr.len() as u32));
@@ -422,11 +428,14 @@ fn walk_function<V: View>(
         while let Some(&t) = scratch.joins.get(next_join)
             && t <= site
         {
+            reset |= t < site;
             join = true;
             next_join += 1;
         }
-        if join {
+        if reset {
             state.reset();
+        } else if join {
+            state.weaken();
         }
         if instr.is_invalid() {
             // Data or padding inside the range: resynchronise on the next byte.
@@ -554,6 +563,19 @@ impl FunctionState {
         self.bound = None;
     }
 
+    /// At a join reached by falling through: only code addresses survive, as possibilities.
+    /// Forgetting them would turn a real call of a paged function on the fall-through path
+    /// into a mere unresolved warning.
+    fn weaken(&mut self) {
+        for value in &mut self.regs {
+            *value = match *value {
+                Value::Address(a) | Value::MaybeAddress(a) => Value::MaybeAddress(a),
+                _ => Value::Unknown,
+            };
+        }
+        self.bound = None;
+    }
+
     fn inside(&self, rva: u32) -> bool {
         rva >= self.start && rva < self.end
     }
@@ -612,6 +634,19 @@ impl FunctionState {
                                     EdgeKind::Jump
                                 };
                                 graph.edges.push(Edge { site, target, kind });
+                            }
+                            Value::MaybeAddress(target) if ctx.is_code(target) => {
+                                let kind = if is_call {
+                                    EdgeKind::Call
+                                } else {
+                                    EdgeKind::Jump
+                                };
+                                graph.edges.push(Edge { site, target, kind });
+                                graph.unresolved.push(Unresolved {
+                                    site,
+                                    is_call,
+                                    through_memory: false,
+                                });
                             }
                             _ => graph.unresolved.push(Unresolved {
                                 site,
@@ -1095,6 +1130,36 @@ mod tests {
         code.extend(stop);
         code.extend([0xff, 0xd0, 0xc3]);
         decode(&fake(&[]), &code)
+    }
+
+    #[test]
+    fn code_address_falling_into_a_join_is_a_possible_target() {
+        // test ecx,ecx; jne .join; lea rax,[rip+0x1800]; .join: call rax; ret. Through the
+        // fall-through the call reaches 0x1800 (an edge), through the jne anything (unresolved).
+        let mut code = vec![0x85, 0xc9, 0x75, 0x07, 0x48, 0x8d, 0x05];
+        code.extend(rel(0x1800, 0x100b));
+        code.extend([0xff, 0xd0, 0xc3]);
+        let graph = decode(&fake(&[]), &code);
+        let edges: Vec<(u32, u32, EdgeKind)> = graph
+            .edges_of(0)
+            .iter()
+            .map(|e| (e.site, e.target, e.kind))
+            .collect();
+        assert_eq!(
+            edges,
+            vec![
+                (0x1004, 0x1800, EdgeKind::AddressTaken),
+                (0x100b, 0x1800, EdgeKind::Call)
+            ]
+        );
+        assert_eq!(
+            graph.unresolved_of(0),
+            &[Unresolved {
+                site: 0x100b,
+                is_call: true,
+                through_memory: false
+            }]
+        );
     }
 
     #[test]
