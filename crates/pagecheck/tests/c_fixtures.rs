@@ -106,6 +106,27 @@ fn resident_calls_paged_directly() {
     assert!(errors_of(&image, &[]).is_empty());
 }
 
+#[test]
+fn code_address_merging_into_an_indirect_call() {
+    // The `lea` of PagedHandler falls through into the join where `call rax` is also reached
+    // with a pointer loaded from memory: a possible paged call (PC002) and an unresolved site.
+    let image = common::c("join_call");
+    let report = analyze(&image, &["dispatch=EvtIoDeviceControl"]);
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].rule, Rule::ResidentReachesPageable);
+    assert_eq!(
+        chain_symbols(errors[0]),
+        ["EvtIoDeviceControl", "PagedHandler"]
+    );
+    let unresolved: Vec<&str> = report
+        .unresolved
+        .iter()
+        .map(|u| u.function.as_str())
+        .collect();
+    assert_eq!(unresolved, ["EvtIoDeviceControl"]);
+}
+
 fn errors_of(image: &pe_fixtures::Image, roots: &[&str]) -> Vec<Violation> {
     errors(&analyze(image, roots))
         .into_iter()
