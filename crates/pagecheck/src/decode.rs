@@ -565,7 +565,9 @@ impl FunctionState {
 
     /// At a join reached by falling through: only code addresses survive, as possibilities.
     /// Forgetting them would turn a real call of a paged function on the fall-through path
-    /// into a mere unresolved warning.
+    /// into a mere unresolved warning. Kept out of line: joins are rare next to instructions,
+    /// and inlined into the walk this loop slowed the whole pass.
+    #[inline(never)]
     fn weaken(&mut self) {
         for value in &mut self.regs {
             *value = match *value {
