@@ -1027,9 +1027,10 @@ mod tests {
         assert!(graph.unresolved_of(0).is_empty());
     }
 
-    #[test]
-    fn table_inside_the_function_is_skipped_not_decoded() {
-        // clang's COFF layout: the table follows the code in the same section and range.
+    /// clang's COFF layout of a two-entry jump table: `cmp ecx,1; ja; lea rdx,[table];
+    /// movsxd rax,[rdx+rcx*4]; add rax,rdx; jmp rax; ret; int3; int3`, then the table itself
+    /// at 0x1018, inside the function's range, with entries to 0x1015 and `second`.
+    fn clang_table_in_function(second: u32) -> (Vec<u8>, Fake) {
         let mut code = vec![0x83, 0xf9, 0x01, 0x77, 0x10, 0x48, 0x8d, 0x15];
         code.extend(rel(0x1018, 0x100c));
         code.extend([
@@ -1037,8 +1038,15 @@ mod tests {
         ]);
         let entry = |target: u32| target.wrapping_sub(0x1018);
         code.extend(entry(0x1015).to_le_bytes());
-        code.extend(entry(0x1016).to_le_bytes());
-        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x1016))]);
+        code.extend(entry(second).to_le_bytes());
+        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(second))]);
+        (code, view)
+    }
+
+    #[test]
+    fn table_inside_the_function_is_skipped_not_decoded() {
+        // The table follows the code in the same section and range.
+        let (code, view) = clang_table_in_function(0x1016);
         let graph = decode(&view, &code);
         // cmp, ja, lea, movsxd, add, jmp, ret, int3, int3: the 8 table bytes are not decoded.
         assert_eq!(graph.instructions, 9);
@@ -1051,15 +1059,7 @@ mod tests {
         // As above, but the second entry targets the `movsxd` at 0x100c: that address is also
         // reached from the table, where rdx is not known to hold the base, so the second walk
         // forgets the `lea` there and the `jmp rax` is unresolved. The table stays skipped.
-        let mut code = vec![0x83, 0xf9, 0x01, 0x77, 0x10, 0x48, 0x8d, 0x15];
-        code.extend(rel(0x1018, 0x100c));
-        code.extend([
-            0x48, 0x63, 0x04, 0x8a, 0x48, 0x01, 0xd0, 0xff, 0xe0, 0xc3, 0xcc, 0xcc,
-        ]);
-        let entry = |target: u32| target.wrapping_sub(0x1018);
-        code.extend(entry(0x1015).to_le_bytes());
-        code.extend(entry(0x100c).to_le_bytes());
-        let view = fake(&[(0x1018, entry(0x1015)), (0x101c, entry(0x100c))]);
+        let (code, view) = clang_table_in_function(0x100c);
         let graph = decode(&view, &code);
         assert_eq!(graph.instructions, 9);
         assert_eq!(

@@ -11,10 +11,7 @@ use common::{
 use pe_fixtures::Image;
 
 fn build(name: &str) -> (Image, Loaded, Vec<common::Function>) {
-    let image = pe_fixtures::c(name).unwrap_or_else(|error| panic!("{error}"));
-    let loaded = load(&image);
-    let functions = functions(&image);
-    (image, loaded, functions)
+    common::open(pe_fixtures::c(name))
 }
 
 /// The function `name` lies in `section`.

@@ -6,16 +6,13 @@ mod common;
 
 use common::{
     CODE, CODE_DISCARDABLE, CODE_NOT_PAGED, Edge, Loaded, assert_section, edges, function,
-    functions, load, public_rva, rva_of,
+    public_rva, rva_of,
 };
 use pagewise_roles::{Role, parse_records};
 use pe_fixtures::Image;
 
 fn build(name: &str) -> (Image, Loaded, Vec<common::Function>) {
-    let image = pe_fixtures::rust(name).unwrap_or_else(|error| panic!("{error}"));
-    let loaded = load(&image);
-    let functions = functions(&image);
-    (image, loaded, functions)
+    common::open(pe_fixtures::rust(name))
 }
 
 /// Parses `.pwrole`, asserts every record points into its role's section and at the start of a

@@ -280,3 +280,12 @@ pub fn edges(loaded: &Loaded, function: &Function) -> Vec<Edge> {
 pub fn rva_of(functions: &[Function], name: &str) -> u64 {
     u64::from(function(functions, name).rva)
 }
+
+/// A built fixture with its sections and its function table, or the builder's error as the
+/// test's failure message.
+pub fn open(built: Result<Image, pe_fixtures::Error>) -> (Image, Loaded, Vec<Function>) {
+    let image = built.unwrap_or_else(|error| panic!("{error}"));
+    let loaded = load(&image);
+    let functions = functions(&image);
+    (image, loaded, functions)
+}
