@@ -959,6 +959,15 @@ mod tests {
         graph
     }
 
+    /// Function 0's edges as `(site, target, kind)`, in the order the decoder found them.
+    fn edge_triples(graph: &CallGraph) -> Vec<(u32, u32, EdgeKind)> {
+        graph
+            .edges_of(0)
+            .iter()
+            .map(|e| (e.site, e.target, e.kind))
+            .collect()
+    }
+
     fn fake(words: &[(u32, u32)]) -> Fake {
         Fake {
             words: words.iter().copied().collect(),
@@ -981,11 +990,7 @@ mod tests {
             (0x300c, entry(0x1a00)),
         ]);
         let graph = decode(&view, &code);
-        let edges: Vec<(u32, u32, EdgeKind)> = graph
-            .edges_of(0)
-            .iter()
-            .map(|e| (e.site, e.target, e.kind))
-            .collect();
+        let edges = edge_triples(&graph);
         // Three entries (cmp bound 2 + 1): the one inside the function is no edge, the fourth
         // word is past the bound.
         assert_eq!(
@@ -1142,11 +1147,7 @@ mod tests {
         code.extend(rel(0x1800, 0x100b));
         code.extend([0xff, 0xd0, 0xc3]);
         let graph = decode(&fake(&[]), &code);
-        let edges: Vec<(u32, u32, EdgeKind)> = graph
-            .edges_of(0)
-            .iter()
-            .map(|e| (e.site, e.target, e.kind))
-            .collect();
+        let edges = edge_triples(&graph);
         assert_eq!(
             edges,
             vec![
@@ -1249,11 +1250,7 @@ mod tests {
                 },
             ]
         );
-        let edges: Vec<(u32, u32, EdgeKind)> = graph
-            .edges_of(0)
-            .iter()
-            .map(|e| (e.site, e.target, e.kind))
-            .collect();
+        let edges = edge_triples(&graph);
         assert_eq!(
             edges,
             vec![

@@ -3,17 +3,10 @@
 
 mod common;
 
+use common::errors;
 use common::{analyze, chain_sections, chain_symbols, run};
 use pagecheck::checks::{Level, Rule, Violation};
 use serde_json::Value;
-
-fn errors(report: &pagecheck::Report) -> Vec<&Violation> {
-    report
-        .violations
-        .iter()
-        .filter(|v| v.level == Level::Error)
-        .collect()
-}
 
 #[test]
 fn clean_has_no_violation() {

@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::errors;
 use common::{analyze, chain_sections, chain_symbols, run};
-use pagecheck::checks::{Level, Rule};
+use pagecheck::checks::Rule;
 use pagecheck::image::Residency;
 
 #[test]
@@ -54,11 +55,7 @@ fn rust_clean_roots_come_from_role_records() {
 fn rust_violation_one_chain_from_records() {
     let image = common::rust("rust_violation");
     let report = analyze(&image, &[]);
-    let errors: Vec<_> = report
-        .violations
-        .iter()
-        .filter(|v| v.level == Level::Error)
-        .collect();
+    let errors = errors(&report);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let v = errors[0];
     assert_eq!(v.rule, Rule::ResidentReachesPageable);
@@ -108,11 +105,7 @@ fn rust_violation_one_chain_from_records() {
 fn rust_generic_inline_slack_and_violation() {
     let image = common::rust("rust_generic_inline");
     let report = analyze(&image, &[]);
-    let errors: Vec<_> = report
-        .violations
-        .iter()
-        .filter(|v| v.level == Level::Error)
-        .collect();
+    let errors = errors(&report);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(
         chain_symbols(errors[0]),
@@ -169,11 +162,7 @@ fn rust_no_records_needs_command_line_roots() {
             "dispatch=rust_no_records::evt_io_stop",
         ],
     );
-    let errors: Vec<_> = report
-        .violations
-        .iter()
-        .filter(|v| v.level == Level::Error)
-        .collect();
+    let errors = errors(&report);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(
         chain_symbols(errors[0]),
@@ -307,11 +296,7 @@ fn rust_release_leaf_violation_is_found_through_a_leaf() {
         .expect("build Rust fixture");
     let parsed = release_leaf_premise(&image);
     let report = analyze(&image, &[]);
-    let errors: Vec<_> = report
-        .violations
-        .iter()
-        .filter(|v| v.level == Level::Error)
-        .collect();
+    let errors = errors(&report);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let v = errors[0];
     assert_eq!(v.rule, Rule::ResidentReachesPageable);

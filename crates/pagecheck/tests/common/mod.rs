@@ -107,3 +107,12 @@ pub fn chain_symbols(v: &pagecheck::checks::Violation) -> Vec<&str> {
 pub fn chain_sections(v: &pagecheck::checks::Violation) -> Vec<&str> {
     v.chain.iter().map(|l| l.section.as_str()).collect()
 }
+
+/// The violations of `report` at error level (warnings such as PC005 left out).
+pub fn errors(report: &Report) -> Vec<&pagecheck::checks::Violation> {
+    report
+        .violations
+        .iter()
+        .filter(|v| v.level == pagecheck::checks::Level::Error)
+        .collect()
+}
