@@ -24,7 +24,9 @@ pub const SCN_CONTENT: u32 = pe::IMAGE_SCN_CNT_CODE
     | pe::IMAGE_SCN_CNT_INITIALIZED_DATA
     | pe::IMAGE_SCN_CNT_UNINITIALIZED_DATA;
 
-/// How the kernel loader treats a section, decided by its name (PAGING.md section 2).
+/// How the kernel loader treats a section, decided by its name: upper-case `PAGE` (plus up to
+/// four characters) is pageable, `INIT` is discarded once `DriverEntry` returns, the rest stays
+/// in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Residency {
@@ -151,6 +153,15 @@ pub struct Image {
     pub dir64_relocations: Vec<u32>,
     /// The `RSDS` record, if any.
     pub codeview: Option<CodeView>,
+    /// Control Flow Guard's dispatch pointer variables (from the load configuration).
+    pub guard_dispatch: Vec<u32>,
+    /// Control Flow Guard's check pointer variables (from the load configuration).
+    pub guard_check: Vec<u32>,
+    /// Control Flow Guard's table of valid indirect-call targets, sorted; empty without one.
+    pub guard_functions: Vec<u32>,
+    /// What the loader tolerates but a careful reader should know (skipped `.pdata`
+    /// entries, a malformed relocation block).
+    pub warnings: Vec<String>,
 }
 
 fn bad(message: impl Into<String>) -> Error {
@@ -212,6 +223,8 @@ impl Image {
             });
         }
 
+        check_layout(&sections, size_of_image)?;
+
         let mut image = Image {
             bytes: Vec::new(),
             image_base,
@@ -224,6 +237,10 @@ impl Image {
             role_errors: Vec::new(),
             dir64_relocations: Vec::new(),
             codeview: None,
+            guard_dispatch: Vec::new(),
+            guard_check: Vec::new(),
+            guard_functions: Vec::new(),
+            warnings: Vec::new(),
         };
         image.codeview = pe
             .pdb_info()
@@ -234,9 +251,18 @@ impl Image {
                 path: String::from_utf8_lossy(cv.path()).into_owned(),
             });
         image.imports = read_imports(&pe)?;
-        image.dir64_relocations = read_relocations(&pe, &bytes)?;
+        let (relocations, warning) = read_relocations(&pe, &bytes)?;
+        image.dir64_relocations = relocations;
+        image.warnings.extend(warning);
+        let load_config = pe
+            .data_directory(pe::IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG)
+            .map(|d| (d.virtual_address.get(LE), d.size.get(LE)));
         image.bytes = bytes;
+        image.check_relocations()?;
         image.runtime_functions = image.read_pdata()?;
+        if let Some((rva, size)) = load_config {
+            image.read_load_config(rva, size);
+        }
         image.read_roles();
         Ok(image)
     }
@@ -289,12 +315,13 @@ impl Image {
         u32::try_from(rva).ok().filter(|&r| r < self.size_of_image)
     }
 
-    fn read_pdata(&self) -> Result<Vec<RuntimeFunction>, Error> {
+    fn read_pdata(&mut self) -> Result<Vec<RuntimeFunction>, Error> {
         let Some(index) = self.sections.iter().position(|s| s.name == ".pdata") else {
             return Ok(Vec::new());
         };
         let data = self.section_data(index);
         let mut out = Vec::with_capacity(data.len() / 12);
+        let mut skipped = 0usize;
         for entry in data.chunks_exact(12) {
             let word =
                 |i: usize| u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]]);
@@ -302,7 +329,12 @@ impl Image {
             if begin == 0 && end == 0 {
                 continue;
             }
-            if end <= begin || end > self.size_of_image {
+            if end == begin {
+                // GNU ld writes these for functions it folded away; the loader ignores them.
+                skipped += 1;
+                continue;
+            }
+            if end < begin || end > self.size_of_image {
                 return Err(bad(format!(
                     ".pdata entry {begin:#x}..{end:#x} is malformed"
                 )));
@@ -320,7 +352,75 @@ impl Image {
             });
         }
         out.sort_unstable_by_key(|f| f.begin);
+        if skipped > 0 {
+            self.warnings.push(format!(
+                "skipped {skipped} zero-length .pdata entr{} (the loader ignores them too)",
+                if skipped == 1 { "y" } else { "ies" }
+            ));
+        }
         Ok(out)
+    }
+
+    /// Every relocated absolute address must point into the image: if they do not, the
+    /// ImageBase in the header is not the one the image was linked (or rebased) for, and
+    /// every address read from data (role records, constant function pointers, callback
+    /// structures) would be misread.
+    fn check_relocations(&self) -> Result<(), Error> {
+        let end = self
+            .image_base
+            .saturating_add(u64::from(self.size_of_image));
+        let mut outside = self.dir64_relocations.iter().filter(|&&slot| {
+            self.read_at(slot, 8).is_some_and(|b| {
+                let va = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                va < self.image_base || va > end
+            })
+        });
+        let Some(&first) = outside.next() else {
+            return Ok(());
+        };
+        let count = 1 + outside.count();
+        Err(bad(format!(
+            "{count} of {} relocated addresses point outside the image at ImageBase {:#x} (the first at RVA              {first:#x}): the ImageBase was changed without rebasing, or the relocations are corrupt",
+            self.dir64_relocations.len(),
+            self.image_base
+        )))
+    }
+
+    /// Control Flow Guard's pointers and function table, from `IMAGE_LOAD_CONFIG_DIRECTORY64`
+    /// (offsets 112, 120, 128, 136 and 144 of the x64 layout). A load configuration too short
+    /// to hold them is an image without Control Flow Guard.
+    fn read_load_config(&mut self, rva: u32, size: u32) {
+        if rva == 0 || size < 148 {
+            return;
+        }
+        let Some(bytes) = self.read_at(rva, 148) else {
+            return;
+        };
+        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
+        let declared = u32::from_le_bytes(bytes[0..4].try_into().unwrap_or([0; 4]));
+        if declared < 148 {
+            return;
+        }
+        let (check, dispatch, table, count) = (u64_at(112), u64_at(120), u64_at(128), u64_at(136));
+        let flags = u32::from_le_bytes(bytes[144..148].try_into().unwrap_or([0; 4]));
+        self.guard_check.extend(self.rva_of_va(check));
+        self.guard_dispatch.extend(self.rva_of_va(dispatch));
+        // Each entry is an RVA followed by as many metadata bytes as the flags say.
+        let stride = 4 + ((flags >> 28) & 0xf) as usize;
+        if let Some(table) = self.rva_of_va(table)
+            && let Ok(count) = usize::try_from(count)
+            && let Some(entries) = count
+                .checked_mul(stride)
+                .and_then(|len| self.read_at(table, len))
+        {
+            let mut functions: Vec<u32> = entries
+                .chunks_exact(stride)
+                .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]))
+                .collect();
+            functions.sort_unstable();
+            functions.dedup();
+            self.guard_functions = functions;
+        }
     }
 
     fn read_roles(&mut self) {
@@ -349,6 +449,38 @@ impl Image {
             }
         }
     }
+}
+
+/// Sections must be in address order, must not overlap and must lie inside `SizeOfImage`, as
+/// the loader requires: otherwise an address belongs to two sections and its residency is
+/// whichever one a reader happens to look at first.
+fn check_layout(sections: &[Section], size_of_image: u32) -> Result<(), Error> {
+    for pair in sections.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.rva <= a.rva {
+            return Err(bad(format!(
+                "sections are not in address order: {} at {:#x} follows {} at {:#x}",
+                b.name, b.rva, a.name, a.rva
+            )));
+        }
+        if u64::from(a.rva) + u64::from(a.virtual_size) > u64::from(b.rva) {
+            return Err(bad(format!(
+                "sections {} and {} overlap: {} is {:#x} bytes from {:#x}, into {} at {:#x}",
+                a.name, b.name, a.name, a.virtual_size, a.rva, b.name, b.rva
+            )));
+        }
+    }
+    if let Some(s) = sections
+        .iter()
+        .find(|s| u64::from(s.rva) + u64::from(s.virtual_size) > u64::from(size_of_image))
+    {
+        return Err(bad(format!(
+            "section {} ends at {:#x}, past SizeOfImage {size_of_image:#x}",
+            s.name,
+            u64::from(s.rva) + u64::from(s.virtual_size)
+        )));
+    }
+    Ok(())
 }
 
 /// Fast rejections with precise messages, before `object` reports a generic parse error.
@@ -424,27 +556,42 @@ fn read_imports<'a>(pe: &PeFile64<'a, &'a [u8]>) -> Result<Vec<(u32, String)>, E
     Ok(out)
 }
 
-fn read_relocations<'a>(pe: &PeFile64<'a, &'a [u8]>, bytes: &'a [u8]) -> Result<Vec<u32>, Error> {
+/// The `IMAGE_REL_BASED_DIR64` sites, sorted, and a warning when a block could not be read:
+/// the loader stops at a malformed block too (GNU ld has written blocks whose size is not a
+/// multiple of 4), so the relocations before it are what the image really gets.
+fn read_relocations<'a>(
+    pe: &PeFile64<'a, &'a [u8]>,
+    bytes: &'a [u8],
+) -> Result<(Vec<u32>, Option<String>), Error> {
     let mut out = Vec::new();
     let Some(mut blocks) = pe
         .data_directories()
         .relocation_blocks(bytes, &pe.section_table())
         .map_err(|e| bad(format!("unreadable base relocations: {e}")))?
     else {
-        return Ok(out);
+        return Ok((out, None));
     };
-    while let Some(block) = blocks
-        .next()
-        .map_err(|e| bad(format!("unreadable base relocation block: {e}")))?
-    {
-        for reloc in block {
-            if reloc.typ == pe::IMAGE_REL_BASED_DIR64 {
-                out.push(reloc.virtual_address);
+    let mut warning = None;
+    loop {
+        match blocks.next() {
+            Ok(Some(block)) => {
+                for reloc in block {
+                    if reloc.typ == pe::IMAGE_REL_BASED_DIR64 {
+                        out.push(reloc.virtual_address);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                warning = Some(format!(
+                    "base relocations read up to a malformed block ({e}); the rest are ignored"
+                ));
+                break;
             }
         }
     }
     out.sort_unstable();
-    Ok(out)
+    Ok((out, warning))
 }
 
 #[cfg(test)]
@@ -469,6 +616,10 @@ impl Image {
             role_errors: Vec::new(),
             dir64_relocations: Vec::new(),
             codeview: None,
+            guard_dispatch: Vec::new(),
+            guard_check: Vec::new(),
+            guard_functions: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }

@@ -8,8 +8,11 @@
 
 pub mod checks;
 pub mod decode;
+pub mod flow;
+pub mod frame;
 pub mod functions;
 pub mod image;
+pub mod kmdf;
 pub mod pdb;
 pub mod report;
 pub mod roots;
@@ -229,8 +232,16 @@ pub fn analyze(
         .filter(|s| wdf::is_function_table(&s.raw))
         .map(|s| s.rva)
         .collect();
-    let ctx = decode::Context::new(image, &functions, wdf_tables);
+    let mut ctx = decode::Context::new(image, &functions, wdf_tables);
+    for s in &symbols.symbols {
+        if let Some(special @ (decode::Special::GuardDispatch | decode::Special::GuardCheck)) =
+            decode::special_of(&s.raw)
+        {
+            ctx.add_special(s.rva, special);
+        }
+    }
     let calls = decode::build(&ctx);
+    let (calls, flow) = flow::refine(&ctx, calls);
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {

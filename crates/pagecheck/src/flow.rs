@@ -1,0 +1,129 @@
+//! The dataflow pass: walks again, in [`crate::decode`]'s dataflow mode, the functions the
+//! linear pass flagged (they call the framework, take addresses, copy constant data or make
+//! indirect calls), replaces their part of the call graph with what the finer walk found, and
+//! collects the registration calls.
+//!
+//! Registrations often pass through helpers: a function that fills a configuration structure
+//! its caller passed in (`WDF_IO_QUEUE_CONFIG_INIT` when the compiler did not inline it, a Rust
+//! function returning a structure by value), or one that hands its caller's structure to
+//! the framework. Each walk leaves a [`Summary`] of such behaviour, and callers are walked
+//! (again) once the summaries of their callees are known, until nothing changes.
+
+use std::collections::{BTreeSet, HashMap};
+
+use iced_x86::{Decoder, DecoderOptions};
+
+use crate::decode::{self, CallGraph, Context, EdgeKind, FlowEnv, RegCall, Scratch, Summary};
+
+/// Rounds of re-walking callers before giving up on deeper helper chains; real drivers
+/// settle in two or three.
+const MAX_ROUNDS: usize = 16;
+
+/// The refined call graph and the registrations found.
+#[derive(Debug, Default)]
+pub struct Flow {
+    /// Registration calls, in function order.
+    pub calls: Vec<RegCall>,
+    /// Functions walked in dataflow mode (for the report's counts).
+    pub walked: usize,
+    /// True when helper summaries were still changing after [`MAX_ROUNDS`].
+    pub unsettled: bool,
+}
+
+/// Runs the dataflow pass over `graph` (the linear pass's result) and returns the refined
+/// graph with what it found.
+#[must_use]
+pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
+    let functions = ctx.functions();
+    let image = ctx.image();
+    let n = functions.len();
+    // Who calls (or tail-jumps to) each function start.
+    let mut callers: HashMap<u32, Vec<usize>> = HashMap::new();
+    for f in 0..n {
+        for e in graph.edges_of(f) {
+            if matches!(e.kind, EdgeKind::Call | EdgeKind::Jump) {
+                callers.entry(e.target).or_default().push(f);
+            }
+        }
+    }
+    let mut summaries: HashMap<u32, Summary> = HashMap::new();
+    let mut results: HashMap<usize, (CallGraph, Vec<RegCall>)> = HashMap::new();
+    let mut todo: BTreeSet<usize> = (0..n).filter(|&f| graph.wants_flow[f]).collect();
+    let mut scratch = Scratch::default();
+    let mut flow = Flow::default();
+    for _ in 0..MAX_ROUNDS {
+        if todo.is_empty() {
+            break;
+        }
+        let mut changed: Vec<u32> = Vec::new();
+        for &f in &todo {
+            let function = &functions.list[f];
+            let section = &image.sections[function.section];
+            let data = image.section_data(function.section);
+            let start = (function.start - section.rva) as usize;
+            let end = ((function.end - section.rva) as usize).min(data.len());
+            if start >= end {
+                continue;
+            }
+            let mut decoder = Decoder::with_ip(
+                64,
+                data,
+                image.image_base.wrapping_add(u64::from(section.rva)),
+                DecoderOptions::NONE,
+            );
+            if decoder.set_position(start).is_err() {
+                continue;
+            }
+            decoder.set_ip(image.image_base.wrapping_add(u64::from(function.start)));
+            let mut items = CallGraph::default();
+            decode::push_offsets(&mut items);
+            let mut env = FlowEnv {
+                summaries: &summaries,
+                out: decode::FlowOut::default(),
+            };
+            decode::decode_range(
+                ctx,
+                &mut decoder,
+                &mut scratch,
+                end,
+                function.start,
+                function.end,
+                &mut items,
+                Some(&mut env),
+            );
+            decode::push_offsets(&mut items);
+            let out = env.out;
+            if summaries
+                .get(&function.start)
+                .unwrap_or(&Summary::default())
+                != &out.summary
+            {
+                changed.push(function.start);
+                if out.summary.is_empty() {
+                    summaries.remove(&function.start);
+                } else {
+                    summaries.insert(function.start, out.summary);
+                }
+            }
+            results.insert(f, (items, out.calls));
+        }
+        todo = changed
+            .iter()
+            .filter_map(|start| callers.get(start))
+            .flatten()
+            .copied()
+            .collect();
+    }
+    flow.unsettled = !todo.is_empty();
+    flow.walked = results.len();
+    let mut ordered: Vec<usize> = results.keys().copied().collect();
+    ordered.sort_unstable();
+    let mut replaced: HashMap<usize, CallGraph> = HashMap::with_capacity(results.len());
+    for f in ordered {
+        if let Some((items, calls)) = results.remove(&f) {
+            flow.calls.extend(calls);
+            replaced.insert(f, items);
+        }
+    }
+    (graph.with_replaced(&replaced), flow)
+}
