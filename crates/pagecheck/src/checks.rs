@@ -3,12 +3,14 @@
 
 use std::collections::VecDeque;
 
+use pagewise_roles::Role;
 use serde::Serialize;
 
 use crate::decode::{CallGraph, EdgeKind};
-use crate::functions::Functions;
+use crate::functions::{Function, Functions};
 use crate::image::{self, Image, Residency};
-use crate::roots::Root;
+use crate::registration::{Policy, Registrations};
+use crate::roots::{Origin, Root};
 
 /// A rule, with its stable identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -29,16 +31,30 @@ pub enum Rule {
     /// `--fail-on-unresolved`).
     #[serde(rename = "PC005")]
     UnresolvedIndirect,
+    /// PC006: a role record or `--root` disagrees with the slot the image registers the
+    /// function in.
+    #[serde(rename = "PC006")]
+    DeclaredRoleMismatch,
+    /// PC007: a registration call whose structure or callback fields could not be read.
+    #[serde(rename = "PC007")]
+    UnreadableRegistration,
+    /// PC008: the return to D0 of a power-pageable driver runs pageable code: legal, but
+    /// resume waits for the paging disk.
+    #[serde(rename = "PC008")]
+    SlowResume,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 8] = [
         Rule::SectionFlags,
         Rule::ResidentReachesPageable,
         Rule::ResidentRootNotResident,
         Rule::InitUseAfterDiscard,
         Rule::UnresolvedIndirect,
+        Rule::DeclaredRoleMismatch,
+        Rule::UnreadableRegistration,
+        Rule::SlowResume,
     ];
 
     /// `PC00n`.
@@ -50,6 +66,9 @@ impl Rule {
             Rule::ResidentRootNotResident => "PC003",
             Rule::InitUseAfterDiscard => "PC004",
             Rule::UnresolvedIndirect => "PC005",
+            Rule::DeclaredRoleMismatch => "PC006",
+            Rule::UnreadableRegistration => "PC007",
+            Rule::SlowResume => "PC008",
         }
     }
 
@@ -62,6 +81,9 @@ impl Rule {
             Rule::ResidentRootNotResident => "resident-root-not-resident",
             Rule::InitUseAfterDiscard => "init-use-after-discard",
             Rule::UnresolvedIndirect => "unresolved-indirect-call",
+            Rule::DeclaredRoleMismatch => "declared-role-mismatch",
+            Rule::UnreadableRegistration => "unreadable-registration",
+            Rule::SlowResume => "slow-resume",
         }
     }
 
@@ -78,8 +100,9 @@ impl Rule {
                  INIT code: a page fault there stalls resume or bugchecks at raised IRQL."
             }
             Rule::ResidentRootNotResident => {
-                "A function registered for a resident role (power-up, dispatch) is itself placed in a PAGE* or INIT \
-                 section."
+                "A callback is placed in a section its slot cannot be served from: code that may run at DISPATCH_LEVEL \
+                 in PAGE* or INIT, the return to D0 in pageable code of a driver that can be power-nonpageable, or the \
+                 power-down path of such a driver in a pageable section it does not lock."
             }
             Rule::InitUseAfterDiscard => {
                 "INIT is freed when DriverEntry returns: no code or data outside INIT may call, jump to or keep the \
@@ -88,6 +111,19 @@ impl Rule {
             Rule::UnresolvedIndirect => {
                 "An indirect call in resident code whose target cannot be determined from the image; it may reach \
                  pageable code."
+            }
+            Rule::DeclaredRoleMismatch => {
+                "The role a placement attribute (role record) or --root declares for a function does not serve the \
+                 callback slot the image registers it in: the declaration is wrong, or the wrong function is \
+                 registered."
+            }
+            Rule::UnreadableRegistration => {
+                "A framework call that takes callbacks, whose configuration structure or callback could not be read \
+                 from the image: the callbacks it registers are not checked."
+            }
+            Rule::SlowResume => {
+                "The return to D0 of a power-pageable driver runs pageable code. Allowed, because the paging device \
+                 is then in D0, but resume waits until the code is paged back in."
             }
         }
     }
@@ -253,6 +289,23 @@ pub struct Graph<'a> {
     pub functions: &'a Functions,
     /// The decoded call graph.
     pub calls: &'a CallGraph,
+    /// What the image registers with the framework.
+    pub registrations: &'a Registrations,
+    /// Whether the driver can be power-nonpageable, and the sections it locks.
+    pub policy: &'a Policy,
+}
+
+/// How strictly a root's code must stay in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// May run at `DISPATCH_LEVEL`: resident, nothing else.
+    Dispatch,
+    /// The return to D0: resident. `strict` when a fault there is a mistake (the driver can be
+    /// power-nonpageable, or the placement was declared resident), otherwise a slow resume.
+    PowerUp { strict: bool },
+    /// The power-down path of a driver that can be power-nonpageable: resident, or in a
+    /// section the driver locks.
+    PowerDown,
 }
 
 /// The result of the graph checks.
@@ -300,9 +353,148 @@ impl Graph<'_> {
         }
     }
 
-    /// Check 2 (and PC005): breadth-first from every resident root through resident code;
-    /// the first non-resident function on each path is a violation, reported with the
-    /// shortest chain.
+    /// How the code of `root` is checked, if at all.
+    fn mode(&self, root: &Root) -> Option<Mode> {
+        match root.role {
+            Role::Dispatch => Some(Mode::Dispatch),
+            Role::PowerUp => Some(Mode::PowerUp {
+                strict: self.policy.may_be_nonpageable() || root.declared(),
+            }),
+            Role::PowerDown if self.policy.may_be_nonpageable() => Some(Mode::PowerDown),
+            Role::PowerDown | Role::Paged | Role::Init => None,
+        }
+    }
+
+    /// Whether code of `mode` may run `f` without a fault it must not take.
+    fn serves(&self, mode: Mode, f: &Function) -> bool {
+        match f.residency {
+            Residency::Resident => true,
+            Residency::Pageable => {
+                mode == Mode::PowerDown && self.policy.lock_of(f.section).is_some()
+            }
+            Residency::Discardable => false,
+        }
+    }
+
+    /// `function+0xoffset` for a code address (`section+0xoffset` outside every function).
+    #[must_use]
+    pub fn code_place(&self, rva: u32) -> String {
+        match self.functions.containing(rva) {
+            Some(f) => {
+                let func = &self.functions.list[f];
+                format!("{}+{:#x}", func.name, rva - func.start)
+            }
+            None => self.place(rva),
+        }
+    }
+
+    /// The role of a root as messages show it, with the registration or lock that gives it.
+    #[must_use]
+    pub fn describe(&self, root: &Root) -> String {
+        let mut text = root.role.name().to_owned();
+        if let Some(call) = root.acquires {
+            text.push_str(&format!(" (acquires {call})"));
+        }
+        if let Some(r) = root
+            .registration
+            .and_then(|i| self.registrations.list.get(i))
+        {
+            text.push_str(&format!(
+                ": {} of {}, registered by {} at {}",
+                r.slot,
+                r.structure,
+                r.method,
+                self.code_place(r.site)
+            ));
+            if let Some(&outer) = r.via.last() {
+                text.push_str(&format!(" (called from {})", self.code_place(outer)));
+            }
+        } else if root.declared() {
+            text.push_str(match root.origin {
+                Origin::Record => ", declared by its placement attribute",
+                _ => ", named by --root",
+            });
+        }
+        text
+    }
+
+    /// Why a root's own placement cannot serve it, as a finding.
+    fn misplaced(&self, root: &Root, mode: Mode) -> Violation {
+        let rf = &self.functions.list[root.function];
+        let section = &self.image.sections[rf.section].name;
+        let queue = root
+            .registration
+            .and_then(|i| self.registrations.list.get(i))
+            .is_some_and(|r| {
+                r.structure == "WDF_IO_QUEUE_CONFIG" || r.structure.ends_with("WDFQUEUE")
+            });
+        let (rule, level, why, fix) = match mode {
+            Mode::Dispatch => (
+                Rule::ResidentRootNotResident,
+                Level::Error,
+                "it may run at DISPATCH_LEVEL, where a page fault is a bug check",
+                if queue {
+                    "move it to a resident section, or create its queue with ExecutionLevel = \
+                     WdfExecutionLevelPassive"
+                } else {
+                    "move it to a resident section"
+                },
+            ),
+            Mode::PowerUp { strict: true } => (
+                Rule::ResidentRootNotResident,
+                Level::Error,
+                if self.policy.may_be_nonpageable() {
+                    "it returns the device to D0, and the driver can be power-nonpageable (the paging device may \
+                     still be off)"
+                } else {
+                    "it returns the device to D0 and was declared resident"
+                },
+                "move it to a resident section",
+            ),
+            Mode::PowerUp { strict: false } => (
+                Rule::SlowResume,
+                Level::Warning,
+                "it returns the device to D0, so resume waits for the paging disk",
+                "move it to a resident section for a fast wake",
+            ),
+            Mode::PowerDown => (
+                Rule::ResidentRootNotResident,
+                Level::Error,
+                "it runs while the device leaves D0, and the driver can be power-nonpageable",
+                "move it to a resident section, or to a section the driver locks with MmLockPagableCodeSection \
+                 while the device is power-nonpageable",
+            ),
+        };
+        let message = if rf.residency == Residency::Discardable {
+            format!(
+                "`{}` ({}) is placed in INIT, which is freed when DriverEntry returns: move it out of INIT",
+                rf.name,
+                self.describe(root)
+            )
+        } else {
+            format!(
+                "`{}` ({}) is placed in {} section `{section}`: {why}; {fix}",
+                rf.name,
+                self.describe(root),
+                rf.residency.name(),
+            )
+        };
+        Violation {
+            rule,
+            level: if rf.residency == Residency::Discardable {
+                Level::Error
+            } else {
+                level
+            },
+            message,
+            chain: vec![self.link(root.function, None)],
+        }
+    }
+
+    /// Check 2 (and PC005, PC008): breadth-first from every root whose code must stay in memory
+    /// (dispatch, power-up, and power-down while the driver can be power-nonpageable) through
+    /// the code that serves it; the first function on each path that cannot is a finding,
+    /// reported with the shortest chain.
     #[must_use]
     pub fn reachability(&self, roots: &[Root], fail_on_unresolved: bool) -> GraphFindings {
         let n = self.functions.len();
@@ -316,21 +508,15 @@ impl Graph<'_> {
         let mut parent: Vec<(u32, u32)> = vec![(u32::MAX, 0); n];
         let mut stamp: Vec<u32> = vec![0; n];
         let mut queue = VecDeque::new();
-        for (generation, root) in (1u32..).zip(roots.iter().filter(|r| r.role.is_resident())) {
+        let checked = roots.iter().filter_map(|r| self.mode(r).map(|m| (r, m)));
+        for (generation, (root, mode)) in (1u32..).zip(checked) {
             let rf = &self.functions.list[root.function];
-            if rf.residency != Residency::Resident {
-                findings.violations.push(Violation {
-                    rule: Rule::ResidentRootNotResident,
-                    level: Level::Error,
-                    message: format!(
-                        "resident root `{}` ({}) is placed in {} section `{}`",
-                        rf.name,
-                        root.describe(),
-                        rf.residency.name(),
-                        self.image.sections[rf.section].name
-                    ),
-                    chain: vec![self.link(root.function, None)],
-                });
+            if !self.serves(mode, rf) {
+                // A registered callback in INIT is PC004 (cross_check) whatever its role.
+                if !(rf.residency == Residency::Discardable && root.origin == Origin::Registration)
+                {
+                    findings.violations.push(self.misplaced(root, mode));
+                }
                 continue;
             }
             stamp[root.function] = generation;
@@ -352,6 +538,7 @@ impl Graph<'_> {
                             chain.push(self.loose_link(edge.target));
                             findings.violations.push(self.reach_violation(
                                 root,
+                                mode,
                                 chain,
                                 edge.target,
                             ));
@@ -374,13 +561,14 @@ impl Graph<'_> {
                     {
                         parent[target] = (f as u32, edge.site);
                     }
-                    if self.functions.list[target].residency == Residency::Resident {
+                    if self.serves(mode, &self.functions.list[target]) {
                         queue.push_back(target);
                     } else {
                         let mut chain = self.chain(&parent, f, Some(edge.site));
                         chain.push(self.link(target, None));
                         findings.violations.push(self.reach_violation(
                             root,
+                            mode,
                             chain,
                             self.functions.list[target].start,
                         ));
@@ -406,6 +594,90 @@ impl Graph<'_> {
         }
         self.unresolved_in_resident(&mut findings, fail_on_unresolved);
         findings
+    }
+
+    /// The registration checks: a registered function in INIT (PC004), a declared role that
+    /// does not serve the registered slot (PC006), and registration calls that could not be
+    /// read (PC007).
+    #[must_use]
+    pub fn registration_checks(&self, roots: &[Root]) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for r in &self.registrations.list {
+            let f = &self.functions.list[r.function];
+            let registered = format!(
+                "{} of {}, registered by {} at {}",
+                r.slot,
+                r.structure,
+                r.method,
+                self.code_place(r.site)
+            );
+            if f.residency == Residency::Discardable {
+                out.push(Violation {
+                    rule: Rule::InitUseAfterDiscard,
+                    level: Level::Error,
+                    message: format!(
+                        "`{}` is in INIT but registered as {registered}: the framework calls it after DriverEntry \
+                         returns, when INIT is freed",
+                        f.name
+                    ),
+                    chain: vec![self.link_at(r.site), self.link(r.function, None)],
+                });
+            }
+            for declared in roots
+                .iter()
+                .filter(|d| d.function == r.function && d.declared())
+            {
+                if r.need().accepts(declared.role) {
+                    continue;
+                }
+                out.push(Violation {
+                    rule: Rule::DeclaredRoleMismatch,
+                    level: Level::Error,
+                    message: format!(
+                        "`{}` is declared {} ({}) but registered as {registered}, which needs {}: either the \
+                         declaration or the registration names the wrong function",
+                        f.name,
+                        declared.role.name(),
+                        if declared.origin == Origin::Record {
+                            "its placement attribute"
+                        } else {
+                            "--root"
+                        },
+                        r.need().recommended().name()
+                    ),
+                    chain: vec![self.link_at(r.site), self.link(r.function, None)],
+                });
+            }
+        }
+        for u in &self.registrations.unreadable {
+            let mut message = format!(
+                "{} at {} registers callbacks pagecheck cannot read ({}): they are not checked",
+                u.method,
+                self.code_place(u.site),
+                u.what.join(", ")
+            );
+            if let Some(&outer) = u.via.last() {
+                message.push_str(&format!(
+                    " (structure passed from {})",
+                    self.code_place(outer)
+                ));
+            }
+            out.push(Violation {
+                rule: Rule::UnreadableRegistration,
+                level: Level::Warning,
+                message,
+                chain: vec![self.link_at(u.site)],
+            });
+        }
+        out
+    }
+
+    /// The link of the function holding the instruction at `site`, with the site.
+    fn link_at(&self, site: u32) -> Link {
+        match self.functions.containing(site) {
+            Some(f) => self.link(f, Some(site)),
+            None => self.loose_link(site),
+        }
     }
 
     /// PC005: every unresolved transfer in a function a resident root reaches.
@@ -438,7 +710,13 @@ impl Graph<'_> {
         }
     }
 
-    fn reach_violation(&self, root: &Root, chain: Vec<Link>, target_rva: u32) -> Violation {
+    fn reach_violation(
+        &self,
+        root: &Root,
+        mode: Mode,
+        chain: Vec<Link>,
+        target_rva: u32,
+    ) -> Violation {
         let target = chain.last().map_or_else(String::new, |l| l.symbol.clone());
         let residency = self.residency_at(target_rva);
         let kind = if residency == Residency::Discardable {
@@ -446,15 +724,25 @@ impl Graph<'_> {
         } else {
             "paged"
         };
+        let slow = mode == Mode::PowerUp { strict: false } && residency != Residency::Discardable;
+        let (rule, level, what) = if slow {
+            (Rule::SlowResume, Level::Warning, "power-up root")
+        } else {
+            (Rule::ResidentReachesPageable, Level::Error, "resident root")
+        };
+        let mut message = format!(
+            "{what} `{}` ({}) reaches {kind} code `{target}` in `{}`",
+            self.functions.list[root.function].name,
+            self.describe(root),
+            self.section_name(target_rva)
+        );
+        if slow {
+            message.push_str(": resume waits for it to be paged in");
+        }
         Violation {
-            rule: Rule::ResidentReachesPageable,
-            level: Level::Error,
-            message: format!(
-                "resident root `{}` ({}) reaches {kind} code `{target}` in `{}`",
-                self.functions.list[root.function].name,
-                root.describe(),
-                self.section_name(target_rva)
-            ),
+            rule,
+            level,
+            message,
             chain,
         }
     }

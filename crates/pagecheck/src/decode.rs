@@ -189,6 +189,12 @@ pub enum Value {
     },
     /// The address of an imported function, loaded from its import address table slot.
     Import(u32),
+    /// Control Flow Guard's dispatch function, loaded from its pointer: a call through it
+    /// goes to `rax`.
+    GuardDispatch,
+    /// Control Flow Guard's check function, loaded from its pointer: a call through it only
+    /// validates `rcx`.
+    GuardCheck,
     /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
     WdfTable,
     /// A slot of that table (`None`: the index is in a register).
@@ -309,6 +315,9 @@ pub enum Special {
     GuardDispatch,
     /// Control Flow Guard's check pointer: validates `rcx`, changes nothing else.
     GuardCheck,
+    /// `MmLockPagableDataSection` (`MmLockPagableCodeSection` is a macro for it): locks the
+    /// pageable section that holds the address in `rcx`.
+    LockSection,
 }
 
 /// What the decoder asks about the image while classifying instructions. [`Context`] answers
@@ -360,6 +369,8 @@ const SPECIAL_NAMES: &[(&str, Special)] = &[
     ("__guard_xfg_dispatch_icall_fptr", Special::GuardDispatch),
     ("__guard_check_icall_fptr", Special::GuardCheck),
     ("__guard_xfg_check_icall_fptr", Special::GuardCheck),
+    ("MmLockPagableDataSection", Special::LockSection),
+    ("MmLockPagableCodeSection", Special::LockSection),
 ];
 
 /// The [`Special`] a symbol or import name stands for (`dll!name` for imports).
@@ -402,6 +413,20 @@ impl<'a> Context<'a> {
                     .map(|&rva| (rva, Special::GuardCheck)),
             )
             .collect();
+        // Import thunks (`jmp [rip+__imp_X]`, what the linker makes for a call to an import
+        // not declared dllimport) stand for their import.
+        for f in &functions.list {
+            if let Some(b) = image.read_at(f.start, 6)
+                && b[0] == 0xff
+                && b[1] == 0x25
+            {
+                let disp = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let slot = f.start.wrapping_add(6).wrapping_add_signed(disp);
+                if let Some(special) = image.import_at(slot).and_then(special_of) {
+                    specials.push((f.start, special));
+                }
+            }
+        }
         specials.sort_unstable_by_key(|&(rva, _)| rva);
         specials.dedup_by_key(|&mut (rva, _)| rva);
         Context {
@@ -622,6 +647,8 @@ impl Summary {
 pub struct FlowOut {
     /// Registration calls made here, or through helpers this function calls.
     pub calls: Vec<RegCall>,
+    /// `MmLockPagable*Section` calls: `(site, the address passed)`.
+    pub locks: Vec<(u32, Value)>,
     /// This function's summary.
     pub summary: Summary,
 }
@@ -1217,6 +1244,11 @@ impl FunctionState {
             if size == 8 && ctx.is_import_slot(slot) {
                 return Value::Import(slot);
             }
+            match ctx.special_slot(slot) {
+                Some(Special::GuardDispatch) if size == 8 => return Value::GuardDispatch,
+                Some(Special::GuardCheck) if size == 8 => return Value::GuardCheck,
+                _ => {}
+            }
             if !ctx.is_read_only(slot) {
                 return Value::Unknown;
             }
@@ -1337,11 +1369,18 @@ impl FunctionState {
                         }
                     }
                     OpKind::Register => {
-                        let value = self.machine.value(instr.op0_register());
+                        let mut value = self.machine.value(instr.op0_register());
+                        match value {
+                            // Control Flow Guard with its pointer kept in a register.
+                            Value::GuardCheck => return,
+                            Value::GuardDispatch => value = self.machine.regs[0],
+                            _ => {}
+                        }
                         if let Value::WdfSlot(Some(index)) = value {
                             wdf_call = Some(index);
                         }
                         self.transfer_to(ctx, scratch, site, is_call, value, graph);
+                        self.special_import(ctx, site, value, flow.as_deref_mut());
                     }
                     OpKind::Memory => {
                         if instr.is_ip_rel_memory_operand() {
@@ -1358,10 +1397,11 @@ impl FunctionState {
                                     wdf_call = Some(index);
                                 }
                                 self.transfer_to(ctx, scratch, site, is_call, value, graph);
+                                self.special_import(ctx, site, value, flow.as_deref_mut());
                             } else if let Some(slot) = slot.filter(|&s| image.is_import_slot(s)) {
                                 graph.externals.push((site, External::Import(slot)));
                                 if let Some(s) = special {
-                                    self.special_call(ctx, s, flow.as_deref_mut());
+                                    self.special_call(ctx, site, s, flow.as_deref_mut());
                                 }
                             } else if let Some(target) =
                                 slot.and_then(|s| ctx.constant_code_pointer(s))
@@ -1412,7 +1452,7 @@ impl FunctionState {
                     if let Some(target) = direct {
                         let summaries = env.summaries;
                         if let Some(s) = ctx.special_function(target) {
-                            self.special_call(ctx, s, Some(env));
+                            self.special_call(ctx, site, s, Some(env));
                         } else if let Some(summary) = summaries.get(&target) {
                             self.apply_summary(ctx, site, summary, env);
                         }
@@ -1995,11 +2035,21 @@ impl FunctionState {
 
     /// A call of `memcpy`/`memset` (by import or the image's own copy): its effect on the
     /// frame, from the argument registers.
-    fn special_call<V: View>(&mut self, ctx: &V, special: Special, flow: Option<&mut FlowEnv<'_>>) {
+    fn special_call<V: View>(
+        &mut self,
+        ctx: &V,
+        site: u32,
+        special: Special,
+        flow: Option<&mut FlowEnv<'_>>,
+    ) {
         let Some(env) = flow else {
             self.wants_flow = true;
             return;
         };
+        if special == Special::LockSection {
+            env.out.locks.push((site, self.machine.regs[1]));
+            return;
+        }
         let (dst, src, len) = (
             self.machine.regs[1],
             self.machine.regs[2],
@@ -2016,7 +2066,23 @@ impl FunctionState {
                 Value::Const(b) => self.fill(dst, b as u8, len, Some(&mut env.out)),
                 _ => self.forget_at(dst, MAX_TRACKED),
             },
-            Special::GuardDispatch | Special::GuardCheck => {}
+            Special::GuardDispatch | Special::GuardCheck | Special::LockSection => {}
+        }
+    }
+
+    /// A call through a register holding a special import (`memcpy` loaded from the import
+    /// address table into a register).
+    fn special_import<V: View>(
+        &mut self,
+        ctx: &V,
+        site: u32,
+        value: Value,
+        flow: Option<&mut FlowEnv<'_>>,
+    ) {
+        if let Value::Import(slot) = value
+            && let Some(special) = ctx.special_slot(slot)
+        {
+            self.special_call(ctx, site, special, flow);
         }
     }
 

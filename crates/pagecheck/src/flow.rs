@@ -24,6 +24,8 @@ const MAX_ROUNDS: usize = 16;
 pub struct Flow {
     /// Registration calls, in function order.
     pub calls: Vec<RegCall>,
+    /// `MmLockPagable*Section` calls: `(site, the address passed)`.
+    pub locks: Vec<(u32, decode::Value)>,
     /// Functions walked in dataflow mode (for the report's counts).
     pub walked: usize,
     /// True when helper summaries were still changing after [`MAX_ROUNDS`].
@@ -47,7 +49,7 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
         }
     }
     let mut summaries: HashMap<u32, Summary> = HashMap::new();
-    let mut results: HashMap<usize, (CallGraph, Vec<RegCall>)> = HashMap::new();
+    let mut results: HashMap<usize, (CallGraph, decode::FlowOut)> = HashMap::new();
     let mut todo: BTreeSet<usize> = (0..n).filter(|&f| graph.wants_flow[f]).collect();
     let mut scratch = Scratch::default();
     let mut flow = Flow::default();
@@ -92,20 +94,21 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
                 Some(&mut env),
             );
             decode::push_offsets(&mut items);
-            let out = env.out;
+            let mut out = env.out;
             if summaries
                 .get(&function.start)
                 .unwrap_or(&Summary::default())
                 != &out.summary
             {
                 changed.push(function.start);
-                if out.summary.is_empty() {
+                let summary = std::mem::take(&mut out.summary);
+                if summary.is_empty() {
                     summaries.remove(&function.start);
                 } else {
-                    summaries.insert(function.start, out.summary);
+                    summaries.insert(function.start, summary);
                 }
             }
-            results.insert(f, (items, out.calls));
+            results.insert(f, (items, out));
         }
         todo = changed
             .iter()
@@ -120,8 +123,9 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
     ordered.sort_unstable();
     let mut replaced: HashMap<usize, CallGraph> = HashMap::with_capacity(results.len());
     for f in ordered {
-        if let Some((items, calls)) = results.remove(&f) {
-            flow.calls.extend(calls);
+        if let Some((items, out)) = results.remove(&f) {
+            flow.calls.extend(out.calls);
+            flow.locks.extend(out.locks);
             replaced.insert(f, items);
         }
     }

@@ -138,7 +138,14 @@ impl Frame {
         }
         self.forget(off, len);
         let at = self.cells.partition_point(|c| c.off < off);
-        self.cells.insert(at, Cell { off, len, content });
+        self.cells.insert(
+            at,
+            Cell {
+                off,
+                len,
+                content: normal(content, len),
+            },
+        );
     }
 
     /// Copies what `src..src+len` holds to `dst` (a `memcpy` inside the frame).
@@ -235,14 +242,27 @@ impl Frame {
             .find(|c| i64::from(c.off) <= start && c.end() >= end)
     }
 
-    /// What two paths into a join agree on: identical cells survive; a function address
-    /// stored on one path only survives as a possibility ([`Value::MaybeAddress`]).
+    /// What two paths into a join agree on: bytes both paths hold alike survive (compared
+    /// piecewise, so a field stored on one path does not cost the rest of the structure); a
+    /// function address stored on one path only survives as a possibility
+    /// ([`Value::MaybeAddress`]).
     #[must_use]
     pub fn meet(&self, other: &Frame) -> Frame {
-        let mut cells = Vec::with_capacity(self.cells.len().min(other.cells.len()));
-        for cell in &self.cells {
-            let twin = other
-                .cells
+        if self == other {
+            return self.clone();
+        }
+        let mut cuts: Vec<i64> = self
+            .cells
+            .iter()
+            .chain(&other.cells)
+            .flat_map(|c| [i64::from(c.off), c.end()])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let (mine, theirs) = (self.pieces(&cuts), other.pieces(&cuts));
+        let mut cells = Vec::with_capacity(mine.len().min(theirs.len()));
+        for cell in &mine {
+            let twin = theirs
                 .iter()
                 .find(|c| c.off == cell.off && c.len == cell.len);
             let content = match (cell.content, twin.map(|t| t.content)) {
@@ -264,29 +284,75 @@ impl Frame {
             }
         }
         // A function address only the other path stored.
-        for cell in &other.cells {
+        for cell in &theirs {
             if let Content::Value(v @ (Value::Address(_) | Value::MaybeAddress(_))) = cell.content
-                && !self
-                    .cells
+                && !cells
                     .iter()
-                    .any(|c| c.off == cell.off && c.len == cell.len)
+                    .any(|c| i64::from(c.off) < cell.end() && c.end() > i64::from(cell.off))
+                && !mine.iter().any(|c| c.off == cell.off && c.len == cell.len)
             {
                 let at = cells.partition_point(|c: &Cell| c.off < cell.off);
-                let overlaps = cells
-                    .iter()
-                    .any(|c| i64::from(c.off) < cell.end() && c.end() > i64::from(cell.off));
-                if !overlaps {
-                    cells.insert(
-                        at,
-                        Cell {
-                            content: Content::Value(v.meet(Value::Unknown)),
-                            ..*cell
-                        },
-                    );
-                }
+                cells.insert(
+                    at,
+                    Cell {
+                        content: Content::Value(v.meet(Value::Unknown)),
+                        ..*cell
+                    },
+                );
             }
         }
         Frame { cells }
+    }
+
+    /// The cells cut at every offset of `cuts` that falls inside a byte-valued cell, each
+    /// piece in its normal form (so that equal bytes compare equal).
+    fn pieces(&self, cuts: &[i64]) -> Vec<Cell> {
+        let mut out = Vec::with_capacity(self.cells.len());
+        for cell in &self.cells {
+            if matches!(cell.content, Content::Value(_)) {
+                out.push(*cell);
+                continue;
+            }
+            let start = i64::from(cell.off);
+            let mut at = start;
+            let inner = cuts
+                .iter()
+                .copied()
+                .filter(|&c| c > start && c < cell.end())
+                .chain(std::iter::once(cell.end()));
+            for cut in inner {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let skip = (at - i64::from(cell.off)) as u32;
+                if let Some(content) = cell.content.advanced(skip) {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let len = (cut - at) as u32;
+                    out.push(Cell {
+                        off: at as i32,
+                        len,
+                        content: normal(content, len),
+                    });
+                }
+                at = cut;
+            }
+        }
+        out
+    }
+}
+
+/// One spelling for equal bytes: a constant whose bytes are all the same is a fill, and an
+/// eight-byte constant register value is its bytes.
+fn normal(content: Content, len: u32) -> Content {
+    let bytes = match content {
+        Content::Value(Value::Const(c)) if len == 8 => c,
+        Content::Bytes(v) if len <= 8 => v,
+        other => return other,
+    };
+    let all = bytes.to_le_bytes();
+    let used = &all[..len as usize];
+    if used.iter().all(|&b| b == used[0]) {
+        Content::Fill(used[0])
+    } else {
+        Content::Bytes(bytes)
     }
 }
 
@@ -373,5 +439,25 @@ mod tests {
         assert_eq!(m.read_bytes(16, 4, &Img), None);
         assert_eq!(m.read_value(24, &Img), Value::MaybeAddress(0x3000));
         assert_eq!(a.meet(&a), a);
+    }
+
+    #[test]
+    fn meet_compares_bytes_not_cell_shapes() {
+        // A zeroed 96-byte structure; one path also stores a dword at +80, both store a
+        // pointer at +24.
+        let mut a = Frame::default();
+        a.write(0, 96, Content::Fill(0));
+        a.write(24, 8, Content::Value(Value::Address(0x1000)));
+        let mut b = a.clone();
+        b.write(80, 4, Content::Bytes(0xffff_ffff));
+        let m = a.meet(&b);
+        assert_eq!(m.read_value(24, &Img), Value::Address(0x1000));
+        assert_eq!(m.read_value(16, &Img), Value::Const(0));
+        assert_eq!(m.read_value(88, &Img), Value::Const(0));
+        assert_eq!(m.read_bytes(80, 4, &Img), None);
+        // An eight-byte zero stored as a register value equals the zero fill.
+        let mut c = a.clone();
+        c.write(40, 8, Content::Value(Value::Const(0)));
+        assert_eq!(a.meet(&c).read_value(40, &Img), Value::Const(0));
     }
 }

@@ -251,7 +251,7 @@ pub enum Arg {
     /// A pointer to the `WDF_OBJECT_ATTRIBUTES` of the object being created (may be null).
     Attributes(Object),
     /// A callback passed directly.
-    Callback(Field),
+    Callback(&'static Field),
 }
 
 /// A framework method that takes callbacks.
@@ -273,6 +273,11 @@ impl Method {
             .map(|&(p, _)| p)
     }
 }
+
+/// `EvtRequestCancel`, passed to `WdfRequestMarkCancelable(Ex)`.
+const REQUEST_CANCEL: Field = f(0, "EvtRequestCancel", Dispatch);
+/// The completion routine of `WdfRequestSetCompletionRoutine`.
+const COMPLETION_ROUTINE: Field = f(0, "EvtRequestCompletionRoutine", Dispatch);
 
 const fn other(name: &'static str) -> Arg {
     Arg::Attributes(Object::Other(name))
@@ -350,18 +355,15 @@ pub const METHODS: &[Method] = &[
     m("WdfRequestCreateFromIrp", &[(1, other("WDFREQUEST"))]),
     m(
         "WdfRequestMarkCancelable",
-        &[(2, Arg::Callback(f(0, "EvtRequestCancel", Dispatch)))],
+        &[(2, Arg::Callback(&REQUEST_CANCEL))],
     ),
     m(
         "WdfRequestMarkCancelableEx",
-        &[(2, Arg::Callback(f(0, "EvtRequestCancel", Dispatch)))],
+        &[(2, Arg::Callback(&REQUEST_CANCEL))],
     ),
     m(
         "WdfRequestSetCompletionRoutine",
-        &[(
-            2,
-            Arg::Callback(f(0, "EvtRequestCompletionRoutine", Dispatch)),
-        )],
+        &[(2, Arg::Callback(&COMPLETION_ROUTINE))],
     ),
     m("WdfStringCreate", &[(2, other("WDFSTRING"))]),
     m("WdfWaitLockCreate", &[(1, other("WDFWAITLOCK"))]),
@@ -506,7 +508,7 @@ mod tests {
                 let fields: Vec<Field> = match arg {
                     Arg::Config(s) => s.fields.to_vec(),
                     Arg::Attributes(o) => o.attribute_fields().to_vec(),
-                    Arg::Callback(field) => vec![*field],
+                    Arg::Callback(field) => vec![**field],
                 };
                 for field in fields {
                     assert!(field.runs >= field.passive, "{}", field.name);

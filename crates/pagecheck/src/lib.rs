@@ -14,6 +14,7 @@ pub mod functions;
 pub mod image;
 pub mod kmdf;
 pub mod pdb;
+pub mod registration;
 pub mod report;
 pub mod roots;
 pub mod wdf;
@@ -82,6 +83,18 @@ pub struct RootReport {
     /// For a lock root: the call that raises the IRQL (`WdfSpinLockAcquire`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acquires: Option<&'static str>,
+    /// For a registered function: the callback slot that gives it its role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<&'static str>,
+    /// For a registered function: the framework method that registers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// For a registered function: RVA of the framework call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<u32>,
+    /// Where the function's code is kept: `resident`, `pageable`, `locked` (a pageable
+    /// section the driver locks) or `discardable`.
+    pub placement: &'static str,
 }
 
 /// An unresolved transfer as reported.
@@ -146,10 +159,46 @@ pub struct Report {
     pub unresolved: Vec<UnresolvedReport>,
     /// Calls leaving the image.
     pub externals: Vec<ExternalReport>,
-    /// Role records that could not be used.
-    pub record_errors: Vec<String>,
+    /// Every callback the image registers with the framework, and the registration calls
+    /// that could not be read.
+    pub registrations: registration::Registrations,
+    /// Calls that can make a device power-nonpageable, and sections the driver locks.
+    pub policy: PolicyReport,
+    /// What the loader tolerates but the image should not have.
+    pub warnings: Vec<String>,
     /// The image's sections.
     pub sections: Vec<SectionReport>,
+}
+
+/// [`registration::Policy`] as reported.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PolicyReport {
+    /// Calls after which a device of the driver may be power-nonpageable.
+    pub nonpageable: Vec<SiteReport>,
+    /// Pageable sections the driver locks in memory, with the lock call.
+    pub locked: Vec<LockReport>,
+}
+
+/// A call site.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteReport {
+    /// What is called.
+    pub call: &'static str,
+    /// RVA of the call.
+    pub site: u32,
+    /// `function+0xoffset`.
+    pub place: String,
+}
+
+/// A locked section.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockReport {
+    /// Section name.
+    pub section: String,
+    /// The lock call.
+    pub site: u32,
+    /// `function+0xoffset`.
+    pub place: String,
 }
 
 /// A section as reported.
@@ -242,21 +291,50 @@ pub fn analyze(
     }
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
+    if let Some(first) = image.role_errors.first() {
+        return Err(Error::new(format!(
+            "unreadable role record{}: {first} (the image was altered, or built by another version of \
+             pagewise-roles): its placements cannot be checked",
+            if image.role_errors.len() > 1 {
+                format!(" ({} of them)", image.role_errors.len())
+            } else {
+                String::new()
+            }
+        )));
+    }
+    let registrations = registration::resolve(image, &functions, &flow.calls);
+    let policy = registration::Policy::read(image, &calls, &flow.locks);
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
         roots::lock_holders(image, &functions, &calls)
     };
-    let roots = roots::collect(image, &functions, symbols, &options.roots, &lock_roots)?;
+    let roots = roots::collect(
+        image,
+        &functions,
+        symbols,
+        &options.roots,
+        &registrations,
+        &lock_roots,
+    )?;
+    if roots.is_empty() {
+        return Err(Error::new(
+            "no roots: the image registers no callback pagecheck can read, has no role records and takes no spin \
+             lock, and no --root was given, so there is nothing to prove; name the callbacks with --root ROLE=SYMBOL",
+        ));
+    }
     let graph = checks::Graph {
         image,
         functions: &functions,
         calls: &calls,
+        registrations: &registrations,
+        policy: &policy,
     };
 
     let mut violations = checks::section_rules(image);
     let findings = graph.reachability(&roots, options.fail_on_unresolved);
     violations.extend(findings.violations);
+    violations.extend(graph.registration_checks(&roots));
     violations.extend(graph.init_discipline());
     violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
     let (footprint, slack) = graph.footprint(&findings.referenced);
@@ -266,6 +344,7 @@ pub fn analyze(
         .iter()
         .map(|r| {
             let f = &functions.list[r.function];
+            let registration = r.registration.and_then(|i| registrations.list.get(i));
             RootReport {
                 role: r.role.name(),
                 symbol: f.name.clone(),
@@ -273,9 +352,38 @@ pub fn analyze(
                 section: image.sections[f.section].name.clone(),
                 origin: r.origin,
                 acquires: r.acquires,
+                slot: registration.map(|g| g.slot),
+                method: registration.map(|g| g.method),
+                site: registration.map(|g| g.site),
+                placement: match f.residency {
+                    image::Residency::Resident => "resident",
+                    image::Residency::Pageable if policy.lock_of(f.section).is_some() => "locked",
+                    image::Residency::Pageable => "pageable",
+                    image::Residency::Discardable => "discardable",
+                },
             }
         })
         .collect();
+    let policy_report = PolicyReport {
+        nonpageable: policy
+            .nonpageable
+            .iter()
+            .map(|&(site, call)| SiteReport {
+                call,
+                site,
+                place: graph.code_place(site),
+            })
+            .collect(),
+        locked: policy
+            .locked
+            .iter()
+            .map(|&(section, site)| LockReport {
+                section: image.sections[section].name.clone(),
+                site,
+                place: graph.code_place(site),
+            })
+            .collect(),
+    };
     let errors = violations
         .iter()
         .filter(|v| v.level == Level::Error)
@@ -296,7 +404,9 @@ pub fn analyze(
         slack,
         unresolved,
         externals,
-        record_errors: image.role_errors.clone(),
+        registrations,
+        policy: policy_report,
+        warnings: image.warnings.clone(),
         sections: image
             .sections
             .iter()

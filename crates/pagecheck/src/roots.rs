@@ -64,6 +64,8 @@ pub enum Origin {
     CommandLine,
     /// The function acquires a spin lock or raises the IRQL ([`LOCK_ACQUIRES`]).
     Lock,
+    /// The image registers the function with the framework ([`crate::registration`]).
+    Registration,
 }
 
 /// Calls after which the caller runs at `DISPATCH_LEVEL` (or above) until the matching release:
@@ -189,6 +191,7 @@ pub fn lock_holders(image: &Image, functions: &Functions, calls: &CallGraph) -> 
                 function: f,
                 origin: Origin::Lock,
                 acquires: Some(acquires),
+                registration: None,
             })
         })
         .collect()
@@ -205,22 +208,24 @@ pub struct Root {
     pub origin: Origin,
     /// For a lock root, the call that raises the IRQL.
     pub acquires: Option<&'static str>,
+    /// The registration that gives the function this role (index into
+    /// [`crate::registration::Registrations::list`]), also when a record or `--root` says the
+    /// same.
+    pub registration: Option<usize>,
 }
 
 impl Root {
-    /// The role as reports show it: `dispatch (acquires WdfSpinLockAcquire)` for a lock root.
+    /// True when the role was declared (role record or `--root`) rather than inferred.
     #[must_use]
-    pub fn describe(&self) -> String {
-        match self.acquires {
-            Some(call) => format!("{} (acquires {call})", self.role.name()),
-            None => self.role.name().to_owned(),
-        }
+    pub fn declared(&self) -> bool {
+        matches!(self.origin, Origin::Record | Origin::CommandLine)
     }
 }
 
 /// Resolves the image's role records and the command-line roots against the function table,
-/// then adds `lock` roots (from [`lock_holders`]); a function that is already a `dispatch`
-/// root keeps its record or command-line origin.
+/// then adds a root per registered function (with the strictest role its registrations need)
+/// and the `lock` roots (from [`lock_holders`]). A function with the same role from several
+/// origins is one root: a record or `--root` origin wins, and the registration stays attached.
 ///
 /// # Errors
 /// A `--root` symbol the PDB does not know or that is not code, and a role record that
@@ -230,6 +235,7 @@ pub fn collect(
     functions: &Functions,
     symbols: &Symbols,
     specs: &[RootSpec],
+    registrations: &crate::registration::Registrations,
     lock_roots: &[Root],
 ) -> Result<Vec<Root>, Error> {
     let mut roots = Vec::new();
@@ -246,6 +252,7 @@ pub fn collect(
             function,
             origin: Origin::Record,
             acquires: None,
+            registration: None,
         });
     }
     for spec in specs {
@@ -267,13 +274,44 @@ pub fn collect(
             function,
             origin: Origin::CommandLine,
             acquires: None,
+            registration: None,
         });
     }
+    let mut registered: Vec<usize> = registrations.list.iter().map(|r| r.function).collect();
+    registered.sort_unstable();
+    registered.dedup();
+    for function in registered {
+        let strictest = registrations
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.function == function)
+            .max_by_key(|(_, r)| r.runs);
+        if let Some((index, r)) = strictest {
+            roots.push(Root {
+                role: r.role(),
+                function,
+                origin: Origin::Registration,
+                acquires: None,
+                registration: Some(index),
+            });
+        }
+    }
     roots.extend_from_slice(lock_roots);
-    // Stable: of two roots with the same function and role, the record or `--root` one stays.
+    // Stable: of two roots with the same function and role, the record or `--root` one stays,
+    // keeping the registration of the one it replaces.
     roots.sort_by_key(|r| (r.function, r.role));
-    roots.dedup_by_key(|r| (r.function, r.role));
-    Ok(roots)
+    let mut merged: Vec<Root> = Vec::with_capacity(roots.len());
+    for root in roots {
+        match merged.last_mut() {
+            Some(last) if (last.function, last.role) == (root.function, root.role) => {
+                last.registration = last.registration.or(root.registration);
+                last.acquires = last.acquires.or(root.acquires);
+            }
+            _ => merged.push(root),
+        }
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]

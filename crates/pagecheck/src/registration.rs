@@ -1,0 +1,268 @@
+//! Registration inference: which function the image hands the framework for which callback,
+//! read from the registration calls the dataflow pass found ([`crate::flow`]), and what the
+//! driver does that decides how strict the power paths must be (power-nonpageable devices,
+//! sections it locks).
+
+use pagewise_roles::Role;
+use pagewise_roles::slot::Need;
+use serde::Serialize;
+
+use crate::decode::{CallGraph, External, RegArg, RegCall, Value};
+use crate::functions::Functions;
+use crate::image::Image;
+use crate::kmdf::{self, Arg, Runs};
+
+/// One callback the image registers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Registration {
+    /// The registered function (index into the function table).
+    #[serde(skip)]
+    pub function: usize,
+    /// Its name.
+    pub symbol: String,
+    /// The callback it is registered as (the structure field or argument name).
+    pub slot: &'static str,
+    /// Where the slot is: a configuration structure, an object's attributes, or an argument.
+    pub structure: String,
+    /// The framework method that takes it.
+    pub method: &'static str,
+    /// RVA of the framework call.
+    pub site: u32,
+    /// Call sites of the helpers the structure came through, innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<u32>,
+    /// When the callback runs.
+    pub runs: Runs,
+    /// True when only some paths to the call register this function.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub possible: bool,
+}
+
+impl Registration {
+    /// The role a function needs to serve this slot.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.runs.role()
+    }
+
+    /// What a placement must give to serve this slot.
+    #[must_use]
+    pub fn need(&self) -> Need {
+        match self.runs {
+            Runs::Passive => Need::Passive,
+            Runs::PowerDown => Need::PowerDown,
+            Runs::PowerUp => Need::PowerUp,
+            Runs::Dispatch => Need::Resident,
+        }
+    }
+}
+
+/// A registration call pagecheck could not read completely.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unreadable {
+    /// The framework method.
+    pub method: &'static str,
+    /// RVA of the framework call.
+    pub site: u32,
+    /// Helper call sites, innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<u32>,
+    /// What could not be read: field names, or the structure argument as a whole.
+    pub what: Vec<String>,
+}
+
+/// Everything registration inference found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Registrations {
+    /// The callbacks, in call order.
+    pub list: Vec<Registration>,
+    /// Calls with arguments or fields that could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Registrations {
+    /// The registrations of `function`.
+    pub fn of(&self, function: usize) -> impl Iterator<Item = &Registration> {
+        self.list.iter().filter(move |r| r.function == function)
+    }
+
+    /// The registration of `function` with the strictest needs (where it is checked from).
+    #[must_use]
+    pub fn strictest(&self, function: usize) -> Option<&Registration> {
+        self.of(function).max_by_key(|r| r.runs)
+    }
+}
+
+/// Reads the registration calls into registrations.
+#[must_use]
+pub fn resolve(image: &Image, functions: &Functions, calls: &[RegCall]) -> Registrations {
+    let code_function = |rva: u32| {
+        image
+            .section_of(rva)
+            .filter(|&s| image.sections[s].is_code())
+            .and_then(|_| functions.containing(rva))
+    };
+    // Queues inherit the device's execution level: when every device the image creates is
+    // passive, so are the queues that do not say otherwise.
+    let device_creates: Vec<&RegCall> = calls
+        .iter()
+        .filter(|c| c.method.name == "WdfDeviceCreate")
+        .collect();
+    let devices_passive = !device_creates.is_empty()
+        && device_creates.iter().all(|c| {
+            c.args.iter().any(|(_, a)| {
+                matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
+            })
+        });
+    let mut out = Registrations::default();
+    for call in calls {
+        let passive = execution_level_passive(call, devices_passive);
+        let mut what = Vec::new();
+        for &(position, kind) in call.method.args {
+            let Some((_, arg)) = call.args.iter().find(|(p, _)| *p == position) else {
+                continue;
+            };
+            let (fields, structure): (&[kmdf::Field], String) = match kind {
+                Arg::Config(s) => (s.fields, s.name.to_owned()),
+                Arg::Attributes(o) => (
+                    o.attribute_fields(),
+                    format!("WDF_OBJECT_ATTRIBUTES of the {}", o.name()),
+                ),
+                Arg::Callback(f) => (std::slice::from_ref(f), "argument".to_owned()),
+            };
+            let values: Vec<(u16, Value)> = match arg {
+                RegArg::Null => continue,
+                RegArg::Read {
+                    size, fields: read, ..
+                } => read
+                    .iter()
+                    .filter(|(offset, _)| size.is_none_or(|s| u32::from(*offset) + 8 <= s))
+                    .copied()
+                    .collect(),
+                RegArg::Callback(v) => vec![(0, *v)],
+                RegArg::Param { .. } | RegArg::Unknown => {
+                    what.push(match kind {
+                        Arg::Callback(f) => f.name.to_owned(),
+                        _ => format!("the {structure} argument"),
+                    });
+                    continue;
+                }
+            };
+            for (offset, value) in values {
+                let Some(field) = fields.iter().find(|f| f.offset == offset) else {
+                    continue;
+                };
+                let (target, possible) = match value {
+                    Value::Const(0) => continue,
+                    Value::Address(a) => (a, false),
+                    Value::MaybeAddress(a) => (a, true),
+                    _ => {
+                        what.push(field.name.to_owned());
+                        continue;
+                    }
+                };
+                let Some(function) = code_function(target) else {
+                    what.push(format!("{} (points outside the code)", field.name));
+                    continue;
+                };
+                out.list.push(Registration {
+                    function,
+                    symbol: functions.list[function].name.clone(),
+                    slot: field.name,
+                    structure: structure.clone(),
+                    method: call.method.name,
+                    site: call.site,
+                    via: call.via.clone(),
+                    runs: if passive { field.passive } else { field.runs },
+                    possible,
+                });
+            }
+        }
+        if !what.is_empty() {
+            out.unreadable.push(Unreadable {
+                method: call.method.name,
+                site: call.site,
+                via: call.via.clone(),
+                what,
+            });
+        }
+    }
+    out
+}
+
+/// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
+/// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
+fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
+    let Some(position) = call.method.attributes_position() else {
+        return false;
+    };
+    let level = call
+        .args
+        .iter()
+        .find(|(p, _)| *p == position)
+        .map(|(_, a)| a);
+    let inherits = match level {
+        Some(RegArg::Read { level: Some(l), .. }) => {
+            if *l == kmdf::EXECUTION_LEVEL_PASSIVE {
+                return true;
+            }
+            *l <= 1
+        }
+        Some(RegArg::Null) => true,
+        _ => false,
+    };
+    inherits && devices_passive && call.method.name == "WdfIoQueueCreate"
+}
+
+/// What makes the power paths strict: calls after which a device may be power-nonpageable,
+/// and the pageable sections the driver locks.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Policy {
+    /// `(site, method)` of every call that can make a device power-nonpageable.
+    pub nonpageable: Vec<(u32, &'static str)>,
+    /// `(section index, lock call site)` of every section the driver locks in memory.
+    pub locked: Vec<(usize, u32)>,
+}
+
+impl Policy {
+    /// Reads the policy from the call graph and the lock calls of the dataflow pass.
+    #[must_use]
+    pub fn read(image: &Image, graph: &CallGraph, locks: &[(u32, Value)]) -> Policy {
+        let mut policy = Policy::default();
+        for &(site, external) in &graph.externals {
+            if let External::Wdf(Some(index)) = external
+                && let Some(name) = crate::wdf::function_name(u64::from(index))
+                && kmdf::NONPAGEABLE_METHODS.contains(&name)
+            {
+                policy.nonpageable.push((site, name));
+            }
+        }
+        policy.nonpageable.sort_unstable();
+        for &(site, value) in locks {
+            if let Value::Address(rva) | Value::MaybeAddress(rva) = value
+                && let Some(section) = image.section_of(rva)
+                && image.sections[section].residency == crate::image::Residency::Pageable
+            {
+                policy.locked.push((section, site));
+            }
+        }
+        policy.locked.sort_unstable();
+        policy.locked.dedup();
+        policy
+    }
+
+    /// True when some device of the driver may be power-nonpageable.
+    #[must_use]
+    pub fn may_be_nonpageable(&self) -> bool {
+        !self.nonpageable.is_empty()
+    }
+
+    /// The first call that locks `section`, if the driver locks it.
+    #[must_use]
+    pub fn lock_of(&self, section: usize) -> Option<u32> {
+        self.locked
+            .iter()
+            .find(|(s, _)| *s == section)
+            .map(|&(_, site)| site)
+    }
+}
