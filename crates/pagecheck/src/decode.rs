@@ -1842,6 +1842,43 @@ impl FunctionState {
                     return;
                 }
             }
+            Mnemonic::Cmova
+            | Mnemonic::Cmovae
+            | Mnemonic::Cmovb
+            | Mnemonic::Cmovbe
+            | Mnemonic::Cmove
+            | Mnemonic::Cmovg
+            | Mnemonic::Cmovge
+            | Mnemonic::Cmovl
+            | Mnemonic::Cmovle
+            | Mnemonic::Cmovne
+            | Mnemonic::Cmovno
+            | Mnemonic::Cmovnp
+            | Mnemonic::Cmovns
+            | Mnemonic::Cmovo
+            | Mnemonic::Cmovp
+            | Mnemonic::Cmovs
+                if k0 == OpKind::Register =>
+            {
+                // Either value, as at a join: a function chosen on one condition is a
+                // possible one.
+                let dst = instr.op0_register();
+                let src = match k1 {
+                    Some(OpKind::Register) => self.machine.value(instr.op1_register()),
+                    Some(OpKind::Memory) => {
+                        let size = u32::try_from(instr.memory_size().size()).unwrap_or(0);
+                        self.load(ctx, instr, size)
+                    }
+                    _ => Value::Unknown,
+                };
+                let value = if dst.size() == 8 {
+                    self.machine.value(dst).meet(src)
+                } else {
+                    Value::Unknown
+                };
+                self.machine.set(dst, value);
+                return;
+            }
             Mnemonic::Movsb | Mnemonic::Movsq | Mnemonic::Movsd | Mnemonic::Movsw
                 if instr.has_rep_prefix() =>
             {

@@ -267,12 +267,14 @@ impl Frame {
                 .find(|c| c.off == cell.off && c.len == cell.len);
             let content = match (cell.content, twin.map(|t| t.content)) {
                 (a, Some(b)) if a == b => Some(a),
-                (Content::Value(a), b) => {
-                    let b = match b {
-                        Some(Content::Value(v)) => v,
-                        _ => Value::Unknown,
-                    };
-                    match a.meet(b) {
+                // A register value on either side: what the values agree on, a function
+                // address on one side surviving as a possibility.
+                (Content::Value(a), Some(Content::Value(b))) => match a.meet(b) {
+                    Value::Unknown => None,
+                    v => Some(Content::Value(v)),
+                },
+                (Content::Value(a), _) | (_, Some(Content::Value(a))) => {
+                    match a.meet(Value::Unknown) {
                         Value::Unknown => None,
                         v => Some(Content::Value(v)),
                     }

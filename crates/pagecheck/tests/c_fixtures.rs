@@ -95,8 +95,10 @@ fn resident_calls_paged_directly() {
         ["EvtDeviceD0Entry", "LoadCalibration"]
     );
     assert_eq!(chain_sections(errors[0]), [".text", "PAGE"]);
-    // Without the root there is nothing to check from.
-    assert!(errors_of(&image, &[]).is_empty());
+    // Without the root there is nothing to check from, and saying so is not a pass.
+    let err = pagecheck::analyze_path(&image.image, &pagecheck::Options::default())
+        .expect_err("no roots");
+    assert!(err.to_string().starts_with("no roots"), "{err}");
 }
 
 #[test]
@@ -192,7 +194,7 @@ fn root_placed_in_page() {
 #[test]
 fn paged_code_calling_init_and_resident_code_keeping_init_address() {
     let image = common::c("paged_calls_init");
-    let errors = errors_of(&image, &[]);
+    let errors = errors_of(&image, &["init=DriverEntry"]);
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors.iter().all(|v| v.rule == Rule::InitUseAfterDiscard));
     let mut chains: Vec<Vec<&str>> = errors.iter().map(chain_symbols).collect();
@@ -342,7 +344,12 @@ fn sarif_output_has_the_fields_code_scanning_requires() {
         .iter()
         .map(|r| r["id"].as_str().expect("id"))
         .collect();
-    assert_eq!(ids, ["PC001", "PC002", "PC003", "PC004", "PC005"]);
+    assert_eq!(
+        ids,
+        [
+            "PC001", "PC002", "PC003", "PC004", "PC005", "PC006", "PC007", "PC008"
+        ]
+    );
     assert!(
         rules
             .iter()
@@ -463,6 +470,8 @@ fn bad_sections_four_image_findings() {
     );
     let out = run([
         image.image.as_os_str(),
+        "--root".as_ref(),
+        "power-up=EvtDeviceD0Entry".as_ref(),
         "--format".as_ref(),
         "sarif".as_ref(),
     ]);
@@ -522,11 +531,15 @@ fn lock_holder_reached_from_page_is_a_dispatch_root() {
         "{}",
         out.stdout
     );
-    // Turned off, only the (non-resident) paged root is left: nothing to report.
+    // Turned off, no root is left (the fixture registers nothing with the framework): with
+    // nothing to prove the run is bad input, not a pass.
     let out = run([image.image.as_os_str(), "--no-lock-roots".as_ref()]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("no roots"), "{}", out.stderr);
+    // With a (non-resident) paged root there is something to check, and nothing to report.
     let options = pagecheck::Options {
         no_lock_roots: true,
+        roots: vec!["paged=EvtDriverDeviceAdd".parse().expect("root")],
         ..pagecheck::Options::default()
     };
     let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");
@@ -600,6 +613,7 @@ fn lock_holder_calling_resident_code_is_clean() {
     // Without lock roots nothing resident reaches them: both are slack.
     let options = pagecheck::Options {
         no_lock_roots: true,
+        roots: vec!["init=DriverEntry".parse().expect("root")],
         ..pagecheck::Options::default()
     };
     let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");

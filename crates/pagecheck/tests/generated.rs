@@ -106,7 +106,11 @@ long DriverEntry(void *driver, void *registry) {
 #[test]
 fn init_address_kept_in_data_is_a_use_after_discard() {
     let image = pe_fixtures::c_source("pagecheck_init_pointer", INIT_POINTER, &[]).expect("build");
-    let report = analyze_path(&image.image, &Options::default()).expect("analysis");
+    let options = Options {
+        roots: vec!["init=DriverEntry".parse().expect("root")],
+        ..Options::default()
+    };
+    let report = analyze_path(&image.image, &options).expect("analysis");
     let init: Vec<_> = report
         .violations
         .iter()
