@@ -785,6 +785,16 @@ impl Graph<'_> {
                 if self.residency_at(edge.target) != Residency::Discardable {
                     continue;
                 }
+                // Taking the address to register it: `registration_checks` reports that, with
+                // the slot and the framework call.
+                if edge.kind == EdgeKind::AddressTaken
+                    && self
+                        .functions
+                        .containing(edge.target)
+                        .is_some_and(|t| self.registrations.of(t).next().is_some())
+                {
+                    continue;
+                }
                 let verb = match edge.kind {
                     EdgeKind::Call => "calls",
                     EdgeKind::Jump | EdgeKind::JumpTable => "jumps to",
