@@ -2,6 +2,7 @@
 //! INIT discipline, and the footprint with its resident slack.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
 use pagewise_roles::Role;
 use serde::Serialize;
@@ -393,21 +394,22 @@ impl Graph<'_> {
     pub fn describe(&self, root: &Root) -> String {
         let mut text = root.role.name().to_owned();
         if let Some(call) = root.acquires {
-            text.push_str(&format!(" (acquires {call})"));
+            let _ = write!(text, " (acquires {call})");
         }
         if let Some(r) = root
             .registration
             .and_then(|i| self.registrations.list.get(i))
         {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 ": {} of {}, registered by {} at {}",
                 r.slot,
                 r.structure,
                 r.method,
                 self.code_place(r.site)
-            ));
+            );
             if let Some(&outer) = r.via.last() {
-                text.push_str(&format!(" (called from {})", self.code_place(outer)));
+                let _ = write!(text, " (called from {})", self.code_place(outer));
             }
         } else if root.declared() {
             text.push_str(match root.origin {
@@ -657,10 +659,11 @@ impl Graph<'_> {
                 u.what.join(", ")
             );
             if let Some(&outer) = u.via.last() {
-                message.push_str(&format!(
+                let _ = write!(
+                    message,
                     " (structure passed from {})",
                     self.code_place(outer)
-                ));
+                );
             }
             out.push(Violation {
                 rule: Rule::UnreadableRegistration,

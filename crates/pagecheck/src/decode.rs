@@ -1051,6 +1051,8 @@ impl Machine {
     }
 }
 
+// The flags are independent facts about one walk, not a state machine in disguise.
+#[allow(clippy::struct_excessive_bools)]
 struct FunctionState {
     start: u32,
     end: u32,
@@ -1503,8 +1505,8 @@ impl FunctionState {
             Mnemonic::Mov | Mnemonic::Movsxd
                 if instr.op0_kind() == OpKind::Register && instr.op1_kind() == OpKind::Memory =>
             {
-                let size = u32::try_from(instr.memory_size().size()).unwrap_or(0);
-                let mut value = self.load(ctx, instr, size);
+                let width = u32::try_from(instr.memory_size().size()).unwrap_or(0);
+                let mut value = self.load(ctx, instr, width);
                 if matches!(value, Value::Address(_)) && instr.is_ip_rel_memory_operand() {
                     // A relocated constant, perhaps a structure's callback: worth a closer look.
                     self.wants_flow = true;
@@ -1545,15 +1547,15 @@ impl FunctionState {
             }
             Mnemonic::Mov if instr.op0_kind() == OpKind::Memory => {
                 if self.flow {
-                    let size = u32::try_from(instr.memory_size().size()).unwrap_or(0);
+                    let width = u32::try_from(instr.memory_size().size()).unwrap_or(0);
                     let content = if instr.op1_kind() == OpKind::Register {
-                        Self::content_of(self.machine.value(instr.op1_register()), size)
+                        Self::content_of(self.machine.value(instr.op1_register()), width)
                     } else {
-                        Self::content_of(Value::Const(instr.immediate(1)), size)
+                        Self::content_of(Value::Const(instr.immediate(1)), width)
                     };
                     self.store(
                         instr,
-                        size,
+                        width,
                         content,
                         flow.as_deref_mut().map(|e| &mut e.out),
                     );
@@ -1746,6 +1748,7 @@ impl FunctionState {
 
     /// Dataflow mode: SSE moves and string stores that build structures, and for everything
     /// else, forgetting every register and frame byte the instruction writes.
+    #[allow(clippy::too_many_lines)]
     fn step_other<V: View>(&mut self, ctx: &V, instr: &Instruction, out: Option<&mut FlowOut>) {
         let mnemonic = instr.mnemonic();
         let (k0, k1) = (
@@ -2026,7 +2029,7 @@ impl FunctionState {
         };
         match (dst, src) {
             (Value::Stack(d), Value::Stack(s)) => {
-                self.machine.frame.copy_within(d, s, len.min(MAX_TRACKED))
+                self.machine.frame.copy_within(d, s, len.min(MAX_TRACKED));
             }
             (Value::Stack(d), _) => match content {
                 Some(c) => self.machine.frame.write(d, len, c),

@@ -229,7 +229,11 @@ impl Frame {
                 }
             }
             filled += take;
-            at += take as i64;
+            // At most 8.
+            #[allow(clippy::cast_possible_wrap)]
+            {
+                at += take as i64;
+            }
         }
         Some(u64::from_le_bytes(bytes))
     }
@@ -326,10 +330,11 @@ impl Frame {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let skip = (at - i64::from(cell.off)) as u32;
                 if let Some(content) = cell.content.advanced(skip) {
+                    // Both lie inside the cell, whose offset and length fit.
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let len = (cut - at) as u32;
+                    let (off, len) = (at as i32, (cut - at) as u32);
                     out.push(Cell {
-                        off: at as i32,
+                        off,
                         len,
                         content: normal(content, len),
                     });

@@ -362,7 +362,7 @@ impl Image {
     }
 
     /// Every relocated absolute address must point into the image: if they do not, the
-    /// ImageBase in the header is not the one the image was linked (or rebased) for, and
+    /// `ImageBase` in the header is not the one the image was linked (or rebased) for, and
     /// every address read from data (role records, constant function pointers, callback
     /// structures) would be misread.
     fn check_relocations(&self) -> Result<(), Error> {
@@ -380,7 +380,7 @@ impl Image {
         };
         let count = 1 + outside.count();
         Err(bad(format!(
-            "{count} of {} relocated addresses point outside the image at ImageBase {:#x} (the first at RVA              {first:#x}): the ImageBase was changed without rebasing, or the relocations are corrupt",
+            "{count} of {} relocated addresses point outside the image at ImageBase {:#x} (the first at RVA {first:#x}): the ImageBase was changed without rebasing, or the relocations are corrupt",
             self.dir64_relocations.len(),
             self.image_base
         )))

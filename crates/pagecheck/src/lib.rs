@@ -274,34 +274,11 @@ pub fn analyze(
     image_name: &str,
     pdb_name: &str,
 ) -> Result<Report, Error> {
+    check_role_records(image)?;
     let functions = functions::Functions::build(image, symbols);
-    let wdf_tables: Vec<u32> = symbols
-        .symbols
-        .iter()
-        .filter(|s| wdf::is_function_table(&s.raw))
-        .map(|s| s.rva)
-        .collect();
-    let mut ctx = decode::Context::new(image, &functions, wdf_tables);
-    for s in &symbols.symbols {
-        if let Some(special @ (decode::Special::GuardDispatch | decode::Special::GuardCheck)) =
-            decode::special_of(&s.raw)
-        {
-            ctx.add_special(s.rva, special);
-        }
-    }
+    let ctx = context(image, &functions, symbols);
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
-    if let Some(first) = image.role_errors.first() {
-        return Err(Error::new(format!(
-            "unreadable role record{}: {first} (the image was altered, or built by another version of \
-             pagewise-roles): its placements cannot be checked",
-            if image.role_errors.len() > 1 {
-                format!(" ({} of them)", image.role_errors.len())
-            } else {
-                String::new()
-            }
-        )));
-    }
     let registrations = registration::resolve(image, &functions, &flow.calls);
     let policy = registration::Policy::read(image, &calls, &flow.locks);
     let lock_roots = if options.no_lock_roots {
@@ -340,50 +317,8 @@ pub fn analyze(
     let (footprint, slack) = graph.footprint(&findings.referenced);
 
     let (unresolved, externals) = indirect_and_external(image, &graph, &findings.reached);
-    let roots_report = roots
-        .iter()
-        .map(|r| {
-            let f = &functions.list[r.function];
-            let registration = r.registration.and_then(|i| registrations.list.get(i));
-            RootReport {
-                role: r.role.name(),
-                symbol: f.name.clone(),
-                rva: f.start,
-                section: image.sections[f.section].name.clone(),
-                origin: r.origin,
-                acquires: r.acquires,
-                slot: registration.map(|g| g.slot),
-                method: registration.map(|g| g.method),
-                site: registration.map(|g| g.site),
-                placement: match f.residency {
-                    image::Residency::Resident => "resident",
-                    image::Residency::Pageable if policy.lock_of(f.section).is_some() => "locked",
-                    image::Residency::Pageable => "pageable",
-                    image::Residency::Discardable => "discardable",
-                },
-            }
-        })
-        .collect();
-    let policy_report = PolicyReport {
-        nonpageable: policy
-            .nonpageable
-            .iter()
-            .map(|&(site, call)| SiteReport {
-                call,
-                site,
-                place: graph.code_place(site),
-            })
-            .collect(),
-        locked: policy
-            .locked
-            .iter()
-            .map(|&(section, site)| LockReport {
-                section: image.sections[section].name.clone(),
-                site,
-                place: graph.code_place(site),
-            })
-            .collect(),
-    };
+    let roots_report = root_reports(image, &functions, &roots, &registrations, &policy);
+    let policy_report = policy_report(image, &graph, &policy);
     let errors = violations
         .iter()
         .filter(|v| v.level == Level::Error)
@@ -423,6 +358,109 @@ pub fn analyze(
             })
             .collect(),
     })
+}
+
+/// Refuses an image whose role records cannot all be read: dropping one would drop the check
+/// of the function it places.
+fn check_role_records(image: &Image) -> Result<(), Error> {
+    if let Some(first) = image.role_errors.first() {
+        return Err(Error::new(format!(
+            "unreadable role record{}: {first} (the image was altered, or built by another version of \
+             pagewise-roles): its placements cannot be checked",
+            if image.role_errors.len() > 1 {
+                format!(" ({} of them)", image.role_errors.len())
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// The decoder's view of the image: the KMDF table variables and the Control Flow Guard
+/// pointers the PDB names.
+fn context<'a>(
+    image: &'a Image,
+    functions: &'a functions::Functions,
+    symbols: &Symbols,
+) -> decode::Context<'a> {
+    let wdf_tables: Vec<u32> = symbols
+        .symbols
+        .iter()
+        .filter(|s| wdf::is_function_table(&s.raw))
+        .map(|s| s.rva)
+        .collect();
+    let mut ctx = decode::Context::new(image, functions, wdf_tables);
+    for s in &symbols.symbols {
+        if let Some(special @ (decode::Special::GuardDispatch | decode::Special::GuardCheck)) =
+            decode::special_of(&s.raw)
+        {
+            ctx.add_special(s.rva, special);
+        }
+    }
+    ctx
+}
+
+/// The roots as reported: each with its registration and where its code is kept.
+fn root_reports(
+    image: &Image,
+    functions: &functions::Functions,
+    roots: &[roots::Root],
+    registrations: &registration::Registrations,
+    policy: &registration::Policy,
+) -> Vec<RootReport> {
+    roots
+        .iter()
+        .map(|r| {
+            let f = &functions.list[r.function];
+            let registration = r.registration.and_then(|i| registrations.list.get(i));
+            RootReport {
+                role: r.role.name(),
+                symbol: f.name.clone(),
+                rva: f.start,
+                section: image.sections[f.section].name.clone(),
+                origin: r.origin,
+                acquires: r.acquires,
+                slot: registration.map(|g| g.slot),
+                method: registration.map(|g| g.method),
+                site: registration.map(|g| g.site),
+                placement: match f.residency {
+                    image::Residency::Resident => "resident",
+                    image::Residency::Pageable if policy.lock_of(f.section).is_some() => "locked",
+                    image::Residency::Pageable => "pageable",
+                    image::Residency::Discardable => "discardable",
+                },
+            }
+        })
+        .collect()
+}
+
+/// The policy as reported, with places in function terms.
+fn policy_report(
+    image: &Image,
+    graph: &checks::Graph<'_>,
+    policy: &registration::Policy,
+) -> PolicyReport {
+    PolicyReport {
+        nonpageable: policy
+            .nonpageable
+            .iter()
+            .map(|&(site, call)| SiteReport {
+                call,
+                site,
+                place: graph.code_place(site),
+            })
+            .collect(),
+        locked: policy
+            .locked
+            .iter()
+            .map(|&(section, site)| LockReport {
+                section: image.sections[section].name.clone(),
+                site,
+                place: graph.code_place(site),
+            })
+            .collect(),
+    }
 }
 
 /// Lists every unresolved transfer and counts the calls leaving the image by target.

@@ -5,30 +5,9 @@
 
 mod common;
 
-use common::run;
+use common::{headers, run};
 use pagecheck::checks::Rule;
 use pagecheck::image::SCN_NOT_PAGED;
-
-/// File offsets of each section header's name, by current name.
-fn headers(bytes: &[u8]) -> Vec<(String, usize)> {
-    let lfanew = u32::from_le_bytes(bytes[60..64].try_into().expect("4")) as usize;
-    let count = usize::from(u16::from_le_bytes(
-        bytes[lfanew + 6..lfanew + 8].try_into().expect("2"),
-    ));
-    let optional = usize::from(u16::from_le_bytes(
-        bytes[lfanew + 20..lfanew + 22].try_into().expect("2"),
-    ));
-    let first = lfanew + 24 + optional;
-    (0..count)
-        .map(|i| {
-            let at = first + i * 40;
-            let name = String::from_utf8_lossy(&bytes[at..at + 8])
-                .trim_end_matches('\0')
-                .to_owned();
-            (name, at)
-        })
-        .collect()
-}
 
 fn characteristics_at(bytes: &mut [u8], header: usize) -> &mut [u8] {
     &mut bytes[header + 36..header + 40]

@@ -116,3 +116,69 @@ pub fn errors(report: &Report) -> Vec<&pagecheck::checks::Violation> {
         .filter(|v| v.level == pagecheck::checks::Level::Error)
         .collect()
 }
+
+/// File offsets of each section header, by current name.
+pub fn headers(bytes: &[u8]) -> Vec<(String, usize)> {
+    let (first, count) = section_table(bytes);
+    (0..count)
+        .map(|i| {
+            let at = first + i * 40;
+            let name = String::from_utf8_lossy(&bytes[at..at + 8])
+                .trim_end_matches('\0')
+                .to_owned();
+            (name, at)
+        })
+        .collect()
+}
+
+/// File offset of the first section header and the number of sections.
+fn section_table(bytes: &[u8]) -> (usize, usize) {
+    let lfanew = u32::from_le_bytes(bytes[60..64].try_into().expect("4")) as usize;
+    let count = usize::from(u16::from_le_bytes(
+        bytes[lfanew + 6..lfanew + 8].try_into().expect("2"),
+    ));
+    let optional = usize::from(u16::from_le_bytes(
+        bytes[lfanew + 20..lfanew + 22].try_into().expect("2"),
+    ));
+    (lfanew + 24 + optional, count)
+}
+
+/// File offset of the PE32+ optional header.
+pub fn optional_header(bytes: &[u8]) -> usize {
+    u32::from_le_bytes(bytes[60..64].try_into().expect("4")) as usize + 24
+}
+
+/// The file offset of `rva`, from the section headers.
+pub fn file_offset(bytes: &[u8], rva: u32) -> usize {
+    for (_, at) in headers(bytes) {
+        let word = |o: usize| u32::from_le_bytes(bytes[at + o..at + o + 4].try_into().expect("4"));
+        let (size, start, raw) = (word(8), word(12), word(20));
+        if rva >= start && rva < start + size {
+            return (raw + (rva - start)) as usize;
+        }
+    }
+    panic!("{rva:#x} is in no section");
+}
+
+/// Writes `bytes` as `<name>.sys` next to a copy of the fixture's PDB in a scratch directory
+/// (the image's `CodeView` record names the PDB file, so the copy is found beside it).
+pub fn write_variant(image: &pe_fixtures::Image, name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = scratch(name);
+    let stem = image
+        .image
+        .file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned();
+    let path = dir.join(format!("{stem}.sys"));
+    std::fs::write(&path, bytes).expect("write");
+    copy_to(&image.pdb, &dir, &format!("{stem}.pdb"));
+    path
+}
+
+/// Builds a C fixture with its registrations inferred: the analysis with no `--root`.
+pub fn inferred(name: &str) -> (pe_fixtures::Image, Report) {
+    let image = c(name);
+    let report = analyze(&image, &[]);
+    (image, report)
+}
