@@ -40,7 +40,8 @@ const POLICY: &str = "WdfDeviceInitSetPowerPolicyEventCallbacks";
 const FILE: &str = "WdfDeviceInitSetFileObjectConfig";
 const QUEUE: &str = "WdfIoQueueCreate";
 
-/// What reg_driver.inc registers (its header comment), whatever the build.
+/// What `reg_driver.inc` registers (its header comment), whatever the build.
+#[allow(clippy::too_many_lines)]
 fn reg_driver_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
     table(&[
         ("EvtDeviceD0Entry", "EvtDeviceD0Entry", "power-up", PNP),
@@ -283,11 +284,11 @@ fn registration_roots_in_text_and_json() {
         .iter()
         .find(|f| f["symbol"] == "CreateQueues")
         .expect("CreateQueues");
-    let (start, size) = (
+    let (start, len) = (
         create["rva"].as_u64().expect("rva"),
         create["size"].as_u64().expect("size"),
     );
-    assert!(site >= start && site < start + size, "{site:#x}");
+    assert!(site >= start && site < start + len, "{site:#x}");
     let listed = doc["registrations"]["list"].as_array().expect("list");
     assert_eq!(listed.len(), 36);
     assert!(
@@ -648,7 +649,8 @@ fn corrupt_role_records_are_refused_not_dropped() {
     assert_eq!(run([&image.image]).code, 1);
     // A record's address is relocated: moved outside the image it is caught with the other
     // relocated addresses.
-    let cases: [(&str, fn(&mut [u8]), &str); 3] = [
+    type Corruption = (&'static str, fn(&mut [u8]), &'static str);
+    let cases: [Corruption; 3] = [
         ("version", |r| r[4] = 2, "role record"),
         ("magic", |r| r[0] ^= 0x20, "role record"),
         (
