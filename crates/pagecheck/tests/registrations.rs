@@ -633,6 +633,9 @@ fn refused_in_every_format(path: &std::path::Path, reason: &str) {
     }
 }
 
+/// A way to damage a role record, and what the refusal says.
+type Corruption = (&'static str, fn(&mut [u8]), &'static str);
+
 #[test]
 fn corrupt_role_records_are_refused_not_dropped() {
     let image = common::rust("rust_violation");
@@ -649,7 +652,6 @@ fn corrupt_role_records_are_refused_not_dropped() {
     assert_eq!(run([&image.image]).code, 1);
     // A record's address is relocated: moved outside the image it is caught with the other
     // relocated addresses.
-    type Corruption = (&'static str, fn(&mut [u8]), &'static str);
     let cases: [Corruption; 3] = [
         ("version", |r| r[4] = 2, "role record"),
         ("magic", |r| r[0] ^= 0x20, "role record"),
