@@ -73,6 +73,15 @@ impl Rule {
         }
     }
 
+    /// True for the rules whose findings are warnings by default.
+    #[must_use]
+    pub const fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Rule::UnresolvedIndirect | Rule::UnreadableRegistration | Rule::SlowResume
+        )
+    }
+
     /// A short kebab-case name.
     #[must_use]
     pub const fn name(self) -> &'static str {

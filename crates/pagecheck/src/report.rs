@@ -22,19 +22,54 @@ fn where_of(sections: &[SectionReport], section: &str, rva: u32) -> String {
     }
 }
 
-/// The count of implicit lock roots, when there are any.
-fn lock_roots_line(report: &Report, out: &mut String) {
-    let locks = report
-        .roots
-        .iter()
-        .filter(|r| r.origin == crate::roots::Origin::Lock)
-        .count();
+/// Where the roots came from, and what makes the power paths strict.
+fn roots_lines(report: &Report, out: &mut String) {
+    use crate::roots::Origin;
+    let count = |origin: Origin| report.roots.iter().filter(|r| r.origin == origin).count();
+    let registered = report.roots.iter().filter(|r| r.slot.is_some()).count();
+    let _ = writeln!(
+        out,
+        "  = roots: {registered} registered with the framework, {} from role records, {} from --root, {} lock \
+         holders",
+        count(Origin::Record),
+        count(Origin::CommandLine),
+        count(Origin::Lock)
+    );
+    let locks = count(Origin::Lock);
     if locks > 0 {
         let _ = writeln!(
             out,
             "  = {locks} of the roots are lock holders: functions that acquire a spin lock, checked as dispatch \
              (--no-lock-roots turns this off)"
         );
+    }
+    match report.policy.nonpageable.first() {
+        Some(first) => {
+            let locked: Vec<String> = report
+                .policy
+                .locked
+                .iter()
+                .map(|l| format!("{} (locked at {})", l.section, l.place))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  = the driver can be power-nonpageable ({} at {}): its power-down callbacks must be resident{}",
+                first.call,
+                first.place,
+                if locked.is_empty() {
+                    String::new()
+                } else {
+                    format!(" or in {}", locked.join(", "))
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  = the driver is power-pageable (it never calls WdfDeviceInitSetPowerNotPageable, \
+                 WdfDeviceInitSetPowerInrush or WdfDeviceSetSpecialFileSupport)"
+            );
+        }
     }
 }
 
@@ -122,7 +157,10 @@ pub fn text(report: &Report) -> String {
             );
         }
     }
-    lock_roots_line(report, &mut out);
+    roots_lines(report, &mut out);
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     let _ = writeln!(
         out,
         "pagecheck: {} error(s), {} warning(s); {} roots, {} functions, {} code bytes, {} unresolved indirect transfers",
@@ -222,7 +260,7 @@ pub fn sarif(report: &Report) -> String {
                 "fullDescription": { "text": r.description() },
                 "help": { "text": r.description() },
                 "defaultConfiguration": {
-                    "level": if *r == Rule::UnresolvedIndirect { "warning" } else { "error" }
+                    "level": if r.is_warning() { "warning" } else { "error" }
                 },
             })
         })
