@@ -1,13 +1,13 @@
 //! The four checks of issue 3: image section rules, reachability from resident roots,
 //! INIT discipline, and the footprint with its resident slack.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use pagewise_roles::Role;
 use serde::Serialize;
 
-use crate::decode::{CallGraph, EdgeKind};
+use crate::decode::{CallGraph, EdgeKind, Held};
 use crate::functions::{Function, Functions};
 use crate::image::{self, Image, Residency};
 use crate::registration::{Policy, Registrations};
@@ -303,6 +303,8 @@ pub struct Graph<'a> {
     pub registrations: &'a Registrations,
     /// Whether the driver can be power-nonpageable, and the sections it locks.
     pub policy: &'a Policy,
+    /// Per function, the calls and jumps it makes while holding a spin lock.
+    pub held: &'a HashMap<usize, Vec<Held>>,
 }
 
 /// How strictly a root's code must stay in memory.
@@ -327,6 +329,8 @@ pub struct GraphFindings {
     pub reached: Vec<bool>,
     /// Functions reached through calls, jumps or taken addresses (for the slack).
     pub referenced: Vec<bool>,
+    /// Lock roots checked only in their lock regions.
+    pub lock_holders: Vec<usize>,
 }
 
 impl Graph<'_> {
@@ -403,7 +407,18 @@ impl Graph<'_> {
     pub fn describe(&self, root: &Root) -> String {
         let mut text = root.role.name().to_owned();
         if let Some(call) = root.acquires {
-            let _ = write!(text, " (acquires {call})");
+            match self.held.get(&root.function).and_then(|h| h.first()) {
+                Some(h) => {
+                    let _ = write!(
+                        text,
+                        ": holds a spin lock taken by {call} at {}",
+                        self.code_place(h.acquire_site)
+                    );
+                }
+                None => {
+                    let _ = write!(text, " (acquires {call})");
+                }
+            }
         }
         if let Some(r) = root
             .registration
@@ -535,10 +550,26 @@ impl Graph<'_> {
             queue.clear();
             queue.push_back(root.function);
             let mut reported: Vec<u32> = Vec::new();
+            // A lock root runs at DISPATCH_LEVEL only in its lock regions: from it, follow
+            // only the calls made there.
+            let region: Option<&[Held]> = (root.origin == Origin::Lock)
+                .then(|| self.held.get(&root.function).map(Vec::as_slice))
+                .flatten();
+            if region.is_some() {
+                findings.lock_holders.push(root.function);
+            }
             while let Some(f) = queue.pop_front() {
-                findings.reached[f] = true;
+                let only = region.filter(|_| f == root.function);
+                if only.is_none() {
+                    findings.reached[f] = true;
+                }
                 findings.referenced[f] = true;
                 for edge in self.calls.edges_of(f) {
+                    if let Some(held) = only
+                        && !held.iter().any(|h| h.site == edge.site)
+                    {
+                        continue;
+                    }
                     let Some(target) = self.functions.containing(edge.target) else {
                         if edge.kind != EdgeKind::AddressTaken
                             && self.residency_at(edge.target) != Residency::Resident
@@ -692,33 +723,48 @@ impl Graph<'_> {
         }
     }
 
-    /// PC005: every unresolved transfer in a function a resident root reaches.
+    /// PC005: every unresolved transfer in a function a resident root reaches, and those a
+    /// lock holder makes while it holds the lock; each site once.
     fn unresolved_in_resident(&self, findings: &mut GraphFindings, fail_on_unresolved: bool) {
         let n = self.functions.len();
+        let mut sites: Vec<(usize, crate::decode::Unresolved)> = Vec::new();
         for f in (0..n).filter(|&f| findings.reached[f]) {
-            for u in self.calls.unresolved_of(f) {
-                let func = &self.functions.list[f];
-                let what = match (u.is_call, u.through_memory) {
-                    (true, false) => "call through a register",
-                    (true, true) => "call through memory",
-                    (false, false) => "jump through a register",
-                    (false, true) => "jump through memory",
-                };
-                findings.violations.push(Violation {
-                    rule: Rule::UnresolvedIndirect,
-                    level: if fail_on_unresolved {
-                        Level::Error
-                    } else {
-                        Level::Warning
-                    },
-                    message: format!(
-                        "unresolved {what} in resident `{}` at {}: its target may be pageable",
-                        func.name,
-                        self.place(u.site)
-                    ),
-                    chain: vec![self.link(f, Some(u.site))],
-                });
-            }
+            sites.extend(self.calls.unresolved_of(f).iter().map(|&u| (f, u)));
+        }
+        for &f in &findings.lock_holders {
+            let held = self.held.get(&f).map_or(&[][..], Vec::as_slice);
+            sites.extend(
+                self.calls
+                    .unresolved_of(f)
+                    .iter()
+                    .filter(|u| held.iter().any(|h| h.site == u.site))
+                    .map(|&u| (f, u)),
+            );
+        }
+        sites.sort_by_key(|(_, u)| u.site);
+        sites.dedup_by_key(|(_, u)| u.site);
+        for (f, u) in sites {
+            let func = &self.functions.list[f];
+            let what = match (u.is_call, u.through_memory) {
+                (true, false) => "call through a register",
+                (true, true) => "call through memory",
+                (false, false) => "jump through a register",
+                (false, true) => "jump through memory",
+            };
+            findings.violations.push(Violation {
+                rule: Rule::UnresolvedIndirect,
+                level: if fail_on_unresolved {
+                    Level::Error
+                } else {
+                    Level::Warning
+                },
+                message: format!(
+                    "unresolved {what} in resident `{}` at {}: its target may be pageable",
+                    func.name,
+                    self.place(u.site)
+                ),
+                chain: vec![self.link(f, Some(u.site))],
+            });
         }
     }
 

@@ -26,7 +26,7 @@ use iced_x86::{
 use crate::frame::{Content, Frame, ImageBytes, MAX_TRACKED};
 use crate::functions::Functions;
 use crate::image::Image;
-use crate::kmdf;
+use crate::{kmdf, locks};
 
 /// How a function reaches another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -318,6 +318,8 @@ pub enum Special {
     /// `MmLockPagableDataSection` (`MmLockPagableCodeSection` is a macro for it): locks the
     /// pageable section that holds the address in `rcx`.
     LockSection,
+    /// Takes or releases a spin lock ([`crate::locks`]).
+    Irql(locks::Effect),
 }
 
 /// What the decoder asks about the image while classifying instructions. [`Context`] answers
@@ -377,6 +379,9 @@ const SPECIAL_NAMES: &[(&str, Special)] = &[
 #[must_use]
 pub fn special_of(name: &str) -> Option<Special> {
     let name = name.rsplit_once('!').map_or(name, |(_, n)| n);
+    if let Some(effect) = locks::effect_of(name) {
+        return Some(Special::Irql(effect));
+    }
     let name = name
         .strip_prefix("compiler_builtins::mem::")
         .unwrap_or(name);
@@ -534,7 +539,7 @@ impl View for Context<'_> {
 
     fn special_function(&self, rva: u32) -> Option<Special> {
         self.special_at(rva)
-            .filter(|s| matches!(s, Special::Copy | Special::Fill))
+            .filter(|s| matches!(s, Special::Copy | Special::Fill | Special::Irql(_)))
     }
 }
 
@@ -632,14 +637,33 @@ pub struct Summary {
     pub writes: Vec<(u8, i32, u32, Content)>,
     /// Registration calls whose structure (or callback) is an incoming argument.
     pub forwards: Vec<RegCall>,
+    /// The function may return holding a spin lock it took (the name of the acquire): in its
+    /// callers, calling it takes the lock.
+    pub acquires: Option<&'static str>,
+    /// The function releases a spin lock it did not take: in its callers, calling it releases.
+    pub releases: bool,
 }
 
 impl Summary {
     /// True when callers have nothing to apply.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.forwards.is_empty()
+        self.writes.is_empty()
+            && self.forwards.is_empty()
+            && self.acquires.is_none()
+            && !self.releases
     }
+}
+
+/// A call or jump made while a spin lock is held: it runs at `DISPATCH_LEVEL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// RVA of the call or jump.
+    pub site: u32,
+    /// The acquire that took the lock.
+    pub acquire: &'static str,
+    /// RVA of the acquire (or of the call of the helper that took it).
+    pub acquire_site: u32,
 }
 
 /// What a dataflow walk found beyond the call graph.
@@ -649,6 +673,8 @@ pub struct FlowOut {
     pub calls: Vec<RegCall>,
     /// `MmLockPagable*Section` calls: `(site, the address passed)`.
     pub locks: Vec<(u32, Value)>,
+    /// Calls and jumps made while a spin lock is held.
+    pub held: Vec<Held>,
     /// This function's summary.
     pub summary: Summary,
 }
@@ -928,7 +954,14 @@ struct Machine {
     frame: Frame,
     /// `cmp reg, imm` just seen: the bound of a following jump table.
     bound: Option<u32>,
+    /// Dataflow mode: how many spin locks are held here ([`HELD_TOP`] before any path came).
+    held: u8,
+    /// The acquire of the innermost lock held, and where.
+    acquired: Option<(&'static str, u32)>,
 }
+
+/// [`Machine::held`] at a join no path has reached yet.
+const HELD_TOP: u8 = u8::MAX;
 
 impl Machine {
     fn unknown() -> Machine {
@@ -937,6 +970,8 @@ impl Machine {
             xmm: [[Value::Unknown; 2]; 16],
             frame: Frame::default(),
             bound: None,
+            held: 0,
+            acquired: None,
         }
     }
 
@@ -947,7 +982,14 @@ impl Machine {
             xmm: [[Value::Top; 2]; 16],
             frame: Frame::default(),
             bound: None,
+            held: HELD_TOP,
+            acquired: None,
         }
+    }
+
+    /// Whether a lock is held on some path to here.
+    fn holds(&self) -> bool {
+        self.held > 0 && self.held != HELD_TOP
     }
 
     /// The state at a function's entry (dataflow mode): the stack pointer at offset 0, the
@@ -1003,6 +1045,12 @@ impl Machine {
                 self.xmm[i][1].meet(other.xmm[i][1]),
             ];
         }
+        // A lock held on either path is held here: what runs next may run at DISPATCH_LEVEL.
+        out.held = match (self.held, other.held) {
+            (HELD_TOP, h) | (h, HELD_TOP) => h,
+            (a, b) => a.max(b),
+        };
+        out.acquired = self.acquired.or(other.acquired);
         // The frame offsets of two paths line up only when their stack pointers do.
         out.frame = if self.regs[RSP] == Value::Top {
             other.frame.clone()
@@ -1351,6 +1399,23 @@ impl FunctionState {
         match mnemonic {
             Mnemonic::Call | Mnemonic::Jmp => {
                 let is_call = mnemonic == Mnemonic::Call;
+                // Whatever this transfers to runs with the lock held: at DISPATCH_LEVEL.
+                if let Some(env) = flow.as_deref_mut()
+                    && self.machine.holds()
+                {
+                    let (acquire, acquire_site) =
+                        self.machine.acquired.unwrap_or(("a spin lock", site));
+                    env.out.held.push(Held {
+                        site,
+                        acquire,
+                        acquire_site,
+                    });
+                }
+                let leaves = is_call
+                    || instr.op0_kind() != OpKind::NearBranch64
+                    || image
+                        .rva_of_va(instr.near_branch_target())
+                        .is_none_or(|t| !self.inside(t));
                 // The framework or helper call the dataflow pass reads arguments for.
                 let mut wdf_call = None;
                 let mut direct = None;
@@ -1445,11 +1510,16 @@ impl FunctionState {
                     _ => {}
                 }
                 if let Some(env) = flow.as_deref_mut() {
-                    if let Some(index) = wdf_call
-                        && let Some(method) = kmdf::method(index)
-                    {
-                        let call = self.registration(ctx, method, site);
-                        file_call(env, call);
+                    if let Some(index) = wdf_call {
+                        if let Some(method) = kmdf::method(index) {
+                            let call = self.registration(ctx, method, site);
+                            file_call(env, call);
+                        }
+                        if let Some(effect) =
+                            crate::wdf::function_name(u64::from(index)).and_then(locks::effect_of)
+                        {
+                            self.lock_effect(effect, site, env);
+                        }
                     }
                     if let Some(target) = direct {
                         let summaries = env.summaries;
@@ -1464,6 +1534,13 @@ impl FunctionState {
                 {
                     self.wants_flow = true;
                 }
+                if !is_call
+                    && leaves
+                    && let Some(env) = flow.as_deref_mut()
+                {
+                    // A tail call: the function returns from there.
+                    self.returning(env);
+                }
                 if is_call {
                     for r in VOLATILE {
                         self.machine.regs[r] = Value::Unknown;
@@ -1475,6 +1552,11 @@ impl FunctionState {
                     }
                 }
                 self.machine.bound = None;
+            }
+            Mnemonic::Ret => {
+                if let Some(env) = flow.as_deref_mut() {
+                    self.returning(env);
+                }
             }
             Mnemonic::Lea if instr.op0_kind() == OpKind::Register => {
                 let reg = instr.op0_register();
@@ -1525,6 +1607,18 @@ impl FunctionState {
             {
                 let (dst, src) = (instr.op0_register(), instr.op1_register());
                 let value = self.machine.value(src);
+                if dst == Register::CR8
+                    && let Some(env) = flow.as_deref_mut()
+                {
+                    // The inline KeRaiseIrql/KeLowerIrql.
+                    let constant = match value {
+                        Value::Const(c) => Some(c),
+                        _ => None,
+                    };
+                    if let Some(effect) = locks::cr8_effect(constant, self.machine.holds()) {
+                        self.lock_effect(effect, site, env);
+                    }
+                }
                 let value = if dst.size() == 8 {
                     value
                 } else {
@@ -2086,9 +2180,16 @@ impl FunctionState {
             self.wants_flow = true;
             return;
         };
-        if special == Special::LockSection {
-            env.out.locks.push((site, self.machine.regs[1]));
-            return;
+        match special {
+            Special::LockSection => {
+                env.out.locks.push((site, self.machine.regs[1]));
+                return;
+            }
+            Special::Irql(effect) => {
+                self.lock_effect(effect, site, env);
+                return;
+            }
+            _ => {}
         }
         let (dst, src, len) = (
             self.machine.regs[1],
@@ -2106,7 +2207,45 @@ impl FunctionState {
                 Value::Const(b) => self.fill(dst, b as u8, len, Some(&mut env.out)),
                 _ => self.forget_at(dst, MAX_TRACKED),
             },
-            Special::GuardDispatch | Special::GuardCheck | Special::LockSection => {}
+            Special::GuardDispatch
+            | Special::GuardCheck
+            | Special::LockSection
+            | Special::Irql(_) => {}
+        }
+    }
+
+    /// A spin lock taken or released at `site`.
+    fn lock_effect(&mut self, effect: locks::Effect, site: u32, env: &mut FlowEnv<'_>) {
+        match effect {
+            locks::Effect::Acquire(name) => {
+                self.machine.held = match self.machine.held {
+                    HELD_TOP => 1,
+                    h => h.saturating_add(1).min(HELD_TOP - 1),
+                };
+                self.machine.acquired = Some((name, site));
+            }
+            locks::Effect::Release => {
+                if self.machine.holds() {
+                    self.machine.held -= 1;
+                    if self.machine.held == 0 {
+                        self.machine.acquired = None;
+                    }
+                } else {
+                    // Releases a lock its caller took.
+                    env.out.summary.releases = true;
+                }
+            }
+        }
+    }
+
+    /// The function returns from here: a lock still held is its callers' to release.
+    fn returning(&self, env: &mut FlowEnv<'_>) {
+        if self.machine.holds() {
+            env.out.summary.acquires = Some(
+                self.machine
+                    .acquired
+                    .map_or("a spin lock", |(name, _)| name),
+            );
         }
     }
 
@@ -2212,6 +2351,12 @@ impl FunctionState {
         summary: &Summary,
         env: &mut FlowEnv<'_>,
     ) {
+        if let Some(name) = summary.acquires {
+            self.lock_effect(locks::Effect::Acquire(name), site, env);
+        }
+        if summary.releases {
+            self.lock_effect(locks::Effect::Release, site, env);
+        }
         let args: Vec<Value> = (0..4 + STACK_ARGUMENTS)
             .map(|p| self.machine.argument(p, ctx))
             .collect();

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod functions;
 pub mod image;
 pub mod kmdf;
+pub mod locks;
 pub mod pdb;
 pub mod registration;
 pub mod report;
@@ -62,8 +63,7 @@ pub struct Options {
     pub roots: Vec<RootSpec>,
     /// Whether unresolved indirect calls in resident code fail the check.
     pub fail_on_unresolved: bool,
-    /// Do not treat functions that acquire a spin lock as `dispatch` roots
-    /// ([`roots::LOCK_ACQUIRES`]).
+    /// Do not check the calls made while a spin lock is held ([`locks`]).
     pub no_lock_roots: bool,
 }
 
@@ -284,8 +284,13 @@ pub fn analyze(
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
-        roots::lock_holders(image, &functions, &calls)
+        roots::lock_roots(&flow.held)
     };
+    let mut held: std::collections::HashMap<usize, Vec<decode::Held>> =
+        std::collections::HashMap::new();
+    for &(function, h) in &flow.held {
+        held.entry(function).or_default().push(h);
+    }
     let roots = roots::collect(
         image,
         &functions,
@@ -306,6 +311,7 @@ pub fn analyze(
         calls: &calls,
         registrations: &registrations,
         policy: &policy,
+        held: &held,
     };
 
     let mut violations = checks::section_rules(image);

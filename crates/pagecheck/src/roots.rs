@@ -1,21 +1,20 @@
 //! Roots of the reachability check: the role records the placement attributes embed in
-//! `.pwrole`, plus `--root ROLE=SYMBOL` from the command line (for C drivers, or Rust
-//! drivers that do not use the attributes), plus the implicit lock roots: every function that
-//! acquires a spin lock (or raises the IRQL) runs at `DISPATCH_LEVEL` from that call on.
+//! `.pwrole`, `--root ROLE=SYMBOL` from the command line, the callbacks the image registers
+//! with the framework ([`crate::registration`]), and the lock roots: the functions that call
+//! something while they hold a spin lock.
 //!
-//! The lock roots are function-granular: the whole holder, and everything it calls, counts
-//! as running at `DISPATCH_LEVEL`, also the code before the acquire and after the release.
-//! That over-approximates (a holder that calls paged code after releasing the lock is
-//! reported), it never misses a paged call made while the lock is held in the holder or its
-//! callees. A lock taken in one function and released by another is covered as long as the
-//! code between runs in the acquirer or its callees.
+//! Lock roots cover lock regions, not whole functions: the dataflow pass follows the lock along
+//! each path from the acquire to the release, so only the calls made while it is held are
+//! followed at `DISPATCH_LEVEL`. A lock taken in a helper that returns holding it, or released
+//! in a helper, is followed through the helper's summary; where a path keeps the lock to the
+//! function's return, the callers carry it on.
 
 use std::str::FromStr;
 
 use pagewise_roles::Role;
 
 use crate::Error;
-use crate::decode::{CallGraph, EdgeKind, External};
+use crate::decode::Held;
 use crate::functions::Functions;
 use crate::image::Image;
 use crate::pdb::Symbols;
@@ -62,139 +61,32 @@ pub enum Origin {
     Record,
     /// `--root`.
     CommandLine,
-    /// The function acquires a spin lock or raises the IRQL ([`LOCK_ACQUIRES`]).
+    /// The function calls something while it holds a spin lock ([`crate::locks`]).
     Lock,
     /// The image registers the function with the framework ([`crate::registration`]).
     Registration,
 }
 
-/// Calls after which the caller runs at `DISPATCH_LEVEL` (or above) until the matching release:
-/// the kernel's spin-lock and IRQL-raising exports (by import name) and the KMDF methods that
-/// take a spin lock (by `WdfFunctions` index). On x64 `KeAcquireSpinLock` is a macro for the
-/// `KeAcquireSpinLockRaiseToDpc` import and `KeRaiseIrql`/`KfRaiseIrql` are inlines that write
-/// CR8, invisible here; they are listed for images that import them anyway. `WdfObjectAcquireLock`
-/// takes a wait lock instead for objects with passive execution level; the image cannot tell
-/// which, so it counts as a spin lock.
-pub const LOCK_ACQUIRES: &[&str] = &[
-    "KeAcquireSpinLock",
-    "KeAcquireSpinLockRaiseToDpc",
-    "KeAcquireSpinLockAtDpcLevel",
-    "KeAcquireSpinLockForDpc",
-    "KfAcquireSpinLock",
-    "KeAcquireInStackQueuedSpinLock",
-    "KeAcquireInStackQueuedSpinLockAtDpcLevel",
-    "KeAcquireInStackQueuedSpinLockForDpc",
-    "KeAcquireInterruptSpinLock",
-    "KeRaiseIrql",
-    "KfRaiseIrql",
-    "KeRaiseIrqlToDpcLevel",
-    "ExAcquireSpinLockExclusive",
-    "ExAcquireSpinLockExclusiveAtDpcLevel",
-    "ExAcquireSpinLockShared",
-    "ExAcquireSpinLockSharedAtDpcLevel",
-    "WdfSpinLockAcquire",
-    "WdfObjectAcquireLock",
-    "WdfInterruptAcquireLock",
-];
-
-/// The [`LOCK_ACQUIRES`] entry an external call names, if any. Imports are `dll!name`.
+/// One `dispatch` root per function that makes calls while holding a spin lock
+/// ([`crate::locks`]): only those calls run at `DISPATCH_LEVEL`, so only they are followed from
+/// it (the function's own placement is checked too, since its code between the acquire and
+/// the release runs at that level).
 #[must_use]
-pub fn lock_acquire(image: &Image, external: External) -> Option<&'static str> {
-    let name = match external {
-        External::Import(slot) => {
-            let full = image.import_at(slot)?;
-            full.rsplit_once('!').map_or(full, |(_, n)| n)
+pub fn lock_roots(held: &[(usize, Held)]) -> Vec<Root> {
+    let mut roots: Vec<Root> = Vec::new();
+    for &(function, h) in held {
+        if roots.last().is_some_and(|r| r.function == function) {
+            continue;
         }
-        External::Wdf(index) => crate::wdf::function_name(u64::from(index?))?,
-    };
-    LOCK_ACQUIRES.iter().copied().find(|&l| l == name)
-}
-
-/// True when the indirect transfer at `site` is a `jmp` (`FF /4`, `FF /5`) rather than a `call`
-/// (`FF /2`, `FF /3`); every external transfer has one of these forms.
-fn is_jump_at(image: &Image, site: u32) -> bool {
-    let Some(bytes) = image.read_at(site, 4) else {
-        return false;
-    };
-    // Segment (`notrack`) and REX prefixes, then the opcode and its ModRM reg field.
-    let Some(at) = bytes
-        .iter()
-        .position(|&b| !matches!(b, 0x2e | 0x3e | 0x40..=0x4f))
-    else {
-        return false;
-    };
-    bytes[at] == 0xff
-        && bytes
-            .get(at + 1)
-            .is_some_and(|m| matches!((m >> 3) & 7, 4 | 5))
-}
-
-/// Every function that calls one of [`LOCK_ACQUIRES`], as a `dispatch` root naming the
-/// call. A function that only tail-jumps to an acquire (an import thunk `jmp [__imp_X]`, a
-/// wrapper) is not a holder: it returns with the lock held, so its callers are, and a call
-/// to it counts as a call of the acquire.
-#[must_use]
-pub fn lock_holders(image: &Image, functions: &Functions, calls: &CallGraph) -> Vec<Root> {
-    let n = functions.len();
-    // wrapper_of[f]: calling f acquires the lock (f tail-jumps to an acquire, directly or
-    // through other such functions).
-    let mut wrapper_of: Vec<Option<&'static str>> = vec![None; n];
-    for (f, slot) in wrapper_of.iter_mut().enumerate() {
-        *slot = calls
-            .externals_of(f)
-            .iter()
-            .filter(|&&(site, _)| is_jump_at(image, site))
-            .find_map(|&(_, e)| lock_acquire(image, e));
+        roots.push(Root {
+            role: Role::Dispatch,
+            function,
+            origin: Origin::Lock,
+            acquires: Some(h.acquire),
+            registration: None,
+        });
     }
-    let start_of = |rva: u32| {
-        functions
-            .containing(rva)
-            .filter(|&t| functions.list[t].start == rva)
-    };
-    // Chains of wrappers are short; the bound guards against a cycle of jumps.
-    for _ in 0..n {
-        let mut changed = false;
-        for f in 0..n {
-            if wrapper_of[f].is_some() {
-                continue;
-            }
-            let via = calls
-                .edges_of(f)
-                .iter()
-                .filter(|e| e.kind == EdgeKind::Jump)
-                .find_map(|e| start_of(e.target).and_then(|t| wrapper_of[t]));
-            if via.is_some() {
-                wrapper_of[f] = via;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    (0..n)
-        .filter_map(|f| {
-            let direct = calls
-                .externals_of(f)
-                .iter()
-                .filter(|&&(site, _)| !is_jump_at(image, site))
-                .find_map(|&(_, e)| lock_acquire(image, e));
-            let acquires = direct.or_else(|| {
-                calls
-                    .edges_of(f)
-                    .iter()
-                    .filter(|e| e.kind == EdgeKind::Call)
-                    .find_map(|e| start_of(e.target).and_then(|t| wrapper_of[t]))
-            })?;
-            Some(Root {
-                role: Role::Dispatch,
-                function: f,
-                origin: Origin::Lock,
-                acquires: Some(acquires),
-                registration: None,
-            })
-        })
-        .collect()
+    roots
 }
 
 /// A resolved root.
@@ -224,7 +116,7 @@ impl Root {
 
 /// Resolves the image's role records and the command-line roots against the function table,
 /// then adds a root per registered function (with the strictest role its registrations need)
-/// and the `lock` roots (from [`lock_holders`]). A function with the same role from several
+/// and the `lock` roots (from [`lock_roots`]). A function with the same role from several
 /// origins is one root: a record or `--root` origin wins, and the registration stays attached.
 ///
 /// # Errors

@@ -520,9 +520,11 @@ fn lock_holder_reached_from_page_is_a_dispatch_root() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(
-            "error[PC002]: resident root `UpdateStatistics` (dispatch (acquires KeAcquireSpinLockRaiseToDpc)) \
-             reaches paged code `AppendHistory` in `PAGE`"
-        ),
+            "error[PC002]: resident root `UpdateStatistics` (dispatch: holds a spin lock taken by \
+             KeAcquireSpinLockRaiseToDpc at UpdateStatistics+0x"
+        ) && out
+            .stdout
+            .contains(") reaches paged code `AppendHistory` in `PAGE`"),
         "{}",
         out.stdout
     );
@@ -584,8 +586,10 @@ fn wdf_spin_lock_holders_are_dispatch_roots() {
     assert_eq!(chain_symbols(placed), ["ResetStatistics"]);
     assert!(
         placed.message.contains(
-            "(dispatch (acquires WdfSpinLockAcquire)) is placed in pageable section `PAGE`"
-        ),
+            "(dispatch: holds a spin lock taken by WdfSpinLockAcquire at ResetStatistics+0x"
+        ) && placed
+            .message
+            .contains(") is placed in pageable section `PAGE`"),
         "{}",
         placed.message
     );
