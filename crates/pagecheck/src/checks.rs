@@ -43,11 +43,15 @@ pub enum Rule {
     /// resume waits for the paging disk.
     #[serde(rename = "PC008")]
     SlowResume,
+    /// PC009: code that may run at `DISPATCH_LEVEL` reaches a pageable section the driver
+    /// locks: safe only while it is locked.
+    #[serde(rename = "PC009")]
+    LockedSection,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::SectionFlags,
         Rule::ResidentReachesPageable,
         Rule::ResidentRootNotResident,
@@ -56,6 +60,7 @@ impl Rule {
         Rule::DeclaredRoleMismatch,
         Rule::UnreadableRegistration,
         Rule::SlowResume,
+        Rule::LockedSection,
     ];
 
     /// `PC00n`.
@@ -70,6 +75,7 @@ impl Rule {
             Rule::DeclaredRoleMismatch => "PC006",
             Rule::UnreadableRegistration => "PC007",
             Rule::SlowResume => "PC008",
+            Rule::LockedSection => "PC009",
         }
     }
 
@@ -78,7 +84,10 @@ impl Rule {
     pub const fn is_warning(self) -> bool {
         matches!(
             self,
-            Rule::UnresolvedIndirect | Rule::UnreadableRegistration | Rule::SlowResume
+            Rule::UnresolvedIndirect
+                | Rule::UnreadableRegistration
+                | Rule::SlowResume
+                | Rule::LockedSection
         )
     }
 
@@ -94,6 +103,7 @@ impl Rule {
             Rule::DeclaredRoleMismatch => "declared-role-mismatch",
             Rule::UnreadableRegistration => "unreadable-registration",
             Rule::SlowResume => "slow-resume",
+            Rule::LockedSection => "locked-section",
         }
     }
 
@@ -134,6 +144,11 @@ impl Rule {
             Rule::SlowResume => {
                 "The return to D0 of a power-pageable driver runs pageable code. Allowed, because the paging device \
                  is then in D0, but resume waits until the code is paged back in."
+            }
+            Rule::LockedSection => {
+                "Code that may run at DISPATCH_LEVEL reaches a pageable section the driver locks with \
+                 MmLockPagableCodeSection: safe only while the lock is in place, so every path to it must run \
+                 between the lock and the unlock."
             }
         }
     }
@@ -305,6 +320,109 @@ pub struct Graph<'a> {
     pub policy: &'a Policy,
     /// Per function, the calls and jumps it makes while holding a spin lock.
     pub held: &'a HashMap<usize, Vec<Held>>,
+    /// What an indirect call may reach.
+    pub indirect: &'a IndirectTargets,
+}
+
+/// The functions an indirect call in the image may reach: those in its Control Flow Guard
+/// table when it has one, otherwise those whose address it takes (a `lea` of the function, a
+/// relocated pointer to it in data) other than to hand them to the framework as callbacks.
+#[derive(Clone, Debug, Default)]
+pub struct IndirectTargets {
+    /// The functions, sorted.
+    pub functions: Vec<usize>,
+    /// True when they come from the Control Flow Guard table.
+    pub from_guard_table: bool,
+}
+
+impl IndirectTargets {
+    /// Collects the possible targets of the image's indirect calls.
+    #[must_use]
+    pub fn collect(
+        image: &Image,
+        functions: &Functions,
+        calls: &CallGraph,
+        registrations: &Registrations,
+    ) -> IndirectTargets {
+        let start = |rva: u32| {
+            functions
+                .containing(rva)
+                .filter(|&f| functions.list[f].start == rva)
+        };
+        if !image.guard_functions.is_empty() {
+            let mut list: Vec<usize> = image
+                .guard_functions
+                .iter()
+                .filter_map(|&r| start(r))
+                .collect();
+            list.sort_unstable();
+            list.dedup();
+            return IndirectTargets {
+                functions: list,
+                from_guard_table: true,
+            };
+        }
+        // How often each function's address is taken.
+        let mut taken = vec![0u32; functions.len()];
+        for e in &calls.edges {
+            if e.kind == EdgeKind::AddressTaken
+                && let Some(t) = start(e.target)
+            {
+                taken[t] += 1;
+            }
+        }
+        for &slot in &image.dir64_relocations {
+            let Some(s) = image.section_of(slot) else {
+                continue;
+            };
+            let section = &image.sections[s];
+            if section.is_code()
+                || section.name == pagewise_roles::section::ROLE_RECORDS
+                || section.characteristics & image::SCN_DISCARDABLE != 0
+            {
+                continue;
+            }
+            let Some(bytes) = image.read_at(slot, 8) else {
+                continue;
+            };
+            if let Some(t) = image
+                .rva_of_va(u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])))
+                .and_then(start)
+            {
+                taken[t] += 1;
+            }
+        }
+        // An address taken no more often than the function is registered went to the
+        // framework: the driver's own indirect calls do not reach it.
+        let list = (0..functions.len())
+            .filter(|&f| taken[f] > 0)
+            .filter(|&f| {
+                let registered = registrations.of(f).count();
+                usize::try_from(taken[f]).unwrap_or(usize::MAX) > registered
+            })
+            .collect();
+        IndirectTargets {
+            functions: list,
+            from_guard_table: false,
+        }
+    }
+
+    /// The possible targets not in resident code.
+    pub fn pageable<'f>(&'f self, functions: &'f Functions) -> impl Iterator<Item = usize> + 'f {
+        self.functions
+            .iter()
+            .copied()
+            .filter(|&f| functions.list[f].residency != Residency::Resident)
+    }
+}
+
+/// How a placement serves a root's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Serves {
+    Yes,
+    /// Only while the driver keeps the section locked.
+    WhileLocked,
+    No,
 }
 
 /// How strictly a root's code must stay in memory.
@@ -381,12 +499,54 @@ impl Graph<'_> {
 
     /// Whether code of `mode` may run `f` without a fault it must not take.
     fn serves(&self, mode: Mode, f: &Function) -> bool {
+        self.serving(mode, f) != Serves::No
+    }
+
+    /// How `f`'s placement serves code of `mode`: a pageable section the driver locks keeps
+    /// the power paths of a power-nonpageable driver in memory, and is safe at
+    /// `DISPATCH_LEVEL` only while it is locked.
+    fn serving(&self, mode: Mode, f: &Function) -> Serves {
         match f.residency {
-            Residency::Resident => true,
-            Residency::Pageable => {
-                mode == Mode::PowerDown && self.policy.lock_of(f.section).is_some()
-            }
-            Residency::Discardable => false,
+            Residency::Resident => Serves::Yes,
+            Residency::Pageable if self.policy.lock_of(f.section).is_some() => match mode {
+                Mode::PowerDown | Mode::PowerUp { strict: true } => Serves::Yes,
+                Mode::Dispatch => Serves::WhileLocked,
+                Mode::PowerUp { strict: false } => Serves::No,
+            },
+            Residency::Pageable | Residency::Discardable => Serves::No,
+        }
+    }
+
+    /// PC009: `f`, in a section the driver locks, is reached at `DISPATCH_LEVEL`.
+    fn while_locked(&self, root: &Root, chain: Vec<Link>, f: usize) -> Violation {
+        let func = &self.functions.list[f];
+        let section = &self.image.sections[func.section].name;
+        let lock = self
+            .policy
+            .lock_of(func.section)
+            .map_or_else(String::new, |site| self.code_place(site));
+        let unlocks: Vec<String> = self
+            .policy
+            .unlocks
+            .iter()
+            .map(|&u| self.code_place(u))
+            .collect();
+        Violation {
+            rule: Rule::LockedSection,
+            level: Level::Warning,
+            message: format!(
+                "`{}` ({}) reaches `{}` in `{section}`, a section the driver locks (MmLockPagableCodeSection at \
+                 {lock}; unlocked at {}): safe only while it is locked",
+                self.functions.list[root.function].name,
+                self.describe(root),
+                func.name,
+                if unlocks.is_empty() {
+                    "no site".to_owned()
+                } else {
+                    unlocks.join(", ")
+                }
+            ),
+            chain,
         }
     }
 
@@ -533,10 +693,19 @@ impl Graph<'_> {
         // so the table is allocated once for all roots.
         let mut parent: Vec<(u32, u32)> = vec![(u32::MAX, 0); n];
         let mut stamp: Vec<u32> = vec![0; n];
+        // Reached only through a possible target of an indirect call.
+        let mut via_indirect: Vec<bool> = vec![false; n];
         let mut queue = VecDeque::new();
         let checked = roots.iter().filter_map(|r| self.mode(r).map(|m| (r, m)));
         for (generation, (root, mode)) in (1u32..).zip(checked) {
             let rf = &self.functions.list[root.function];
+            if self.serving(mode, rf) == Serves::WhileLocked {
+                findings.violations.push(self.while_locked(
+                    root,
+                    vec![self.link(root.function, None)],
+                    root.function,
+                ));
+            }
             if !self.serves(mode, rf) {
                 // A registered callback in INIT is PC004 (cross_check) whatever its role.
                 if !(rf.residency == Residency::Discardable && root.origin == Origin::Registration)
@@ -558,12 +727,38 @@ impl Graph<'_> {
             if region.is_some() {
                 findings.lock_holders.push(root.function);
             }
+            via_indirect[root.function] = false;
+            let mut indirect_done = false;
             while let Some(f) = queue.pop_front() {
                 let only = region.filter(|_| f == root.function);
                 if only.is_none() {
                     findings.reached[f] = true;
                 }
                 findings.referenced[f] = true;
+                // An indirect transfer may reach any possible target: follow the resident ones
+                // (once per root, they are the same for every site). The pageable ones are
+                // reported with the site (PC005).
+                if !indirect_done
+                    && let Some(u) = self
+                        .calls
+                        .unresolved_of(f)
+                        .iter()
+                        .find(|u| only.is_none_or(|held| held.iter().any(|h| h.site == u.site)))
+                {
+                    indirect_done = true;
+                    for &t in &self.indirect.functions {
+                        if stamp[t] == generation || !self.serves(mode, &self.functions.list[t]) {
+                            continue;
+                        }
+                        stamp[t] = generation;
+                        #[allow(clippy::cast_possible_truncation)]
+                        {
+                            parent[t] = (f as u32, u.site);
+                        }
+                        via_indirect[t] = true;
+                        queue.push_back(t);
+                    }
+                }
                 for edge in self.calls.edges_of(f) {
                     if let Some(held) = only
                         && !held.iter().any(|h| h.site == edge.site)
@@ -603,17 +798,38 @@ impl Graph<'_> {
                     {
                         parent[target] = (f as u32, edge.site);
                     }
-                    if self.serves(mode, &self.functions.list[target]) {
+                    via_indirect[target] = via_indirect[f];
+                    let serving = self.serving(mode, &self.functions.list[target]);
+                    if serving == Serves::WhileLocked {
+                        let mut chain = self.chain(&parent, f, Some(edge.site));
+                        chain.push(self.link(target, None));
+                        findings
+                            .violations
+                            .push(self.while_locked(root, chain, target));
+                    }
+                    if serving != Serves::No {
                         queue.push_back(target);
                     } else {
                         let mut chain = self.chain(&parent, f, Some(edge.site));
                         chain.push(self.link(target, None));
-                        findings.violations.push(self.reach_violation(
+                        let mut v = self.reach_violation(
                             root,
                             mode,
                             chain,
                             self.functions.list[target].start,
-                        ));
+                        );
+                        if via_indirect[f] {
+                            // Only through a possible target of an indirect call: maybe.
+                            v.rule = Rule::UnresolvedIndirect;
+                            v.level = if fail_on_unresolved {
+                                Level::Error
+                            } else {
+                                Level::Warning
+                            };
+                            v.message
+                                .push_str(" through an indirect call that may reach that path");
+                        }
+                        findings.violations.push(v);
                     }
                 }
             }
@@ -743,6 +959,30 @@ impl Graph<'_> {
         }
         sites.sort_by_key(|(_, u)| u.site);
         sites.dedup_by_key(|(_, u)| u.site);
+        let pageable: Vec<&str> = self
+            .indirect
+            .pageable(self.functions)
+            .map(|t| self.functions.list[t].name.as_str())
+            .collect();
+        if pageable.is_empty() {
+            // Every function an indirect call may reach is resident: bounded, nothing to say.
+            return;
+        }
+        let shown: Vec<String> = pageable.iter().take(5).map(|n| format!("`{n}`")).collect();
+        let targets = format!(
+            "{}{}",
+            shown.join(", "),
+            if pageable.len() > shown.len() {
+                format!(" and {} more", pageable.len() - shown.len())
+            } else {
+                String::new()
+            }
+        );
+        let source = if self.indirect.from_guard_table {
+            "the Control Flow Guard table"
+        } else {
+            "the functions whose address the image takes"
+        };
         for (f, u) in sites {
             let func = &self.functions.list[f];
             let what = match (u.is_call, u.through_memory) {
@@ -759,7 +999,8 @@ impl Graph<'_> {
                     Level::Warning
                 },
                 message: format!(
-                    "unresolved {what} in resident `{}` at {}: its target may be pageable",
+                    "unresolved {what} in resident `{}` at {}: among its possible targets ({source}) are pageable \
+                     {targets}",
                     func.name,
                     self.place(u.site)
                 ),

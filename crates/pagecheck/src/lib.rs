@@ -63,6 +63,8 @@ pub struct Options {
     pub roots: Vec<RootSpec>,
     /// Whether unresolved indirect calls in resident code fail the check.
     pub fail_on_unresolved: bool,
+    /// Whether warnings fail the check too (`--deny warnings`, for CI).
+    pub deny_warnings: bool,
     /// Do not check the calls made while a spin lock is held ([`locks`]).
     pub no_lock_roots: bool,
 }
@@ -168,6 +170,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The image's sections.
     pub sections: Vec<SectionReport>,
+    /// Whether warnings fail the check.
+    #[serde(skip)]
+    pub deny_warnings: bool,
 }
 
 /// [`registration::Policy`] as reported.
@@ -177,6 +182,8 @@ pub struct PolicyReport {
     pub nonpageable: Vec<SiteReport>,
     /// Pageable sections the driver locks in memory, with the lock call.
     pub locked: Vec<LockReport>,
+    /// `MmUnlockPagableImageSection` calls.
+    pub unlocks: Vec<SiteReport>,
 }
 
 /// A call site.
@@ -218,10 +225,13 @@ pub struct SectionReport {
 }
 
 impl Report {
-    /// True when a finding fails the check (exit status 1).
+    /// True when a finding fails the check (exit status 1): any error, or with
+    /// `--deny warnings` any finding at all.
     #[must_use]
     pub fn failed(&self) -> bool {
-        self.violations.iter().any(|v| v.level == Level::Error)
+        self.violations
+            .iter()
+            .any(|v| v.level == Level::Error || self.deny_warnings)
     }
 }
 
@@ -280,7 +290,7 @@ pub fn analyze(
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
     let registrations = registration::resolve(image, &functions, &flow.calls);
-    let policy = registration::Policy::read(image, &calls, &flow.locks);
+    let policy = registration::Policy::read(image, &functions, &calls, &flow.locks);
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
@@ -305,6 +315,7 @@ pub fn analyze(
              lock, and no --root was given, so there is nothing to prove; name the callbacks with --root ROLE=SYMBOL",
         ));
     }
+    let indirect = checks::IndirectTargets::collect(image, &functions, &calls, &registrations);
     let graph = checks::Graph {
         image,
         functions: &functions,
@@ -312,6 +323,7 @@ pub fn analyze(
         registrations: &registrations,
         policy: &policy,
         held: &held,
+        indirect: &indirect,
     };
 
     let mut violations = checks::section_rules(image);
@@ -348,6 +360,7 @@ pub fn analyze(
         registrations,
         policy: policy_report,
         warnings: image.warnings.clone(),
+        deny_warnings: options.deny_warnings,
         sections: image
             .sections
             .iter()
@@ -462,6 +475,15 @@ fn policy_report(
             .iter()
             .map(|&(section, site)| LockReport {
                 section: image.sections[section].name.clone(),
+                site,
+                place: graph.code_place(site),
+            })
+            .collect(),
+        unlocks: policy
+            .unlocks
+            .iter()
+            .map(|&site| SiteReport {
+                call: "MmUnlockPagableImageSection",
                 site,
                 place: graph.code_place(site),
             })

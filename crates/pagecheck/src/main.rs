@@ -22,6 +22,13 @@ enum Format {
     Sarif,
 }
 
+/// What `--deny` turns into failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Deny {
+    /// Every warning.
+    Warnings,
+}
+
 /// Proves on a linked x64 driver image and its PDB that no resident code calls into
 /// pageable (PAGE*) or discarded (INIT) code.
 #[derive(Debug, Parser)]
@@ -43,6 +50,9 @@ struct Cli {
     /// Make unresolved indirect calls in resident code errors (default: warnings).
     #[arg(long)]
     fail_on_unresolved: bool,
+    /// `--deny warnings`: fail (exit 1) on warnings too, as CI should.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    deny: Vec<Deny>,
     /// Do not treat functions that acquire a spin lock (or raise the IRQL) as dispatch roots.
     #[arg(long)]
     no_lock_roots: bool,
@@ -80,6 +90,7 @@ fn main() -> ExitCode {
         pdb: cli.pdb,
         roots: cli.roots,
         fail_on_unresolved: cli.fail_on_unresolved,
+        deny_warnings: cli.deny.contains(&Deny::Warnings),
         no_lock_roots: cli.no_lock_roots,
     };
     let result = pagecheck::analyze_path(&cli.image, &options);

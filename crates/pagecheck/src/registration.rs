@@ -222,12 +222,19 @@ pub struct Policy {
     pub nonpageable: Vec<(u32, &'static str)>,
     /// `(section index, lock call site)` of every section the driver locks in memory.
     pub locked: Vec<(usize, u32)>,
+    /// Sites of `MmUnlockPagableImageSection` calls.
+    pub unlocks: Vec<u32>,
 }
 
 impl Policy {
     /// Reads the policy from the call graph and the lock calls of the dataflow pass.
     #[must_use]
-    pub fn read(image: &Image, graph: &CallGraph, locks: &[(u32, Value)]) -> Policy {
+    pub fn read(
+        image: &Image,
+        functions: &Functions,
+        graph: &CallGraph,
+        locks: &[(u32, Value)],
+    ) -> Policy {
         let mut policy = Policy::default();
         for &(site, external) in &graph.externals {
             if let External::Wdf(Some(index)) = external
@@ -238,6 +245,22 @@ impl Policy {
             }
         }
         policy.nonpageable.sort_unstable();
+        for &(site, external) in &graph.externals {
+            // The linker's import thunk (`jmp [__imp_X]` as a function of its own) is not a
+            // call site: its callers are.
+            let thunk = functions
+                .containing(site)
+                .is_some_and(|f| functions.list[f].start == site);
+            if let External::Import(slot) = external
+                && !thunk
+                && image
+                    .import_at(slot)
+                    .is_some_and(|n| n.ends_with("!MmUnlockPagableImageSection"))
+            {
+                policy.unlocks.push(site);
+            }
+        }
+        policy.unlocks.sort_unstable();
         for &(site, value) in locks {
             if let Value::Address(rva) | Value::MaybeAddress(rva) = value
                 && let Some(section) = image.section_of(rva)

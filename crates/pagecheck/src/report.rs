@@ -39,8 +39,8 @@ fn roots_lines(report: &Report, out: &mut String) {
     if locks > 0 {
         let _ = writeln!(
             out,
-            "  = {locks} of the roots are lock holders: functions that acquire a spin lock, checked as dispatch \
-             (--no-lock-roots turns this off)"
+            "  = {locks} of the roots are lock holders: functions that call something while they hold a spin lock, \
+             which runs at DISPATCH_LEVEL (--no-lock-roots turns this off)"
         );
     }
     match report.policy.nonpageable.first() {

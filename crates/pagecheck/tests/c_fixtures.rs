@@ -223,12 +223,25 @@ fn paged_code_calling_init_and_resident_code_keeping_init_address() {
     );
 }
 
+/// The roots of the indirect_call fixtures, as command-line arguments after the image.
+fn indirect_args(image: &pe_fixtures::Image, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![image.image.display().to_string()];
+    for root in ["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"] {
+        args.push("--root".into());
+        args.push(root.into());
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
 #[test]
-fn indirect_calls_are_unresolved_and_fail_only_when_asked() {
+fn indirect_calls_whose_possible_targets_are_resident_are_bounded() {
     let image = common::c("indirect_call");
-    let roots = ["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"];
-    let report = analyze(&image, &roots);
-    assert!(!report.failed());
+    let report = analyze(
+        &image,
+        &["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"],
+    );
+    // Two indirect sites in resident code...
     let mut sites: Vec<&str> = report
         .unresolved
         .iter()
@@ -237,32 +250,43 @@ fn indirect_calls_are_unresolved_and_fail_only_when_asked() {
         .collect();
     sites.sort_unstable();
     assert_eq!(sites, ["EvtDeviceD0Entry", "EvtIoDeviceControl"]);
+    // ...whose possible targets are ResidentHandlerA/B: nothing to report.
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let strict = run(indirect_args(&image, &["--fail-on-unresolved"]));
+    assert_eq!(strict.code, 0, "{}", strict.stdout);
+}
+
+#[test]
+fn an_indirect_call_that_may_reach_pageable_code_names_it() {
+    let image = common::c("indirect_call_paged");
+    let report = analyze(
+        &image,
+        &["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"],
+    );
+    assert!(!report.failed());
     let warnings: Vec<_> = report
         .violations
         .iter()
         .filter(|v| v.rule == Rule::UnresolvedIndirect)
         .collect();
-    assert_eq!(warnings.len(), 2);
-    assert!(warnings.iter().all(|v| v.level == Level::Warning));
-    // No invented edge: nothing the roots reach is reported paged.
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    for w in &warnings {
+        assert_eq!(w.level, Level::Warning);
+        assert!(
+            w.message.contains("pageable `PagedHandler`"),
+            "{}",
+            w.message
+        );
+    }
+    // No invented edge: nothing the roots reach is reported paged for certain.
     assert!(
         !report
             .violations
             .iter()
             .any(|v| v.rule == Rule::ResidentReachesPageable)
     );
-
-    let args = |extra: &[&str]| {
-        let mut a = vec![image.image.display().to_string()];
-        for r in roots {
-            a.push("--root".into());
-            a.push(r.into());
-        }
-        a.extend(extra.iter().map(|s| (*s).to_owned()));
-        a
-    };
-    assert_eq!(run(args(&[])).code, 0);
-    let strict = run(args(&["--fail-on-unresolved"]));
+    assert_eq!(run(indirect_args(&image, &[])).code, 0);
+    let strict = run(indirect_args(&image, &["--fail-on-unresolved"]));
     assert_eq!(strict.code, 1, "{}", strict.stdout);
     assert_eq!(
         strict.stdout.matches("error[PC005]").count(),
