@@ -1,4 +1,4 @@
-//! `pagewisectl`: see `pagewisectl --help` and the README.
+//! `pagewisectl`: see `pagewisectl --help` and crates/pagewise-client/README.md.
 
 use clap::Parser;
 use pagewise_client::{Cli, usage_error, wants_json};
