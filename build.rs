@@ -25,7 +25,7 @@ fn main() {
 /// `link.exe /DRIVER` marks every section not named `PAGE*` as not pageable, `INIT`
 /// included, so without these flags `DriverEntry`'s code would stay resident for the
 /// driver's whole life. The C WDK build passes `/SECTION:INIT,d`; wdk-build 0.6.0 does
-/// not (PAGING.md section 6).
+/// not (docs/paging.md section 6).
 ///
 /// The letters are spelled out in full. link.exe keeps a section's R/W/E bits when they
 /// are omitted (so the C WDK's `INIT,d` works there), but lld-link sets exactly the letters

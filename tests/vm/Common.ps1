@@ -89,8 +89,12 @@ function Invoke-Native {
 function Find-Tool {
     <#
     .SYNOPSIS
-        Finds a WDK tool (devcon, pwrtest, ...): an explicit path, then PATH, then the WDK
-        Tools folders, then next to the scripts. Returns $null when absent.
+        Finds a WDK tool (devgen, devcon, pwrtest): an explicit path, then PATH, then the WDK's
+        tools folder, then next to the scripts. Returns $null when absent.
+    .NOTES
+        The tools folder is WDKToolRoot\x64 where an EWDK or a NuGet WDK sets WDKToolRoot,
+        else Windows Kits\10\Tools\<version>\x64 of the installed kits, newest version first
+        (devgen is in kits from 10.0.22621 on), then the unversioned Tools\x64 of older kits.
     #>
     param(
         [Parameter(Mandatory = $true)][string]$Name,
@@ -105,20 +109,75 @@ function Find-Tool {
     $command = Get-Command $Name -CommandType Application -ErrorAction SilentlyContinue |
         Select-Object -First 1
     if ($null -ne $command) { return $command.Source }
-    $roots = @()
+    $folders = @()
+    if ($env:WDKToolRoot) { $folders += Join-Path $env:WDKToolRoot 'x64' }
     foreach ($base in @(${env:ProgramFiles(x86)}, $env:ProgramFiles)) {
-        if ($base) { $roots += Join-Path $base 'Windows Kits\10\Tools' }
+        if (-not $base) { continue }
+        $tools = Join-Path $base 'Windows Kits\10\Tools'
+        if (-not (Test-Path -LiteralPath $tools)) { continue }
+        $versions = @(Get-ChildItem -LiteralPath $tools -Directory -ErrorAction SilentlyContinue |
+                Where-Object { $_.Name -match '^\d+\.\d+\.\d+\.\d+$' } |
+                Sort-Object -Property { [version]$_.Name } -Descending)
+        foreach ($version in $versions) { $folders += Join-Path $version.FullName 'x64' }
+        $folders += Join-Path $tools 'x64'
     }
-    $roots += $PSScriptRoot
-    foreach ($root in $roots) {
-        if (-not (Test-Path -LiteralPath $root)) { continue }
-        $hit = Get-ChildItem -LiteralPath $root -Recurse -Filter $Name -ErrorAction SilentlyContinue |
-            Where-Object { $_.FullName -match '\\(x64|amd64)\\' -or $_.DirectoryName -eq $PSScriptRoot } |
-            Sort-Object FullName -Descending |
-            Select-Object -First 1
-        if ($null -ne $hit) { return $hit.FullName }
+    $folders += $PSScriptRoot
+    foreach ($folder in $folders) {
+        $candidate = Join-Path $folder $Name
+        if (Test-Path -LiteralPath $candidate -PathType Leaf) { return $candidate }
     }
     return $null
+}
+
+function Find-DeviceTool {
+    <#
+    .SYNOPSIS
+        The tool that creates the root-enumerated device node, as an object with Name
+        ('devgen' or 'devcon') and Path; $null when the chosen tool is absent.
+    .NOTES
+        Microsoft now recommends devgen (WDK tools, 10.0.22621 and later), with pnputil to
+        install the driver on the new node, over devcon. Auto takes devgen when it is found
+        and falls back to devcon, which older kits have.
+    #>
+    param(
+        [ValidateSet('Auto', 'Devgen', 'Devcon')][string]$Choice = 'Auto',
+        [string]$DevgenPath,
+        [string]$DevconPath
+    )
+    if ($Choice -ne 'Devcon') {
+        $devgen = Find-Tool -Name 'devgen.exe' -Explicit $DevgenPath
+        if ($null -ne $devgen) { return [pscustomobject]@{ Name = 'devgen'; Path = $devgen } }
+        if ($Choice -eq 'Devgen') { return $null }
+    }
+    $devcon = Find-Tool -Name 'devcon.exe' -Explicit $DevconPath
+    if ($null -ne $devcon) { return [pscustomobject]@{ Name = 'devcon'; Path = $devcon } }
+    return $null
+}
+
+function Get-BcdCurrentValue {
+    <#
+    .SYNOPSIS
+        The value of one element of the current boot entry ('bcdedit /enum {current}'), or
+        $null when the entry does not set it. Needs elevation.
+    .NOTES
+        Element names (testsigning, debug) are not localised, so the scripts key on them.
+    #>
+    param([Parameter(Mandatory = $true)][string]$Element)
+    $bcd = Invoke-Native -FilePath 'bcdedit.exe' -ArgumentList @('/enum', '{current}') -Quiet
+    $pattern = '^\s*' + [regex]::Escape($Element) + '\s+(\S.*?)\s*$'
+    foreach ($line in $bcd.StdOut) {
+        if ($line -match $pattern) { return $Matches[1] }
+    }
+    return $null
+}
+
+function Test-BcdOn {
+    <#
+    .SYNOPSIS
+        True when a bcdedit boolean value reads as on (Yes, On, 1).
+    #>
+    param([string]$Value)
+    return ($null -ne $Value) -and ($Value -match '^(Yes|On|1)$')
 }
 
 function Find-Client {

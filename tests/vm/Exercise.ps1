@@ -10,10 +10,15 @@
         reads through the driver's control queue, which does not wake the device, waits for
         the idle power-down after IdleTimeoutMs, wakes the device with 'hold 0' through the
         power-managed queue, and reports time to working (median, p95, max);
-      - where the VM can sleep and pwrtest.exe is present, runs pwrtest sleep cycles:
-        S3 ('pwrtest /sleep /s:3') while pagewisectl holds the device in D0, so that every
-        system sleep is a real D0Exit/D0Entry of the device, or modern standby
-        ('pwrtest /cs') when 'powercfg /a' offers S0 low-power idle instead;
+      - where the VM can sleep and pwrtest.exe is present, runs pwrtest sleep cycles, one
+        pwrtest run per cycle: S3 ('pwrtest /sleep /c:1 /s:3'), or modern standby
+        ('pwrtest /cs /c:1') when 'powercfg /a' offers S0 low-power idle instead. Before
+        each S3 cycle 'pagewisectl hold' keeps the device in D0 for that cycle's awake time,
+        sleep and a margin, so that every system sleep is a real D0Exit/D0Entry of the
+        device (an idle device would sleep through). Renewed per cycle, the hold never has
+        to outlast more than one cycle, which keeps it within the client's 600000 ms limit
+        however many cycles run; the log is read after each cycle, so a long run cannot
+        overflow the driver's 64-record ring either;
       - saves stats and the transition log.
     Between the rounds the per-device PowerPageable value (in the device's hardware key,
     HKLM\SYSTEM\CurrentControlSet\Enum\<instance>\Device Parameters) is flipped and the
@@ -23,7 +28,8 @@
     Finally 'verifier /query' is saved and parsed.
 
     Everything goes to -OutputDir (default tests\vm\out\<timestamp>): *.json from the
-    client, verifier-before.txt / verifier-after.txt, pwrtest logs, summary.json.
+    client, one sleep-NNN folder per sleep cycle (its log.json and the pwrtest logs),
+    verifier-before.txt / verifier-after.txt, summary.json.
 
     The run fails (throws, exit code 1) on any error, any cycle missing from the client's
     report or from the sleep log, any callback logged as failed, a placement violation,
@@ -40,10 +46,11 @@
     Auto (from 'powercfg /a', English output), S3, S0ix or None.
 
 .PARAMETER SleepSeconds
-    pwrtest /p: time asleep per cycle.
+    pwrtest /p: time asleep per cycle (5 to 270: with DelaySeconds and the margin, one
+    cycle's D0 hold stays within 600000 ms).
 
 .PARAMETER DelaySeconds
-    pwrtest /d: time awake between cycles.
+    pwrtest /d: time awake before each sleep (5 to 270, as SleepSeconds).
 
 .PARAMETER OutputDir
     Where the results go (default tests\vm\out\<timestamp>).
@@ -68,8 +75,8 @@ param(
     [ValidateRange(1, 100000)][int]$Cycles = 10,
     [ValidateRange(0, 1000)][int]$SleepCycles = 3,
     [ValidateSet('Auto', 'S3', 'S0ix', 'None')][string]$SleepState = 'Auto',
-    [ValidateRange(5, 3600)][int]$SleepSeconds = 30,
-    [ValidateRange(5, 3600)][int]$DelaySeconds = 30,
+    [ValidateRange(5, 270)][int]$SleepSeconds = 30,
+    [ValidateRange(5, 270)][int]$DelaySeconds = 30,
     [string]$OutputDir,
     [string]$ClientPath,
     [string]$PwrtestPath,
@@ -141,40 +148,52 @@ function Format-Ms {
     return ('{0:N3} ms' -f ($Units100ns / 10000.0))
 }
 
+# One S3 cycle's D0 hold: pwrtest's awake time before the sleep, the sleep, and a margin for
+# suspend and resume. SleepSeconds and DelaySeconds are bounded so that it stays within the
+# 600000 ms a hold may last (MAX_HOLD_D0_MS in pagewise-ioctl).
+$holdMarginSeconds = 60
+$holdMs = ($DelaySeconds + $SleepSeconds + $holdMarginSeconds) * 1000
+
 function Invoke-SleepCycles {
     param([string]$Dir)
-    $mark = (Invoke-Client -ClientPath $client -Arguments @('log')).Json.next_sequence
-    if ($sleepMode -eq 'S3') {
-        # Keep the device in D0 for the whole test, so each S3 entry powers it down from
-        # D0 and each resume brings it back: otherwise an idle device sleeps through. The
-        # request completes at once; the driver's timer ends the hold (or the device
-        # restart after the round does).
-        $holdMs = [Math]::Min(600000, ($SleepCycles * ($SleepSeconds + $DelaySeconds) + 120) * 1000)
-        Invoke-Client -ClientPath $client -Arguments @('hold', "$holdMs") | Out-Null
-        $pwrArgs = @('/sleep', "/c:$SleepCycles", '/s:3', "/p:$SleepSeconds", "/d:$DelaySeconds")
-    } else {
-        $pwrArgs = @('/cs', "/c:$SleepCycles", "/p:$SleepSeconds", "/d:$DelaySeconds")
+    $exits = 0
+    $entries = 0
+    for ($cycle = 1; $cycle -le $SleepCycles; $cycle++) {
+        $cycleDir = Join-Path $Dir ('sleep-{0:D3}' -f $cycle)
+        New-Item -ItemType Directory -Force -Path $cycleDir | Out-Null
+        $mark = (Invoke-Client -ClientPath $client -Arguments @('log')).Json.next_sequence
+        if ($sleepMode -eq 'S3') {
+            # Renewed for every cycle: the device must be in D0 when the system sleeps, so
+            # that the sleep powers it down and the resume brings it back. A later hold
+            # extends the running one; the device restart after the round ends the last.
+            Invoke-Client -ClientPath $client -Arguments @('hold', "$holdMs") | Out-Null
+            $pwrArgs = @('/sleep', '/c:1', '/s:3', "/p:$SleepSeconds", "/d:$DelaySeconds")
+        } else {
+            $pwrArgs = @('/cs', '/c:1', "/p:$SleepSeconds", "/d:$DelaySeconds")
+        }
+        Push-Location -LiteralPath $cycleDir
+        try {
+            Invoke-Native -FilePath $pwrtest -ArgumentList $pwrArgs -AllowedExitCodes @(0) | Out-Null
+        } catch {
+            Add-Failure "sleep cycle ${cycle}: pwrtest $($pwrArgs -join ' '): $($_.Exception.Message)"
+        } finally {
+            Pop-Location
+        }
+        $log = (Invoke-Client -ClientPath $client -Arguments @('log', '--since', "$mark") -OutFile (Join-Path $cycleDir 'log.json')).Json
+        $records = @($log.records)
+        $cycleExits = @($records | Where-Object { $_.callback -eq 'EvtDeviceD0Exit' }).Count
+        $cycleEntries = @($records | Where-Object { $_.callback -eq 'EvtDeviceD0Entry' }).Count
+        $exits += $cycleExits
+        $entries += $cycleEntries
+        if ($sleepMode -eq 'S3' -and ($cycleExits -lt 1 -or $cycleEntries -lt 1)) {
+            Add-Failure "S3 cycle ${cycle}: $cycleExits D0Exit / $cycleEntries D0Entry logged, expected one of each"
+        }
+        if ($log.lost -gt 0) { Add-Failure "sleep cycle ${cycle}: $($log.lost) log record(s) overwritten" }
+        foreach ($failed in @($records | Where-Object { $_.failed })) {
+            Add-Failure "sleep cycle ${cycle}: $($failed.callback) (sequence $($failed.sequence)) failed with $($failed.status)"
+        }
     }
-    Push-Location -LiteralPath $Dir
-    try {
-        Invoke-Native -FilePath $pwrtest -ArgumentList $pwrArgs -AllowedExitCodes @(0) | Out-Null
-    } catch {
-        Add-Failure "pwrtest $($pwrArgs -join ' '): $($_.Exception.Message)"
-    } finally {
-        Pop-Location
-    }
-    $log = (Invoke-Client -ClientPath $client -Arguments @('log', '--since', "$mark") -OutFile (Join-Path $Dir 'sleep-log.json')).Json
-    $records = @($log.records)
-    $exits = @($records | Where-Object { $_.callback -eq 'EvtDeviceD0Exit' }).Count
-    $entries = @($records | Where-Object { $_.callback -eq 'EvtDeviceD0Entry' }).Count
-    Write-Host "    sleep: $exits D0Exit, $entries D0Entry for $SleepCycles cycle(s)"
-    if ($sleepMode -eq 'S3' -and ($exits -lt $SleepCycles -or $entries -lt $SleepCycles)) {
-        Add-Failure "S3: $SleepCycles cycle(s) but only $exits D0Exit / $entries D0Entry logged"
-    }
-    if ($log.lost -gt 0) { Add-Failure "sleep log: $($log.lost) record(s) overwritten" }
-    foreach ($failed in @($records | Where-Object { $_.failed })) {
-        Add-Failure "sleep: $($failed.callback) (sequence $($failed.sequence)) failed with $($failed.status)"
-    }
+    Write-Host "    sleep: $exits D0Exit, $entries D0Entry over $SleepCycles cycle(s)"
 }
 
 function Invoke-Round {

@@ -6,10 +6,15 @@
     1. Imports the package's test certificate (the .cer that 'cargo make' writes next to
        the driver, WDRLocalTestCert) into LocalMachine\Root and LocalMachine\TrustedPublisher,
        unless it is there already, so the test-signed catalog is trusted without prompts.
-    2. Creates the device if no device with hardware ID Root\Pagewise exists:
-       'devcon install pagewise.inf Root\Pagewise' (a root-enumerated device node has to
-       be created by someone; pnputil cannot). If the device exists, updates its driver:
-       'pnputil /add-driver pagewise.inf /install'.
+    2. Creates the device if no device with hardware ID Root\Pagewise exists. A
+       root-enumerated device node has to be created by someone, and pnputil cannot:
+       - devgen, which Microsoft now recommends ('devgen /add /bus ROOT /hardwareid
+         Root\Pagewise'; ROOT because the node must survive the reboots Driver Verifier
+         needs, where devgen's default software device would not), then
+         'pnputil /add-driver pagewise.inf /install' binds the driver to it;
+       - or devcon ('devcon install pagewise.inf Root\Pagewise'), for kits without devgen.
+       -DeviceTool chooses; Auto takes devgen when it is found. If the device exists, its
+       driver is updated: 'pnputil /add-driver pagewise.inf /install'.
     3. Verifies that exactly one pagewise device is present and started (Get-PnpDevice
        status OK, problem code 0), shows 'pnputil /enum-devices' for it, checks that the
        pagewise kernel service runs, and, if pagewisectl.exe is found, that the driver
@@ -20,18 +25,29 @@
     The package folder (target\<profile>\pagewise_package). Default: next to the scripts,
     then the repository's target\release and target\debug.
 
+.PARAMETER DeviceTool
+    Auto (default: devgen if found, else devcon), Devgen or Devcon: what creates the device
+    node on a first install.
+
+.PARAMETER DevgenPath
+    devgen.exe, if not on PATH, in the WDK tools folder or next to the scripts.
+
 .PARAMETER DevconPath
-    devcon.exe, if not on PATH, in the WDK Tools folder or next to the scripts.
+    devcon.exe, if not on PATH, in the WDK tools folder or next to the scripts.
 
 .PARAMETER ClientPath
     pagewisectl.exe, for the final check. Optional.
 
 .EXAMPLE
     .\Install.ps1 -PackageDir C:\pagewise\pagewise_package
+.EXAMPLE
+    .\Install.ps1 -DeviceTool Devcon
 #>
 [CmdletBinding()]
 param(
     [string]$PackageDir,
+    [ValidateSet('Auto', 'Devgen', 'Devcon')][string]$DeviceTool = 'Auto',
+    [string]$DevgenPath,
     [string]$DevconPath,
     [string]$ClientPath
 )
@@ -71,14 +87,24 @@ foreach ($cer in $cers) {
 $existing = @(Get-PagewiseDevice)
 if ($existing.Count -eq 0) {
     Write-Step "Creating the root-enumerated device $PagewiseHardwareId"
-    $devcon = Find-Tool -Name 'devcon.exe' -Explicit $DevconPath
-    if ($null -eq $devcon) {
-        throw 'devcon.exe not found: copy it from the WDK (Tools\<version>\x64) next to these scripts or pass -DevconPath.'
+    $tool = Find-DeviceTool -Choice $DeviceTool -DevgenPath $DevgenPath -DevconPath $DevconPath
+    if ($null -eq $tool) {
+        throw "No device tool for -DeviceTool ${DeviceTool}: copy devgen.exe (or devcon.exe) from the WDK's Tools\<version>\x64 folder next to these scripts, or pass -DevgenPath or -DevconPath."
     }
-    # devcon: 0 success, 1 success but a reboot is needed, 2 failure, 3 usage error.
-    $result = Invoke-Native -FilePath $devcon -ArgumentList @('install', $inf, $PagewiseHardwareId) -AllowedExitCodes @(0, 1)
-    if ($result.ExitCode -eq 1) {
-        Write-Warning 'devcon reports that a reboot is needed to finish the installation.'
+    Write-Host "    with $($tool.Name): $($tool.Path)"
+    if ($tool.Name -eq 'devgen') {
+        Invoke-Native -FilePath $tool.Path -ArgumentList @('/add', '/bus', 'ROOT', '/hardwareid', $PagewiseHardwareId) | Out-Null
+        # 3010: installed, reboot needed.
+        $result = Invoke-Native -FilePath 'pnputil.exe' -ArgumentList @('/add-driver', $inf, '/install') -AllowedExitCodes @(0, 3010)
+        if ($result.ExitCode -eq 3010) {
+            Write-Warning 'pnputil reports that a reboot is needed to finish the installation.'
+        }
+    } else {
+        # devcon: 0 success, 1 success but a reboot is needed, 2 failure, 3 usage error.
+        $result = Invoke-Native -FilePath $tool.Path -ArgumentList @('install', $inf, $PagewiseHardwareId) -AllowedExitCodes @(0, 1)
+        if ($result.ExitCode -eq 1) {
+            Write-Warning 'devcon reports that a reboot is needed to finish the installation.'
+        }
     }
 } else {
     Write-Step "Updating the driver of $(@($existing | ForEach-Object { $_.InstanceId }) -join ', ')"

@@ -6,15 +6,23 @@
     Checks, and reports as a table (and as JSON with -OutputDir):
       - the session is elevated;
       - test signing is on for the current boot entry (bcdedit /enum {current});
+      - BitLocker does not protect the system volume while test signing is still to be
+        turned on: BitLocker checks the boot configuration, so changing it makes the next
+        boot ask for the recovery key unless protection is suspended for that restart;
       - Secure Boot is off (with Secure Boot on, Windows ignores testsigning), or the
         firmware is legacy BIOS where Confirm-SecureBootUEFI is not supported;
       - the OS build runs the driver's KMDF version: KMDF 1.33 (the default target)
         needs Windows 11 21H2, build 22000, or later; 1.31 needs Windows 10 2004 (19041);
       - the installed framework (Wdf01000.sys) is at least that KMDF version;
-      - the tools the other scripts use: devcon.exe (required to create the device),
-        pnputil.exe and verifier.exe (in Windows), pwrtest.exe (optional, sleep cycles).
+      - the tools the other scripts use: devgen.exe or devcon.exe (one is required to
+        create the device; -DeviceTool as in Install.ps1), pnputil.exe and verifier.exe (in
+        Windows), pwrtest.exe (optional, sleep cycles). Copy devgen, devcon and pwrtest from
+        the WDK's Tools\<version>\x64 folder next to these scripts.
     Changes nothing unless -EnableTestSigning is given, which runs
-    'bcdedit /set testsigning on' (takes effect after a reboot, which it does not do).
+    'bcdedit /set testsigning on' (takes effect after a reboot, which it does not do). If
+    BitLocker protects the system volume, that needs -SuspendBitLocker too, which suspends
+    protection until the next restart (Suspend-BitLocker -RebootCount 1); BitLocker resumes
+    by itself after that restart, sealed to the new boot configuration.
     Safe to re-run.
 
 .PARAMETER KmdfMinor
@@ -24,11 +32,23 @@
 .PARAMETER PackageDir
     The driver package folder, to read the KMDF version from the INF. Optional.
 
+.PARAMETER DeviceTool
+    Auto (default: devgen if found, else devcon), Devgen or Devcon: which device tool must
+    be present.
+
+.PARAMETER DevgenPath
+    devgen.exe, if it is not on PATH or in the WDK tools folder.
+
 .PARAMETER DevconPath
-    devcon.exe, if it is not on PATH or in the WDK Tools folder.
+    devcon.exe, if it is not on PATH or in the WDK tools folder.
 
 .PARAMETER EnableTestSigning
     Turn test signing on when it is off (needs Secure Boot off, then a reboot).
+
+.PARAMETER SuspendBitLocker
+    With -EnableTestSigning: suspend BitLocker on the system volume until the next restart
+    first, when it protects it. Without it the script refuses to change the boot
+    configuration of a BitLocker-protected system.
 
 .PARAMETER OutputDir
     Write prerequisites.json there.
@@ -36,14 +56,17 @@
 .EXAMPLE
     .\Prerequisites.ps1
 .EXAMPLE
-    .\Prerequisites.ps1 -EnableTestSigning
+    .\Prerequisites.ps1 -EnableTestSigning -SuspendBitLocker
 #>
 [CmdletBinding()]
 param(
     [int]$KmdfMinor = 33,
     [string]$PackageDir,
+    [ValidateSet('Auto', 'Devgen', 'Devcon')][string]$DeviceTool = 'Auto',
+    [string]$DevgenPath,
     [string]$DevconPath,
     [switch]$EnableTestSigning,
+    [switch]$SuspendBitLocker,
     [string]$OutputDir
 )
 
@@ -90,15 +113,26 @@ if ($secureBoot -eq 'on') {
 }
 Add-Check 'secure boot off' $secureBootOk $secureBootDetail
 
+# BitLocker on the system volume. Get-BitLockerVolume needs elevation and the BitLocker
+# module, which some editions lack; either way there is no protection this script can see.
+$bitLocker = 'not available'
+if ($isAdmin -and (Get-Command 'Get-BitLockerVolume' -ErrorAction SilentlyContinue)) {
+    try {
+        $bitLocker = [string](Get-BitLockerVolume -MountPoint $env:SystemDrive -ErrorAction Stop).ProtectionStatus
+    } catch {
+        $bitLocker = "unknown: $($_.Exception.Message)"
+    }
+}
+$bitLockerSuspended = $false
+
 # Test signing, from the current boot entry. The element name is not localised.
 $testSigning = $false
 $bcdDetail = 'not readable without elevation'
 if ($isAdmin) {
-    $bcd = Invoke-Native -FilePath 'bcdedit.exe' -ArgumentList @('/enum', '{current}') -Quiet
-    $line = @($bcd.StdOut | Where-Object { $_ -match '^\s*testsigning\s' }) | Select-Object -First 1
-    if ($null -ne $line) {
-        $testSigning = $line -match '(?i)\s(Yes|On|1)\s*$'
-        $bcdDetail = $line.Trim()
+    $value = Get-BcdCurrentValue -Element 'testsigning'
+    $testSigning = Test-BcdOn $value
+    if ($null -ne $value) {
+        $bcdDetail = "testsigning $value"
     } else {
         $bcdDetail = 'testsigning not set'
     }
@@ -106,11 +140,25 @@ if ($isAdmin) {
         if ($secureBoot -eq 'on') {
             throw 'Turn Secure Boot off first: bcdedit refuses testsigning while it is on.'
         }
+        if ($bitLocker -eq 'On') {
+            if (-not $SuspendBitLocker) {
+                throw "BitLocker protects ${env:SystemDrive}: changing the boot configuration now makes the next boot ask for the recovery key. Re-run with -SuspendBitLocker (or run Suspend-BitLocker -MountPoint $env:SystemDrive -RebootCount 1 yourself) first."
+            }
+            Suspend-BitLocker -MountPoint $env:SystemDrive -RebootCount 1 | Out-Null
+            $bitLockerSuspended = $true
+        }
         Invoke-Native -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'on') | Out-Null
         $bcdDetail = 'turned on now: reboot before installing the driver'
     }
 }
 Add-Check 'test signing' ($testSigning -or $EnableTestSigning.IsPresent) $bcdDetail
+$bitLockerDetail = $bitLocker
+if ($bitLockerSuspended) {
+    $bitLockerDetail = 'suspended until the next restart, for the test signing change'
+} elseif ($bitLocker -eq 'On' -and -not $testSigning) {
+    $bitLockerDetail = 'On: suspend it before turning test signing on (-EnableTestSigning -SuspendBitLocker)'
+}
+Add-Check 'bitlocker' (($bitLocker -ne 'On') -or $testSigning -or $bitLockerSuspended) $bitLockerDetail
 
 # KMDF version the package needs.
 $kmdfSource = 'parameter'
@@ -150,8 +198,11 @@ if (Test-Path -LiteralPath $wdf) {
 }
 
 # Tools.
-$devcon = Find-Tool -Name 'devcon.exe' -Explicit $DevconPath
-Add-Check 'devcon.exe' ($null -ne $devcon) $(if ($devcon) { $devcon } else { 'copy devcon.exe from the WDK (Tools\<ver>\x64) next to these scripts or pass -DevconPath' })
+# Not $deviceTool: PowerShell names ignore case, and that is the -DeviceTool parameter.
+$foundTool = Find-DeviceTool -Choice $DeviceTool -DevgenPath $DevgenPath -DevconPath $DevconPath
+$foundToolDetail = 'copy devgen.exe (or devcon.exe) from the WDK (Tools\<version>\x64) next to these scripts, or pass -DevgenPath / -DevconPath'
+if ($null -ne $foundTool) { $foundToolDetail = "$($foundTool.Name): $($foundTool.Path)" }
+Add-Check "device tool ($DeviceTool)" ($null -ne $foundTool) $foundToolDetail
 $pnputil = Get-Command 'pnputil.exe' -ErrorAction SilentlyContinue
 Add-Check 'pnputil.exe' ($null -ne $pnputil) 'inbox'
 $verifier = Get-Command 'verifier.exe' -ErrorAction SilentlyContinue

@@ -19,8 +19,19 @@
 .PARAMETER ClientPath
     pagewisectl.exe (default: next to the scripts, in the package or target folders, or PATH).
 
+.PARAMETER DeviceTool
+    What creates the device node on a first install: Auto (default: devgen if found, else
+    devcon), Devgen or Devcon. See Install.ps1.
+
+.PARAMETER DevgenPath
+    devgen.exe (default: PATH, the WDK tools folder, next to the scripts).
+
 .PARAMETER DevconPath
-    devcon.exe (default: PATH, WDK Tools, next to the scripts).
+    devcon.exe (default: PATH, the WDK tools folder, next to the scripts).
+
+.PARAMETER BreakOnError
+    KMDF verifier DbgBreakOnError: Auto (default: 1 only when kernel debugging is on), On
+    or Off. See Verifier.ps1.
 
 .PARAMETER Cycles
     S0-idle cycles per round.
@@ -29,7 +40,7 @@
     pwrtest sleep cycles per round (0 skips them).
 
 .PARAMETER OutputDir
-    Where Exercise.ps1 writes its results.
+    Where Exercise.ps1 writes its results (Prerequisites.ps1 adds prerequisites.json).
 
 .PARAMETER Uninstall
     Remove everything after the exercise.
@@ -39,12 +50,17 @@
 
 .EXAMPLE
     .\Run-All.ps1 -PackageDir C:\pagewise\pagewise_package -ClientPath C:\pagewise\pagewisectl.exe
+.EXAMPLE
+    .\Run-All.ps1 -DeviceTool Devcon -BreakOnError Off
 #>
 [CmdletBinding()]
 param(
     [string]$PackageDir,
     [string]$ClientPath,
+    [ValidateSet('Auto', 'Devgen', 'Devcon')][string]$DeviceTool = 'Auto',
+    [string]$DevgenPath,
     [string]$DevconPath,
+    [ValidateSet('Auto', 'On', 'Off')][string]$BreakOnError = 'Auto',
     [ValidateRange(1, 100000)][int]$Cycles = 10,
     [ValidateRange(0, 1000)][int]$SleepCycles = 3,
     [string]$OutputDir,
@@ -58,9 +74,9 @@ $ErrorActionPreference = 'Stop'
 
 try {
     $package = Find-PackageDir -Explicit $PackageDir
-    & (Join-Path $PSScriptRoot 'Prerequisites.ps1') -PackageDir $package -DevconPath $DevconPath
-    & (Join-Path $PSScriptRoot 'Install.ps1') -PackageDir $package -DevconPath $DevconPath -ClientPath $ClientPath
-    $verifier = & (Join-Path $PSScriptRoot 'Verifier.ps1') -Reboot:$Reboot
+    & (Join-Path $PSScriptRoot 'Prerequisites.ps1') -PackageDir $package -OutputDir $OutputDir -DeviceTool $DeviceTool -DevgenPath $DevgenPath -DevconPath $DevconPath
+    & (Join-Path $PSScriptRoot 'Install.ps1') -PackageDir $package -DeviceTool $DeviceTool -DevgenPath $DevgenPath -DevconPath $DevconPath -ClientPath $ClientPath
+    $verifier = & (Join-Path $PSScriptRoot 'Verifier.ps1') -BreakOnError $BreakOnError -Reboot:$Reboot
     if ($verifier.RebootRequired) {
         Write-Host ''
         Write-Host 'Reboot, then run Run-All.ps1 again with the same arguments to continue.' -ForegroundColor Yellow
@@ -71,7 +87,7 @@ try {
     if ($OutputDir) { $exercise['OutputDir'] = $OutputDir }
     & (Join-Path $PSScriptRoot 'Exercise.ps1') @exercise
     if ($Uninstall) {
-        & (Join-Path $PSScriptRoot 'Uninstall.ps1')
+        & (Join-Path $PSScriptRoot 'Uninstall.ps1') -PackageDir $package
     }
 } catch {
     Write-Host "FAILED: $($_.Exception.Message)" -ForegroundColor Red

@@ -12,9 +12,14 @@
        reads 'verifier /querysettings' back and fails if Force IRQL checking is not enabled.
        /standard also enables the DDI compliance checks and WDF verification.
     2. The KMDF verifier, in HKLM\System\CurrentControlSet\Services\pagewise\Parameters\Wdf:
-       VerifierOn = 1 (framework checks of the driver's use of WDF), DbgBreakOnError = 1
-       (break into the kernel debugger on a framework error: attach one, e.g. kdnet, to see
-       it), and VerboseOn = 1 with -WdfVerbose (verbose framework log, !wdflogdump).
+       VerifierOn = 1 (framework checks of the driver's use of WDF), DbgBreakOnError, and
+       VerboseOn = 1 with -WdfVerbose (verbose framework log, !wdflogdump).
+       DbgBreakOnError = 1 makes the framework break into the kernel debugger on an error.
+       Without a debugger attached that break is a bug check, and the run never gets to
+       report anything, so by default (-BreakOnError Auto) the script sets it to 1 only when
+       'bcdedit /enum {current}' shows kernel debugging on, and to 0 otherwise. It writes 0
+       rather than leaving the value out: with VerifierOn set and no DbgBreakOnError value,
+       the framework breaks all the same.
     3. Driver Verifier settings take effect at the next boot. The script says so and stops;
        with -Reboot it asks for confirmation and then restarts. It never reboots unasked.
     Safe to re-run: settings already in place are left alone, and no reboot is requested
@@ -23,15 +28,22 @@
 .PARAMETER WdfVerbose
     Also set VerboseOn = 1.
 
+.PARAMETER BreakOnError
+    Auto (default): DbgBreakOnError = 1 when kernel debugging is on for the current boot
+    entry (bcdedit /debug on, with a debugger to attach), else 0. On or Off forces the value.
+
 .PARAMETER Reboot
     Offer to restart now (asks first).
 
 .EXAMPLE
     .\Verifier.ps1 -Reboot
+.EXAMPLE
+    .\Verifier.ps1 -BreakOnError On
 #>
 [CmdletBinding()]
 param(
     [switch]$WdfVerbose,
+    [ValidateSet('Auto', 'On', 'Off')][string]$BreakOnError = 'Auto',
     [switch]$Reboot
 )
 
@@ -73,7 +85,21 @@ if (-not (Test-Path -LiteralPath "HKLM:\System\CurrentControlSet\Services\$Pagew
 if (-not (Test-Path -LiteralPath $wdfKey)) {
     New-Item -Path $wdfKey -Force | Out-Null
 }
-$values = [ordered]@{ VerifierOn = 1; DbgBreakOnError = 1 }
+$debugging = Test-BcdOn (Get-BcdCurrentValue -Element 'debug')
+if ($BreakOnError -eq 'On') {
+    $breakOnErrorValue = 1
+} elseif ($BreakOnError -eq 'Off') {
+    $breakOnErrorValue = 0
+} elseif ($debugging) {
+    $breakOnErrorValue = 1
+} else {
+    $breakOnErrorValue = 0
+}
+Write-Host "    kernel debugging in the current boot entry: $(if ($debugging) { 'on' } else { 'off' }); DbgBreakOnError = $breakOnErrorValue ($BreakOnError)"
+if ($breakOnErrorValue -eq 1 -and -not $debugging) {
+    Write-Warning 'DbgBreakOnError = 1 without kernel debugging: a framework error will bug-check the VM.'
+}
+$values = [ordered]@{ VerifierOn = 1; DbgBreakOnError = $breakOnErrorValue }
 if ($WdfVerbose) { $values['VerboseOn'] = 1 }
 foreach ($name in $values.Keys) {
     $current = Get-ItemProperty -LiteralPath $wdfKey -Name $name -ErrorAction SilentlyContinue
@@ -103,4 +129,4 @@ if (-not $rebootNeeded) {
         Write-Host 'Restart when ready (Restart-Computer, or re-run with -Reboot), then run Exercise.ps1.'
     }
 }
-[pscustomobject]@{ Changed = $changed; Active = $active; RebootRequired = $rebootNeeded }
+[pscustomobject]@{ Changed = $changed; Active = $active; RebootRequired = $rebootNeeded; DbgBreakOnError = $breakOnErrorValue }

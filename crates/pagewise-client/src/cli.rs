@@ -6,6 +6,7 @@ use crate::error::{EXIT_CODES_HELP, Error, ExitStatus};
 use crate::render::{ConfigView, HoldView, LogView, Output, StatsView, version_view};
 use clap::{Parser, Subcommand};
 use pagewise_ioctl::MAX_HOLD_D0_MS;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 /// Query and exercise the pagewise driver.
@@ -139,6 +140,46 @@ pub fn finish(result: Result<Output, Error>, json: bool) -> Finished {
             }
         }
     }
+}
+
+/// True when `--json` is among the arguments (before a `--`, after the program name).
+///
+/// Used only when the command line did not parse, so it cannot rely on clap: the flag is
+/// global and may stand before or after the subcommand.
+#[must_use]
+pub fn wants_json<I, T>(args: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<OsStr>,
+{
+    args.into_iter()
+        .skip(1)
+        .map_while(|arg| (arg.as_ref() != "--").then(|| arg.as_ref() == "--json"))
+        .any(|is_json| is_json)
+}
+
+/// A command line that did not parse, as `--json` promises it: the `{"error", "exit_code"}`
+/// object on stdout and one line on stderr, like every other error.
+///
+/// Returns `None` when clap should report it itself: without `--json`, and for `--help` and
+/// `--version`, which are answers rather than errors (clap prints them to stdout and exits 0).
+#[must_use]
+pub fn usage_error(error: &clap::Error, json: bool) -> Option<Finished> {
+    if !json || !error.use_stderr() {
+        return None;
+    }
+    // clap renders "error: <what>", then usage and a hint on further lines; the object and
+    // the stderr line carry the first line's message, as `finish` does for other errors.
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).trim();
+    let status = ExitStatus::Usage;
+    let value = serde_json::json!({ "error": message, "exit_code": status.code() });
+    Some(Finished {
+        stdout: format!("{value}\n"),
+        stderr: format!("pagewisectl: {message}\n"),
+        status,
+    })
 }
 
 #[cfg(test)]
@@ -347,6 +388,53 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn json_is_found_on_a_command_line_that_does_not_parse() {
+        assert!(wants_json(["pagewisectl", "hold", "x", "--json"]));
+        assert!(wants_json(["pagewisectl", "--json", "frobnicate"]));
+        assert!(!wants_json(["pagewisectl", "hold", "x"]));
+        // The program name and anything after `--` are not flags.
+        assert!(!wants_json(["--json", "hold"]));
+        assert!(!wants_json(["pagewisectl", "log", "--", "--json"]));
+    }
+
+    #[test]
+    fn usage_errors_with_json_are_the_documented_object() {
+        for bad in [
+            &["hold", "600001", "--json"][..],
+            &["--json", "frobnicate"],
+            &["cycles", "0", "--json"],
+            &["--json"],
+        ] {
+            let err = parse(bad).expect_err("usage error");
+            let out = usage_error(&err, true).expect("a usage error is reported as JSON");
+            assert_eq!(out.status, ExitStatus::Usage, "{bad:?}");
+            let json: serde_json::Value =
+                serde_json::from_str(&out.stdout).expect("one JSON document");
+            let object = json.as_object().expect("an object");
+            assert_eq!(object.len(), 2, "only error and exit_code: {json}");
+            assert_eq!(json["exit_code"], 2, "{bad:?}");
+            let message = json["error"].as_str().expect("error is a string");
+            assert!(
+                !message.is_empty() && !message.starts_with("error:"),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+            assert_eq!(out.stderr, format!("pagewisectl: {message}\n"));
+        }
+        let err = parse(&["hold", "600001", "--json"]).expect_err("usage error");
+        let out = usage_error(&err, true).expect("reported");
+        assert!(
+            out.stdout.contains("600001"),
+            "names the bad value: {}",
+            out.stdout
+        );
+        // Without --json clap reports it; --help is an answer, not an error.
+        assert!(usage_error(&err, false).is_none());
+        let help = parse(&["--help", "--json"]).expect_err("help");
+        assert!(usage_error(&help, true).is_none());
     }
 
     #[test]

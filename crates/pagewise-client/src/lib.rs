@@ -18,5 +18,5 @@ pub mod os;
 #[cfg(test)]
 mod sim;
 
-pub use cli::{Cli, Command, Finished, execute, finish};
+pub use cli::{Cli, Command, Finished, execute, finish, usage_error, wants_json};
 pub use error::{Error, ExitStatus};
