@@ -509,16 +509,17 @@ impl Graph<'_> {
         match f.residency {
             Residency::Resident => Serves::Yes,
             Residency::Pageable if self.policy.lock_of(f.section).is_some() => match mode {
-                Mode::PowerDown | Mode::PowerUp { strict: true } => Serves::Yes,
-                Mode::Dispatch => Serves::WhileLocked,
+                Mode::PowerDown => Serves::Yes,
+                Mode::Dispatch | Mode::PowerUp { strict: true } => Serves::WhileLocked,
                 Mode::PowerUp { strict: false } => Serves::No,
             },
             Residency::Pageable | Residency::Discardable => Serves::No,
         }
     }
 
-    /// PC009: `f`, in a section the driver locks, is reached at `DISPATCH_LEVEL`.
-    fn while_locked(&self, root: &Root, chain: Vec<Link>, f: usize) -> Violation {
+    /// PC009 (PC008 on the return to D0): `f`, in a section the driver locks, serves `root`
+    /// only while it is locked.
+    fn while_locked(&self, root: &Root, mode: Mode, chain: Vec<Link>, f: usize) -> Violation {
         let func = &self.functions.list[f];
         let section = &self.image.sections[func.section].name;
         let lock = self
@@ -531,12 +532,20 @@ impl Graph<'_> {
             .iter()
             .map(|&u| self.code_place(u))
             .collect();
+        let (rule, safe) = if mode == Mode::Dispatch {
+            (Rule::LockedSection, "safe only while it is locked")
+        } else {
+            (
+                Rule::SlowResume,
+                "resume waits for the paging disk whenever it is not locked",
+            )
+        };
         Violation {
-            rule: Rule::LockedSection,
+            rule,
             level: Level::Warning,
             message: format!(
                 "`{}` ({}) reaches `{}` in `{section}`, a section the driver locks (MmLockPagableCodeSection at \
-                 {lock}; unlocked at {}): safe only while it is locked",
+                 {lock}; unlocked at {}): {safe}",
                 self.functions.list[root.function].name,
                 self.describe(root),
                 func.name,
@@ -677,11 +686,12 @@ impl Graph<'_> {
         }
     }
 
-    /// Check 2 (and PC005, PC008): breadth-first from every root whose code must stay in memory
+    /// Check 2 (and PC005, PC008, PC009): breadth-first from every root whose code must stay in memory
     /// (dispatch, power-up, and power-down while the driver can be power-nonpageable) through
     /// the code that serves it; the first function on each path that cannot is a finding,
     /// reported with the shortest chain.
     #[must_use]
+    #[allow(clippy::too_many_lines)]
     pub fn reachability(&self, roots: &[Root], fail_on_unresolved: bool) -> GraphFindings {
         let n = self.functions.len();
         let mut findings = GraphFindings {
@@ -702,6 +712,7 @@ impl Graph<'_> {
             if self.serving(mode, rf) == Serves::WhileLocked {
                 findings.violations.push(self.while_locked(
                     root,
+                    mode,
                     vec![self.link(root.function, None)],
                     root.function,
                 ));
@@ -805,11 +816,9 @@ impl Graph<'_> {
                         chain.push(self.link(target, None));
                         findings
                             .violations
-                            .push(self.while_locked(root, chain, target));
+                            .push(self.while_locked(root, mode, chain, target));
                     }
-                    if serving != Serves::No {
-                        queue.push_back(target);
-                    } else {
+                    if serving == Serves::No {
                         let mut chain = self.chain(&parent, f, Some(edge.site));
                         chain.push(self.link(target, None));
                         let mut v = self.reach_violation(
@@ -830,6 +839,8 @@ impl Graph<'_> {
                                 .push_str(" through an indirect call that may reach that path");
                         }
                         findings.violations.push(v);
+                    } else {
+                        queue.push_back(target);
                     }
                 }
             }

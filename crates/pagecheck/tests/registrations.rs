@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{chain_symbols, errors, inferred, run};
+use common::{chain_symbols, inferred, run};
 use pagecheck::checks::{Level, Rule};
 use pagecheck::roots::Origin;
 use serde_json::Value;
@@ -591,15 +591,24 @@ fn a_power_down_function_in_the_d0_entry_field_is_a_finding() {
     let image =
         pe_fixtures::rust_with_features("rust_registrations", &["slot_bypass"]).expect("build");
     let report = common::analyze(&image, &[]);
-    let errors = errors(&report);
-    let mut rules: Vec<Rule> = errors.iter().map(|v| v.rule).collect();
-    rules.sort();
+    // The role record disagrees with the slot (an error), and the return to D0 now runs from
+    // PAGEPWR, which is in memory only while the driver locks it (a slow-resume warning).
+    let mut rules: Vec<(Rule, Level)> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule, v.level))
+        .collect();
+    rules.sort_by_key(|(r, _)| *r);
     assert_eq!(
         rules,
-        [Rule::ResidentRootNotResident, Rule::DeclaredRoleMismatch],
-        "{errors:#?}"
+        [
+            (Rule::DeclaredRoleMismatch, Level::Error),
+            (Rule::SlowResume, Level::Warning)
+        ],
+        "{:#?}",
+        report.violations
     );
-    for v in &errors {
+    for v in &report.violations {
         assert!(
             v.chain
                 .iter()
@@ -619,7 +628,6 @@ fn a_power_down_function_in_the_d0_entry_field_is_a_finding() {
             v.message
         );
     }
-    assert!(report.violations.iter().all(|v| v.level == Level::Error));
     assert_eq!(run([&image.image]).code, 1);
 }
 
