@@ -223,7 +223,7 @@ fn paged_code_calling_init_and_resident_code_keeping_init_address() {
     );
 }
 
-/// The roots of the indirect_call fixtures, as command-line arguments after the image.
+/// The roots of the `indirect_call` fixtures, as command-line arguments after the image.
 fn indirect_args(image: &pe_fixtures::Image, extra: &[&str]) -> Vec<String> {
     let mut args = vec![image.image.display().to_string()];
     for root in ["power-up=EvtDeviceD0Entry", "dispatch=EvtIoDeviceControl"] {
