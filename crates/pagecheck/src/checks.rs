@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::decode::{CallGraph, EdgeKind, Held};
 use crate::functions::{Function, Functions};
 use crate::image::{self, Image, Residency};
+use crate::pdb::{Lines, SourceLine};
 use crate::registration::{Policy, Registrations};
 use crate::roots::{Origin, Root};
 
@@ -179,6 +180,9 @@ pub struct Link {
     /// The name as the PDB stores it, when it differs from `symbol` (a mangled Rust name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mangled: Option<String>,
+    /// The source line of the site (or of the function's first instruction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceLine>,
 }
 
 /// One finding.
@@ -322,6 +326,10 @@ pub struct Graph<'a> {
     pub held: &'a HashMap<usize, Vec<Held>>,
     /// What an indirect call may reach.
     pub indirect: &'a IndirectTargets,
+    /// The PDB's line tables.
+    pub lines: &'a Lines,
+    /// What source paths are reported relative to.
+    pub source_root: Option<&'a std::path::Path>,
 }
 
 /// The functions an indirect call in the image may reach: those in its Control Flow Guard
@@ -472,6 +480,9 @@ impl Graph<'_> {
             section: self.image.sections[f.section].name.clone(),
             site,
             mangled: (f.raw != f.name).then(|| f.raw.clone()),
+            source: self
+                .lines
+                .at(site.unwrap_or(f.start), f.start, self.source_root),
         }
     }
 
@@ -482,6 +493,7 @@ impl Graph<'_> {
             section: self.section_name(rva),
             site: None,
             mangled: None,
+            source: self.lines.at(rva, rva, self.source_root),
         }
     }
 
@@ -1163,7 +1175,14 @@ impl Graph<'_> {
                     self.functions.list[t].name
                 ),
                 chain: vec![
-                    Link { symbol: format!("<data at {}>", self.place(slot)), rva: slot, section: sec.name.clone(), site: Some(slot), mangled: None },
+                    Link {
+                        symbol: format!("<data at {}>", self.place(slot)),
+                        rva: slot,
+                        section: sec.name.clone(),
+                        site: Some(slot),
+                        mangled: None,
+                        source: None,
+                    },
                     self.link(t, None),
                 ],
             });

@@ -262,6 +262,7 @@ mod tests {
             0x1080,
         );
         let symbols = Symbols {
+            lines: crate::pdb::Lines::default(),
             symbols: vec![Symbol {
                 rva: 0x1000,
                 len: None,

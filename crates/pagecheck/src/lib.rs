@@ -13,6 +13,7 @@ pub mod frame;
 pub mod functions;
 pub mod image;
 pub mod kmdf;
+pub mod locate;
 pub mod locks;
 pub mod pdb;
 pub mod registration;
@@ -67,6 +68,8 @@ pub struct Options {
     pub deny_warnings: bool,
     /// Do not check the calls made while a spin lock is held ([`locks`]).
     pub no_lock_roots: bool,
+    /// Source paths under this directory are reported relative to it (SARIF's `%SRCROOT%`).
+    pub source_root: Option<PathBuf>,
 }
 
 /// A root as reported.
@@ -324,6 +327,8 @@ pub fn analyze(
         policy: &policy,
         held: &held,
         indirect: &indirect,
+        lines: &symbols.lines,
+        source_root: options.source_root.as_deref(),
     };
 
     let mut violations = checks::section_rules(image);

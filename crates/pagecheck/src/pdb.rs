@@ -4,6 +4,7 @@
 //! Reader: `pdb2`, the maintained fork of the `pdb` crate (`pdb` 0.8 has had no release
 //! since 2022; `pdb2` carries its fixes and is what `pdb-addr2line` and samply build on).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,91 @@ pub struct Symbol {
 pub struct Symbols {
     /// All symbols with an RVA, sorted by RVA then kind.
     pub symbols: Vec<Symbol>,
+    /// The line tables of every module.
+    pub lines: Lines,
+}
+
+/// A place in the source, as the PDB records it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SourceLine {
+    /// The file: relative to the source root when it lies under it (`/` separated), else as
+    /// the PDB names it.
+    pub file: String,
+    /// True when `file` is relative to the source root.
+    #[serde(skip)]
+    pub relative: bool,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, when the PDB has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+/// The line tables of a PDB: which source line each code address comes from.
+#[derive(Debug, Default)]
+pub struct Lines {
+    /// `(start, file, line, column)` sorted by start: each runs to the next one. (The lengths
+    /// pdb2 computes are not used: they are wrong across blocks of different files.)
+    entries: Vec<(u32, u32, u32, u32)>,
+    /// File names, by index.
+    files: Vec<String>,
+}
+
+/// Line numbers the compilers write for code with no line of its own.
+const HIDDEN_LINES: [u32; 2] = [0x00fe_efee, 0x00f0_0f00];
+
+impl Lines {
+    /// True when the PDB has no line information.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The source line of the code at `rva` in the function that starts at `function`, with
+    /// file names made relative to `root` when they lie under it. `None` when the function has
+    /// no line before `rva` (a line of the previous function does not count).
+    #[must_use]
+    pub fn at(&self, rva: u32, function: u32, root: Option<&Path>) -> Option<SourceLine> {
+        let i = self.entries.partition_point(|e| e.0 <= rva).checked_sub(1)?;
+        let (start, file, line, column) = self.entries[i];
+        if start < function {
+            return None;
+        }
+        let recorded = self.files.get(file as usize)?;
+        let (file, relative) = relative_to(recorded, root);
+        Some(SourceLine {
+            file,
+            relative,
+            line,
+            column: (column != 0).then_some(column),
+        })
+    }
+}
+
+/// `path` relative to `root` (both with either separator; drive letters compared without
+/// case), or `path` itself when it is not under `root`.
+#[must_use]
+pub fn relative_to(path: &str, root: Option<&Path>) -> (String, bool) {
+    let normal = path.replace('\\', "/");
+    let Some(root) = root else {
+        return (normal, false);
+    };
+    let root = root.to_string_lossy().replace('\\', "/");
+    let root = root.trim_end_matches('/');
+    let windows = normal.as_bytes().get(1) == Some(&b':');
+    let under = if windows {
+        normal.len() > root.len() && normal[..root.len()].eq_ignore_ascii_case(root)
+    } else {
+        normal.starts_with(root)
+    };
+    if !root.is_empty() && under && normal.as_bytes().get(root.len()) == Some(&b'/') {
+        (normal[root.len() + 1..].to_owned(), true)
+    } else if !normal.starts_with('/') && !windows {
+        // Already relative (a compiler run from the workspace root).
+        (normal, true)
+    } else {
+        (normal, false)
+    }
 }
 
 /// Demangles a Rust symbol (legacy `_ZN` or v0 `_R`) without the hash suffix; other names
@@ -151,11 +237,18 @@ impl Symbols {
             }
         }
 
+        // No string table: no line information (a PDB written without it still has symbols).
+        let strings = pdb.string_table().ok();
+        let mut lines = Lines::default();
+        let mut file_ids: HashMap<String, u32> = HashMap::new();
         let mut modules = dbi.modules().map_err(|e| pdb_err(path, &e))?;
         while let Some(module) = modules.next().map_err(|e| pdb_err(path, &e))? {
             let Some(info) = pdb.module_info(&module).map_err(|e| pdb_err(path, &e))? else {
                 continue;
             };
+            if let Some(strings) = &strings {
+                read_lines(&info, strings, &address_map, &mut lines, &mut file_ids);
+            }
             let mut iter = info.symbols().map_err(|e| pdb_err(path, &e))?;
             while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
                 let Ok(data) = symbol.parse() else { continue };
@@ -180,7 +273,9 @@ impl Symbols {
             }
         }
         symbols.sort_by_key(|a| (a.rva, a.kind));
-        Ok(Symbols { symbols })
+        lines.entries.sort_unstable();
+        lines.entries.dedup_by_key(|e| e.0);
+        Ok(Symbols { symbols, lines })
     }
 
     /// Finds a symbol by raw or readable name. A Rust path matches with or without the
@@ -197,6 +292,41 @@ impl Symbols {
                     .iter()
                     .find(|s| s.raw == name || s.name == name)
             })
+    }
+}
+
+/// Adds a module's line program to `lines`. A module whose lines cannot be read only loses
+/// its source lines: findings still name functions and image offsets.
+fn read_lines(
+    info: &pdb2::ModuleInfo<'_>,
+    strings: &pdb2::StringTable<'_>,
+    address_map: &pdb2::AddressMap<'_>,
+    lines: &mut Lines,
+    file_ids: &mut HashMap<String, u32>,
+) {
+    let Ok(program) = info.line_program() else {
+        return;
+    };
+    let mut iter = program.lines();
+    while let Ok(Some(line)) = iter.next() {
+        if HIDDEN_LINES.contains(&line.line_start) || line.line_start == 0 {
+            continue;
+        }
+        let Some(rva) = line.offset.to_rva(address_map) else {
+            continue;
+        };
+        let Ok(file) = program.get_file_info(line.file_index) else {
+            continue;
+        };
+        let Ok(name) = file.name.to_string_lossy(strings) else {
+            continue;
+        };
+        let next = u32::try_from(lines.files.len()).unwrap_or(u32::MAX);
+        let id = *file_ids.entry(name.into_owned()).or_insert_with_key(|name| {
+            lines.files.push(name.clone());
+            next
+        });
+        lines.entries.push((rva.0, id, line.line_start, line.column_start.unwrap_or(0)));
     }
 }
 

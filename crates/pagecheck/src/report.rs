@@ -10,9 +10,6 @@ use crate::{Report, SectionReport};
 /// How many resident-slack functions the text form lists.
 pub const TEXT_SLACK_ROWS: usize = 20;
 
-fn link_text(link: &Link, image_rva_of_section: impl Fn(&Link) -> String) -> String {
-    format!("{} ({})", link.symbol, image_rva_of_section(link))
-}
 
 /// `section+0xoff` of a link's function, relative to the section start when known.
 fn where_of(sections: &[SectionReport], section: &str, rva: u32) -> String {
@@ -73,36 +70,65 @@ fn roots_lines(report: &Report, out: &mut String) {
     }
 }
 
-/// The text form: one compiler-style diagnostic per violation, then the footprint and the
-/// largest resident-slack functions.
+/// How the text form is written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextOptions {
+    /// ANSI colours for the severity labels and arrows.
+    pub color: bool,
+    /// Only the findings and the summary line.
+    pub quiet: bool,
+}
+
+/// `text` in the ANSI colour `code` when `on`.
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One link of a chain, rustc style: `  --> file:line:column in symbol (section+0xoffset)`, or
+/// without a source line, `  --> symbol (section+0xoffset)`. The offset is the call site when
+/// the link has one, else the function's start.
+fn link_line(sections: &[SectionReport], link: &Link, color: bool) -> String {
+    let at = where_of(sections, &link.section, link.site.unwrap_or(link.rva));
+    let arrow = paint(color, "1;34", "-->");
+    match &link.source {
+        Some(source) => {
+            let column = source.column.map_or_else(String::new, |c| format!(":{c}"));
+            format!(
+                "  {arrow} {}:{}{column} in {} ({at})",
+                source.file, source.line, link.symbol
+            )
+        }
+        None => format!("  {arrow} {} ({at})", link.symbol),
+    }
+}
+
+/// The text form: one compiler-style diagnostic per violation, each link of its chain on a
+/// line of its own with its source line, then the footprint, the largest resident-slack
+/// functions, where the roots came from, and a summary line.
 #[must_use]
-pub fn text(report: &Report) -> String {
+pub fn text(report: &Report, options: &TextOptions) -> String {
     let sections = &report.sections;
+    let color = options.color;
     let mut out = String::new();
     for v in &report.violations {
         let level = match v.level {
-            Level::Error => "error",
-            Level::Warning => "warning",
+            Level::Error => paint(color, "1;31", "error"),
+            Level::Warning => paint(color, "1;33", "warning"),
         };
         let _ = writeln!(out, "{level}[{}]: {}", v.rule.id(), v.message);
-        if !v.chain.is_empty() {
-            let chain: Vec<String> = v
-                .chain
-                .iter()
-                .map(|l| link_text(l, |l| where_of(sections, &l.section, l.rva)))
-                .collect();
-            let _ = writeln!(out, " --> chain: {}", chain.join(" -> "));
-            let sites: Vec<String> = v
-                .chain
-                .iter()
-                .filter_map(|l| l.site.map(|s| where_of(sections, &l.section, s)))
-                .collect();
-            if !sites.is_empty() {
-                let _ = writeln!(out, "  = at: {}", sites.join(", "));
-            }
+        for link in &v.chain {
+            let _ = writeln!(out, "{}", link_line(sections, link, color));
         }
         let _ = writeln!(out, "  = rule: {} ({})", v.rule.name(), v.rule.id());
         out.push('\n');
+    }
+    if options.quiet {
+        summary_line(report, &mut out);
+        return out;
     }
     let f = &report.footprint;
     let _ = writeln!(
@@ -159,8 +185,14 @@ pub fn text(report: &Report) -> String {
     }
     roots_lines(report, &mut out);
     for warning in &report.warnings {
-        let _ = writeln!(out, "warning: {warning}");
+        let _ = writeln!(out, "{}: {warning}", paint(color, "1;33", "warning"));
     }
+    summary_line(report, &mut out);
+    out
+}
+
+/// `pagecheck: N error(s), N warning(s); ...`.
+fn summary_line(report: &Report, out: &mut String) {
     let _ = writeln!(
         out,
         "pagecheck: {} error(s), {} warning(s); {} roots, {} functions, {} code bytes, {} unresolved indirect transfers",
@@ -171,7 +203,6 @@ pub fn text(report: &Report) -> String {
         report.summary.code_bytes,
         report.unresolved.len()
     );
-    out
 }
 
 /// The JSON form: the [`Report`] itself.
@@ -211,6 +242,7 @@ fn result(uri: &str, v: &Violation) -> Value {
         section: String::new(),
         site: None,
         mangled: None,
+        source: None,
     });
     let mut location = json!({ "physicalLocation": physical(uri, &anchor) });
     if !v.chain.is_empty() {
