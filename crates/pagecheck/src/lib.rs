@@ -176,6 +176,11 @@ pub struct Report {
     /// Whether warnings fail the check.
     #[serde(skip)]
     pub deny_warnings: bool,
+    /// The image's preferred base address.
+    pub image_base: u64,
+    /// What source paths are relative to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_root: Option<String>,
 }
 
 /// [`registration::Policy`] as reported.
@@ -366,6 +371,11 @@ pub fn analyze(
         policy: policy_report,
         warnings: image.warnings.clone(),
         deny_warnings: options.deny_warnings,
+        image_base: image.image_base,
+        source_root: options
+            .source_root
+            .as_ref()
+            .map(|p| p.display().to_string()),
         sections: image
             .sections
             .iter()

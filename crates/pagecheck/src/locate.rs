@@ -79,20 +79,28 @@ pub fn find(query: &Query) -> Result<Located, Error> {
 /// Where a build leaves the image, most specific first: the cargo-make package folder, then
 /// the linker output renamed to `.sys`, then the linker output itself.
 #[must_use]
-pub fn candidates(target_dir: &Path, target: Option<&str>, profile: &str, name: &str) -> Vec<PathBuf> {
+pub fn candidates(
+    target_dir: &Path,
+    target: Option<&str>,
+    profile: &str,
+    name: &str,
+) -> Vec<PathBuf> {
     // Cargo names the output directory of the `dev` profile `debug`.
     let profile_dir = if profile == "dev" { "debug" } else { profile };
-    let mut dirs = Vec::new();
-    match target {
-        Some(triple) => dirs.push(target_dir.join(triple).join(profile_dir)),
-        None => {
-            dirs.push(target_dir.join(profile_dir));
-            dirs.push(target_dir.join(DRIVER_TARGET).join(profile_dir));
-        }
-    }
+    let dirs = if let Some(triple) = target {
+        vec![target_dir.join(triple).join(profile_dir)]
+    } else {
+        vec![
+            target_dir.join(profile_dir),
+            target_dir.join(DRIVER_TARGET).join(profile_dir),
+        ]
+    };
     let mut out = Vec::new();
     for dir in dirs {
-        out.push(dir.join(format!("{name}_package")).join(format!("{name}.sys")));
+        out.push(
+            dir.join(format!("{name}_package"))
+                .join(format!("{name}.sys")),
+        );
         out.push(dir.join(format!("{name}.sys")));
         out.push(dir.join(format!("{name}.dll")));
     }
@@ -154,7 +162,9 @@ fn select_package<'m>(metadata: &'m Value, query: &Query) -> Result<&'m Value, E
     let drivers: Vec<&Value> = packages.iter().filter(|p| builds_cdylib(p)).collect();
     match drivers.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::new("no package in this workspace builds a driver (a cdylib)")),
+        [] => Err(Error::new(
+            "no package in this workspace builds a driver (a cdylib)",
+        )),
         many => Err(Error::new(format!(
             "several packages build a driver ({}): choose one with -p",
             many.iter()
@@ -189,21 +199,26 @@ fn builds_cdylib(package: &Value) -> bool {
     })
 }
 
-/// The file name the package's library is linked as (`-` becomes `_`).
+/// The file name the package's driver is linked as: its `cdylib` target's name, `-` become `_`.
 fn library_name(package: &Value) -> Result<String, Error> {
     let name = package["name"].as_str().unwrap_or("?");
     package["targets"]
         .as_array()
         .and_then(|targets| {
             targets.iter().find(|t| {
-                t["kind"]
+                t["crate_types"]
                     .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "cdylib" || k == "lib"))
+                    .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
             })
         })
         .and_then(|t| t["name"].as_str())
         .map(|n| n.replace('-', "_"))
-        .ok_or_else(|| Error::new(format!("package `{name}` builds no library, so no driver")))
+        .ok_or_else(|| {
+            Error::new(format!(
+                "package `{name}` builds no driver (no cdylib target): run in the driver's package, pass -p, or \
+                 pass the image's path"
+            ))
+        })
 }
 
 /// The default source root when an image is named: the outermost directory above the current
@@ -249,8 +264,16 @@ mod tests {
             c[3],
             PathBuf::from("/t/x86_64-pc-windows-msvc/debug/pagewise_package/pagewise.sys")
         );
-        let c = candidates(Path::new("/t"), Some("aarch64-pc-windows-msvc"), "release", "d");
+        let c = candidates(
+            Path::new("/t"),
+            Some("aarch64-pc-windows-msvc"),
+            "release",
+            "d",
+        );
         assert_eq!(c.len(), 3);
-        assert_eq!(c[0], PathBuf::from("/t/aarch64-pc-windows-msvc/release/d_package/d.sys"));
+        assert_eq!(
+            c[0],
+            PathBuf::from("/t/aarch64-pc-windows-msvc/release/d_package/d.sys")
+        );
     }
 }

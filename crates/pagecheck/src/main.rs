@@ -86,19 +86,41 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     source_root: Option<PathBuf>,
     /// Without IMAGE: the package's Cargo.toml.
-    #[arg(long, value_name = "PATH", help_heading = "Package selection (without IMAGE)")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Package selection (without IMAGE)"
+    )]
     manifest_path: Option<PathBuf>,
     /// Without IMAGE: the package whose driver to check.
-    #[arg(long, short = 'p', value_name = "SPEC", help_heading = "Package selection (without IMAGE)")]
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "SPEC",
+        help_heading = "Package selection (without IMAGE)"
+    )]
     package: Option<String>,
     /// Without IMAGE: the release build (the `release` profile).
-    #[arg(long, short = 'r', conflicts_with = "profile", help_heading = "Package selection (without IMAGE)")]
+    #[arg(
+        long,
+        short = 'r',
+        conflicts_with = "profile",
+        help_heading = "Package selection (without IMAGE)"
+    )]
     release: bool,
     /// Without IMAGE: the build of this profile.
-    #[arg(long, value_name = "NAME", help_heading = "Package selection (without IMAGE)")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Package selection (without IMAGE)"
+    )]
     profile: Option<String>,
     /// Without IMAGE: the build for this target triple.
-    #[arg(long, value_name = "TRIPLE", help_heading = "Package selection (without IMAGE)")]
+    #[arg(
+        long,
+        value_name = "TRIPLE",
+        help_heading = "Package selection (without IMAGE)"
+    )]
     target: Option<String>,
 }
 
@@ -180,8 +202,9 @@ fn run(cli: Cli) -> Result<bool, pagecheck::Error> {
         Format::Sarif => report::sarif(&report),
     };
     if let Some(path) = &cli.output {
-        std::fs::write(path, format!("{out}\n"))
-            .map_err(|e| pagecheck::Error::new(format!("{}: cannot write the report: {e}", path.display())))?;
+        std::fs::write(path, format!("{out}\n")).map_err(|e| {
+            pagecheck::Error::new(format!("{}: cannot write the report: {e}", path.display()))
+        })?;
     } else {
         // Not println!: a closed pipe (`| head`) must not turn into a panic. Failing to print
         // the report is not bad input either; the exit status still tells the verdict.

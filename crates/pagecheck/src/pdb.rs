@@ -89,7 +89,10 @@ impl Lines {
     /// no line before `rva` (a line of the previous function does not count).
     #[must_use]
     pub fn at(&self, rva: u32, function: u32, root: Option<&Path>) -> Option<SourceLine> {
-        let i = self.entries.partition_point(|e| e.0 <= rva).checked_sub(1)?;
+        let i = self
+            .entries
+            .partition_point(|e| e.0 <= rva)
+            .checked_sub(1)?;
         let (start, file, line, column) = self.entries[i];
         if start < function {
             return None;
@@ -322,11 +325,15 @@ fn read_lines(
             continue;
         };
         let next = u32::try_from(lines.files.len()).unwrap_or(u32::MAX);
-        let id = *file_ids.entry(name.into_owned()).or_insert_with_key(|name| {
-            lines.files.push(name.clone());
-            next
-        });
-        lines.entries.push((rva.0, id, line.line_start, line.column_start.unwrap_or(0)));
+        let id = *file_ids
+            .entry(name.into_owned())
+            .or_insert_with_key(|name| {
+                lines.files.push(name.clone());
+                next
+            });
+        lines
+            .entries
+            .push((rva.0, id, line.line_start, line.column_start.unwrap_or(0)));
     }
 }
 

@@ -10,7 +10,6 @@ use crate::{Report, SectionReport};
 /// How many resident-slack functions the text form lists.
 pub const TEXT_SLACK_ROWS: usize = 20;
 
-
 /// `section+0xoff` of a link's function, relative to the section start when known.
 fn where_of(sections: &[SectionReport], section: &str, rva: u32) -> String {
     match sections.iter().find(|s| s.name == section) {
@@ -226,34 +225,75 @@ fn logical(link: &Link) -> Value {
     location
 }
 
-fn physical(uri: &str, link: &Link) -> Value {
-    // A binary artifact: the region is the function (or site) address as a byte offset
-    // into the image's memory layout; startLine 1 keeps viewers that want a line happy.
-    json!({
-        "artifactLocation": { "uri": uri },
-        "region": { "startLine": 1, "byteOffset": link.site.unwrap_or(link.rva) },
-    })
+/// What a SARIF location is written relative to.
+struct Artifacts<'r> {
+    /// The image, as a URI (relative to `%SRCROOT%` when under it).
+    image: (String, bool),
+    /// The image's preferred base, to give addresses as the debugger shows them.
+    image_base: u64,
+    sections: &'r [SectionReport],
 }
 
-fn result(uri: &str, v: &Violation) -> Value {
-    let anchor = v.chain.last().cloned().unwrap_or(Link {
-        symbol: uri.to_owned(),
-        rva: 0,
-        section: String::new(),
-        site: None,
-        mangled: None,
-        source: None,
-    });
-    let mut location = json!({ "physicalLocation": physical(uri, &anchor) });
-    if !v.chain.is_empty() {
-        location["logicalLocations"] = json!([logical(&anchor)]);
+/// An artifact location: relative paths are against `%SRCROOT%`.
+fn artifact(uri: &str, relative: bool) -> Value {
+    if relative {
+        json!({ "uri": percent_encode(uri), "uriBaseId": "SRCROOT" })
+    } else {
+        json!({ "uri": file_uri(uri) })
     }
+}
+
+/// The physical location of a link: its source line when the PDB has one, else the image;
+/// always with the binary position as an address (never as a byte offset, which would claim
+/// a file offset).
+fn physical(artifacts: &Artifacts<'_>, link: &Link) -> Value {
+    let at = link.site.unwrap_or(link.rva);
+    let mut location = match &link.source {
+        Some(source) => {
+            let mut region = json!({ "startLine": source.line });
+            if let Some(column) = source.column {
+                region["startColumn"] = json!(column);
+            }
+            json!({ "artifactLocation": artifact(&source.file, source.relative), "region": region })
+        }
+        None => json!({ "artifactLocation": artifact(&artifacts.image.0, artifacts.image.1) }),
+    };
+    location["address"] = json!({
+        "absoluteAddress": artifacts.image_base.wrapping_add(u64::from(at)),
+        "kind": if link.site.is_some() { "instruction" } else { "function" },
+        "name": where_of(artifacts.sections, &link.section, at),
+        "fullyQualifiedName": format!("{}+{:#x}", link.symbol, at.wrapping_sub(link.rva)),
+    });
+    location
+}
+
+/// The link a result is about: the last one with a call site (the offending call), else the
+/// last one.
+fn primary(chain: &[Link]) -> Option<&Link> {
+    chain
+        .iter()
+        .rev()
+        .find(|l| l.site.is_some())
+        .or_else(|| chain.last())
+}
+
+fn result(artifacts: &Artifacts<'_>, v: &Violation) -> Value {
+    let location = match primary(&v.chain) {
+        Some(anchor) => json!({
+            "physicalLocation": physical(artifacts, anchor),
+            "logicalLocations": [logical(anchor)],
+        }),
+        None => json!({
+            "physicalLocation": { "artifactLocation": artifact(&artifacts.image.0, artifacts.image.1) },
+        }),
+    };
     let mut result = json!({
         "ruleId": v.rule.id(),
         "ruleIndex": Rule::ALL.iter().position(|r| *r == v.rule).unwrap_or(0),
         "level": match v.level { Level::Error => "error", Level::Warning => "warning" },
         "message": { "text": v.message },
         "locations": [location],
+        // Names, not addresses or lines: stable across rebuilds that do not change the finding.
         "partialFingerprints": {
             "pagecheckChain/v1": v.chain.iter().map(|l| l.symbol.as_str()).collect::<Vec<_>>().join(">")
                 + "|" + v.rule.id(),
@@ -266,7 +306,7 @@ fn result(uri: &str, v: &Violation) -> Value {
             .map(|l| {
                 json!({
                     "location": {
-                        "physicalLocation": physical(uri, l),
+                        "physicalLocation": physical(artifacts, l),
                         "logicalLocations": [logical(l)],
                         "message": { "text": format!("{} in {}", l.symbol, l.section) },
                     }
@@ -278,10 +318,67 @@ fn result(uri: &str, v: &Violation) -> Value {
     result
 }
 
-/// The SARIF 2.1.0 form for GitHub code scanning.
+/// Microsoft's page for what each rule enforces.
+fn help_uri(rule: Rule) -> &'static str {
+    match rule {
+        Rule::SectionFlags | Rule::InitUseAfterDiscard => {
+            "https://learn.microsoft.com/en-us/windows-hardware/drivers/kernel/making-drivers-pageable"
+        }
+        Rule::SlowResume => {
+            "https://learn.microsoft.com/en-us/windows-hardware/drivers/wdf/a-device-returns-to-its-working-state"
+        }
+        Rule::LockedSection => {
+            "https://learn.microsoft.com/en-us/windows-hardware/drivers/kernel/locking-pageable-code-or-data"
+        }
+        Rule::ResidentReachesPageable
+        | Rule::ResidentRootNotResident
+        | Rule::UnresolvedIndirect
+        | Rule::DeclaredRoleMismatch
+        | Rule::UnreadableRegistration => {
+            "https://learn.microsoft.com/en-us/windows-hardware/drivers/wdf/creating-pageable-code-in-a-kmdf-driver"
+        }
+    }
+}
+
+/// A path as a `file://` URI.
+fn file_uri(path: &str) -> String {
+    let encoded = percent_encode(path);
+    if encoded.starts_with('/') {
+        format!("file://{encoded}")
+    } else {
+        // A Windows path (`C:/...`) or one relative to where pagecheck ran.
+        format!("file:///{encoded}")
+    }
+}
+
+/// Escapes what may not appear in a URI path (RFC 3986 unreserved characters, `/` and `:`
+/// stay).
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The SARIF 2.1.0 form for GitHub code scanning: each result at the source line of the
+/// offending call (relative to `%SRCROOT%`), the chain as a code flow, the image position as an
+/// address.
 #[must_use]
 pub fn sarif(report: &Report) -> String {
-    let uri = report.image.replace('\\', "/");
+    let image = crate::pdb::relative_to(
+        &report.image,
+        report.source_root.as_deref().map(std::path::Path::new),
+    );
+    let artifacts = Artifacts {
+        image,
+        image_base: report.image_base,
+        sections: &report.sections,
+    };
     let rules: Vec<Value> = Rule::ALL
         .iter()
         .map(|r| {
@@ -291,26 +388,46 @@ pub fn sarif(report: &Report) -> String {
                 "shortDescription": { "text": r.name() },
                 "fullDescription": { "text": r.description() },
                 "help": { "text": r.description() },
+                "helpUri": help_uri(*r),
                 "defaultConfiguration": {
                     "level": if r.is_warning() { "warning" } else { "error" }
                 },
             })
         })
         .collect();
-    let results: Vec<Value> = report.violations.iter().map(|v| result(&uri, v)).collect();
+    let results: Vec<Value> = report
+        .violations
+        .iter()
+        .map(|v| result(&artifacts, v))
+        .collect();
+    let mut driver = json!({
+        "name": "cargo-pagecheck",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
+    });
+    // The project's address, when the package declares one.
+    let repository = env!("CARGO_PKG_REPOSITORY");
+    if !repository.is_empty() {
+        driver["informationUri"] = json!(repository);
+    }
+    let mut run = json!({
+        "tool": { "driver": driver },
+        "artifacts": [{ "location": artifact(&artifacts.image.0, artifacts.image.1) }],
+        "results": results,
+    });
+    if let Some(root) = &report.source_root {
+        let root = root.replace('\\', "/");
+        let root = if root.ends_with('/') {
+            root
+        } else {
+            format!("{root}/")
+        };
+        run["originalUriBaseIds"] = json!({ "SRCROOT": { "uri": file_uri(&root) } });
+    }
     let doc = json!({
         "version": "2.1.0",
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "cargo-pagecheck",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/",
-                "rules": rules,
-            }},
-            "artifacts": [{ "location": { "uri": uri } }],
-            "results": results,
-        }],
+        "runs": [run],
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

@@ -394,15 +394,13 @@ fn sarif_output_has_the_fields_code_scanning_requires() {
             .expect("text")
             .contains("EvtDeviceD0Entry")
     );
+    // The primary location is the offending call: in ApplyDefaults, at its source line.
     let loc = &r["locations"][0];
     assert_eq!(
         loc["physicalLocation"]["artifactLocation"]["uri"],
-        image.image.display().to_string()
+        "crates/pagecheck/tests/fixtures/c/deep_chain.c"
     );
-    assert_eq!(
-        loc["logicalLocations"][0]["name"],
-        "ReadDefaultsFromRegistry"
-    );
+    assert_eq!(loc["logicalLocations"][0]["name"], "ApplyDefaults");
     let flow = r["codeFlows"][0]["threadFlows"][0]["locations"]
         .as_array()
         .expect("thread flow");

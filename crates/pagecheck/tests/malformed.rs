@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_bad_input, run, scratch};
+use common::{assert_bad_input, assert_usage_error, run, scratch};
 
 #[test]
 fn missing_and_empty_and_non_pe_files() {
@@ -169,7 +169,7 @@ fn unknown_root_symbol_and_bad_root_spec() {
         line.contains("unknown root symbol `NoSuchFunction`"),
         "{line}"
     );
-    let line = assert_bad_input(
+    let usage = assert_usage_error(
         &run([
             clean.image.as_os_str(),
             "--root".as_ref(),
@@ -177,18 +177,38 @@ fn unknown_root_symbol_and_bad_root_spec() {
         ]),
         "bad role",
     );
-    assert!(line.contains("unknown role"), "{line}");
+    assert!(usage.contains("unknown role `wake`"), "{usage}");
 }
 
 #[test]
-fn usage_errors_exit_2_with_one_line() {
-    assert_bad_input(&run::<[&str; 0], &str>([]), "no arguments");
-    assert_bad_input(&run(["pagecheck"]), "cargo subcommand, no image");
-    assert_bad_input(&run(["x.sys", "--format", "xml"]), "bad format");
-    assert_bad_input(&run(["x.sys", "--no-such-flag"]), "unknown flag");
+fn usage_errors_show_clap_s_whole_message() {
+    let usage = assert_usage_error(&run(["x.sys", "--format", "xml"]), "bad format");
+    assert!(
+        usage.contains("[possible values: text, json, sarif]"),
+        "{usage}"
+    );
+    let usage = assert_usage_error(&run(["x.sys", "--no-such-flag"]), "unknown flag");
+    assert!(usage.contains("--no-such-flag"), "{usage}");
+    assert!(usage.contains("Usage: cargo pagecheck"), "{usage}");
     let help = run(["pagecheck", "--help"]);
     assert_eq!(help.code, 0);
-    assert!(help.stdout.contains("--fail-on-unresolved"));
+    for part in [
+        "--fail-on-unresolved",
+        "--deny",
+        "Exit status:",
+        "  2  the check could not be made",
+    ] {
+        assert!(help.stdout.contains(part), "{part}: {}", help.stdout);
+    }
+}
+
+#[test]
+fn without_an_image_outside_a_driver_package_says_what_to_do() {
+    // Run in this crate: a package, but not a driver.
+    for args in [&[][..], &["pagecheck"][..]] {
+        let line = assert_bad_input(&run(args), "no image");
+        assert!(line.contains("builds no driver"), "{line}");
+    }
 }
 
 #[test]

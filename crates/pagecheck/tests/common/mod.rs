@@ -19,8 +19,18 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    run_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs the built binary with `args` in the directory `dir`.
+pub fn run_in<I, S>(dir: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-pagecheck"))
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("run cargo-pagecheck");
     Run {
@@ -58,6 +68,25 @@ pub fn assert_bad_input(run: &Run, what: &str) -> String {
         lines[0]
     );
     lines[0].to_owned()
+}
+
+/// Asserts a usage error: exit 2, clap's whole message on stderr (what is wrong, and the way
+/// to `--help`), nothing on stdout, no panic. Returns stderr.
+pub fn assert_usage_error(run: &Run, what: &str) -> String {
+    assert_eq!(run.code, 2, "{what}: exit code; stderr: {}", run.stderr);
+    assert!(
+        run.stdout.is_empty(),
+        "{what}: stdout not empty: {}",
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("panicked"),
+        "{what}: panic: {}",
+        run.stderr
+    );
+    assert!(run.stderr.starts_with("error: "), "{what}: {}", run.stderr);
+    assert!(run.stderr.contains("--help"), "{what}: {}", run.stderr);
+    run.stderr.clone()
 }
 
 /// Builds a C fixture.
