@@ -46,6 +46,8 @@ Exit status:
 
 /// Proves on a linked x64 KMDF driver and its PDB that no resident code calls into pageable
 /// (PAGE*) or discarded (INIT) code, from the callbacks the image registers with the framework.
+// Command-line switches: independent flags by nature.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Parser)]
 #[command(name = "cargo-pagecheck", bin_name = "cargo pagecheck", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -153,21 +155,20 @@ fn main() -> ExitCode {
 
 /// Runs the check; `Ok(true)` when a finding fails it.
 fn run(cli: Cli) -> Result<bool, pagecheck::Error> {
-    let (image, workspace_root) = match cli.image {
-        Some(image) => (image, None),
-        None => {
-            let located = locate::find(&locate::Query {
-                manifest_path: cli.manifest_path,
-                package: cli.package,
-                profile: if cli.release {
-                    Some("release".to_owned())
-                } else {
-                    cli.profile
-                },
-                target: cli.target,
-            })?;
-            (located.image, Some(located.workspace_root))
-        }
+    let (image, workspace_root) = if let Some(image) = cli.image {
+        (image, None)
+    } else {
+        let located = locate::find(&locate::Query {
+            manifest_path: cli.manifest_path,
+            package: cli.package,
+            profile: if cli.release {
+                Some("release".to_owned())
+            } else {
+                cli.profile
+            },
+            target: cli.target,
+        })?;
+        (located.image, Some(located.workspace_root))
     };
     let options = Options {
         pdb: cli.pdb,
