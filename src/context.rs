@@ -31,7 +31,9 @@ pub struct DeviceContext {
     /// Everything the driver decides and records. Only touched inside
     /// [`DeviceContext::with_state`].
     state: UnsafeCell<DeviceState>,
-    /// The `MmLockPagableCodeSection` handle of the power-down section, or null. Only
+    /// The handle `MmLockPagableCodeSection` returned for the power-down section, null
+    /// until the first lock. Kept after an unlock: it stays valid while the image is
+    /// loaded, and later locks go through `MmLockPagableSectionByHandle` with it. Only
     /// the PnP-serialised `PASSIVE_LEVEL` callbacks touch it (`EvtDriverDeviceAdd`,
     /// `EvtDeviceUsageNotificationEx`, device cleanup): the framework never runs two of
     /// them at once for one device, so it needs no lock of its own.

@@ -414,17 +414,25 @@ pub(crate) unsafe extern "C" fn evt_device_prepare_hardware(
 /// `EvtDeviceReleaseHardware`: the device has left D0 for good (stop or removal), a
 /// pageable point outside transitions, so pending counters are written here.
 ///
-/// `PASSIVE_LEVEL`, removal only: `PAGE`.
+/// `PASSIVE_LEVEL`, removal only: `PAGE`. `WdfWorkItemFlush` needs `PASSIVE_LEVEL` and
+/// must not run from the work item itself, which holds here.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     device: WDFDEVICE,
     _resources_translated: WDFCMRESLIST,
 ) -> NTSTATUS {
     // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) }
-        // The device has left its last power transition: not an NP point.
-        && let Some(counters) = context.with_state(|state| state.take_persist(false))
-    {
+    let Some(context) = (unsafe { DeviceContext::get(device) }) else {
+        return STATUS_SUCCESS;
+    };
+    // A work item still writing holds the one write the portable state allows at a time,
+    // and the take below would then get nothing: the final counts would be lost. Wait
+    // for it first. A work item queued after this point is not possible: only the
+    // power-up callbacks queue it, and the device has left D0 for good.
+    // SAFETY: the work item is a live child of this device; we are not in its callback.
+    unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
+    // The device has left its last power transition: written whatever its pageability.
+    if let Some(counters) = context.with_state(DeviceState::take_persist_at_release) {
         let written = write_counters(device, counters);
         context.with_state(|state| state.persist_done(written));
     }
@@ -448,11 +456,11 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVIC
             np: crate::power::device_state_is_np(device),
             status: STATUS_SUCCESS,
         };
-        let pending = context.with_state(|state| {
+        let wanted = context.with_state(|state| {
             state.on_self_managed_io_init(&transition);
-            state.persist_pending()
+            state.persist_wanted()
         });
-        if pending {
+        if wanted {
             // The work item writes once the device is out of the start-up transition.
             // SAFETY: the work item is a live child of this device.
             unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };

@@ -7,11 +7,13 @@
 //! - Leaving D0 (`EvtDeviceSelfManagedIoSuspend`, `EvtDeviceD0Exit`): `PAGEPWR`,
 //!   `#[paged(power_down)]`. Pageable while the device is power-pageable (the paging
 //!   device is then guaranteed to be in D0 during our transitions); locked in memory
-//!   with `MmLockPagableCodeSection` while it is not, because then they may run after
-//!   the paging device has powered down.
+//!   while it is not, because then they may run after the paging device has powered
+//!   down. A device with special-file support keeps it locked from device add on:
+//!   KMDF makes it nonpageable before `EvtDeviceUsageNotificationEx` runs
+//!   (`pagewise_core::pageability` has the reasoning).
 //! - `EvtDeviceUsageNotificationEx`: `PAGE`. It runs at `PASSIVE_LEVEL` outside power
-//!   transitions; it locks or unlocks the power-down section as the device enters or
-//!   leaves a paging, hibernation or dump path.
+//!   transitions; it counts the paging, hibernation and dump paths the device is on,
+//!   which decide whether the registry may be written between transitions.
 //!
 //! Each callback logs itself in the transition ring: start time, IRQL, the power state
 //! argument and `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`.
@@ -107,12 +109,12 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDE
     // SAFETY: called by the framework for this device.
     if let Some(context) = unsafe { DeviceContext::get(device) } {
         let transition = finish(probe, 0, STATUS_SUCCESS);
-        let pending = context.with_state(|state| {
+        let wanted = context.with_state(|state| {
             // The time to working is in the statistics; nothing to do with it here.
             let _time_to_working = state.on_self_managed_io_restart(&transition);
-            state.persist_pending()
+            state.persist_wanted()
         });
-        if pending {
+        if wanted {
             // SAFETY: the work item is a live child of this device.
             unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
         }
@@ -162,9 +164,10 @@ pub(crate) unsafe extern "C" fn evt_device_d0_exit(
 }
 
 /// `EvtDeviceUsageNotificationEx`: the device enters or leaves a paging, hibernation or
-/// dump path. Entering one makes KMDF run the device's transitions in NP states, so the
-/// power-down section must be locked before the next one; leaving the last one of a
-/// device chosen pageable unlocks it.
+/// dump path. On one, KMDF runs the device's transitions in NP states and the driver
+/// defers registry writes. The power-down section is locked already (special-file
+/// support locks it at device add); the lock action is for a notification KMDF should
+/// not have delivered, which the portable state still handles safely.
 ///
 /// `PASSIVE_LEVEL`, outside power transitions: `PAGE`. `MmLockPagableCodeSection`
 /// needs `<= APC_LEVEL`, which holds here.
@@ -193,12 +196,13 @@ pub(crate) unsafe extern "C" fn evt_device_usage_notification_ex(
     decision.status
 }
 
-/// Executes a [`LockAction`] of the portable pageability state machine, which issues
-/// `Lock` only when unlocked and `Unlock` only when locked, so handles pair up.
+/// Executes a [`LockAction`] of the portable pageability state machine, which locks only
+/// when unlocked, unlocks only when locked, and asks for the lookup by address only once,
+/// so lock and unlock calls pair up and `handle` is set before it is used.
 ///
-/// `PASSIVE_LEVEL` (`MmLockPagableCodeSection` and `MmUnlockPagableImageSection` need
-/// `<= APC_LEVEL`); called from `EvtDriverDeviceAdd`, `EvtDeviceUsageNotificationEx` and
-/// device cleanup, all pageable: `PAGE`.
+/// `PASSIVE_LEVEL` (`MmLockPagableCodeSection`, `MmLockPagableSectionByHandle` and
+/// `MmUnlockPagableImageSection` need `<= APC_LEVEL`); called from `EvtDriverDeviceAdd`,
+/// `EvtDeviceUsageNotificationEx` and device cleanup, all pageable: `PAGE`.
 ///
 /// # Safety
 ///
@@ -207,27 +211,36 @@ pub(crate) unsafe extern "C" fn evt_device_usage_notification_ex(
 pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockAction) {
     // SAFETY: forwarded from the caller.
     let handle = unsafe { context.power_down_handle() };
+    // SAFETY: the callers are serialised (see `power_down_handle`), so this is the only
+    // access to the handle while it runs.
+    let kept = unsafe { *handle };
     match action {
         LockAction::None => {}
         LockAction::Lock => {
-            // SAFETY: the callers are serialised; see `power_down_handle`.
-            unsafe {
-                debug_assert!((*handle).is_null(), "power-down section locked twice");
-                *handle = lock_power_down_section();
+            debug_assert!(kept.is_null(), "power-down section looked up twice");
+            // SAFETY: as above. The handle stays valid while the image is loaded, so it
+            // is kept for every later lock and unlock.
+            unsafe { *handle = lock_power_down_section() };
+        }
+        LockAction::Relock => {
+            if !kept.is_null() {
+                // SAFETY: `kept` came from MmLockPagableDataSection on this image, and the
+                // portable state relocks only an unlocked section.
+                unsafe { wdk_sys::ntddk::MmLockPagableSectionByHandle(kept) };
             }
         }
         LockAction::Unlock => {
-            // SAFETY: as above.
-            let taken = unsafe { core::mem::take(&mut *handle) };
-            if !taken.is_null() {
-                // SAFETY: `taken` came from MmLockPagableDataSection and is released once.
-                unsafe { wdk_sys::ntddk::MmUnlockPagableImageSection(taken) };
+            if !kept.is_null() {
+                // SAFETY: `kept` came from MmLockPagableDataSection, and the portable
+                // state unlocks only a locked section, once per lock.
+                unsafe { wdk_sys::ntddk::MmUnlockPagableImageSection(kept) };
             }
         }
     }
 }
 
-/// Locks the whole `PAGEPWR` section in memory and returns the handle.
+/// Locks the whole `PAGEPWR` section in memory and returns its handle: the first lock
+/// only, later ones go through `MmLockPagableSectionByHandle`.
 ///
 /// `MmLockPagableCodeSection` is a macro in `wdm.h` that expands to
 /// `MmLockPagableDataSection` (one kernel export serves both), so that is the binding

@@ -19,8 +19,9 @@
 //! | `EvtDeviceSelfManagedIoSuspend` | [`DeviceState::on_self_managed_io_suspend`] |
 //! | `EvtDeviceD0Exit` | [`DeviceState::on_d0_exit`] → counters to write now, if any |
 //! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action |
-//! | end of Restart/Init, if [`DeviceState::persist_pending`] | enqueue the persist work item |
-//! | persist `EvtWorkItem` (or another pageable point) | [`DeviceState::take_persist`] / [`DeviceState::persist_done`] |
+//! | end of Restart/Init, if [`DeviceState::persist_wanted`] | enqueue the persist work item |
+//! | persist `EvtWorkItem` | [`DeviceState::take_persist_in_work_item`] / [`DeviceState::persist_done`] |
+//! | `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` | [`DeviceState::take_persist_at_release`] / [`DeviceState::persist_done`] |
 //! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`DeviceState::answer`] |
 //! | HOLD_D0 on the power-managed queue | [`DeviceState::hold_request`] |
 //! | hold `EvtTimerFunc` | [`DeviceState::hold_timer_fired`] |
@@ -111,6 +112,8 @@ impl DeviceState {
         self.settings = settings;
         self.pageability
             .set_choice(settings.power_pageable, settings.reason);
+        self.pageability
+            .set_special_file_support(settings.special_file_support);
         self.stats.set_persisted(stored.d0_entries, stored.d0_exits);
         self.persist.load(stored);
         self.placements = *placements;
@@ -159,9 +162,12 @@ impl DeviceState {
         });
     }
 
-    /// `EvtDeviceD0Entry(PreviousState)`: counts it, logs it, starts the time-to-working
-    /// measurement at `t.start_100ns`. Never writes the registry (that would lengthen
-    /// resume); the new counts wait for a pageable point.
+    /// `EvtDeviceD0Entry(PreviousState)`: counts it, logs it, and when it is a resume
+    /// (see [`PowerDeviceState::is_resume_from`]) starts the time-to-working measurement
+    /// at `t.start_100ns`. A start from `D3Final`, the first or one after a `PnP` stop,
+    /// is not measured even though KMDF ends the latter with
+    /// `EvtDeviceSelfManagedIoRestart` too. Never writes the registry (that would
+    /// lengthen resume); the new counts wait for a pageable point.
     pub fn on_d0_entry(&mut self, t: &Transition) {
         self.push_log(
             CallbackId::D0Entry,
@@ -171,7 +177,11 @@ impl DeviceState {
         );
         if nt_success(t.status) {
             self.stats.d0_entry();
-            self.resume.d0_entry(t.start_100ns);
+            if PowerDeviceState::is_resume_from(t.power_state) {
+                self.resume.d0_entry(t.start_100ns);
+            } else {
+                self.resume.cancel();
+            }
             self.record_counters();
         }
     }
@@ -214,21 +224,36 @@ impl DeviceState {
             .take(t.np || self.pageability.effective_nonpageable())
     }
 
-    /// True when counters wait for a pageable point. The FFI checks it at the end of
-    /// `EvtDeviceSelfManagedIoRestart` and `EvtDeviceSelfManagedIoInit` (the device and
-    /// the system are working again, so the paging path is up) and then enqueues the
-    /// persist work item, which calls [`DeviceState::take_persist`].
+    /// True when the persist work item should be queued: counters wait for a pageable
+    /// point and the device is not effectively nonpageable, so the work item will be
+    /// allowed to write them. The FFI asks at the end of `EvtDeviceSelfManagedIoRestart`
+    /// and `EvtDeviceSelfManagedIoInit` (the device and the system are working again).
+    ///
+    /// The answer comes from state the driver owns, not from
+    /// `WdfDeviceGetDevicePowerState`, whose value KMDF defines only inside `PnP` and
+    /// power callbacks and which, during a start, passes through `D0Starting` states
+    /// that have no NP bit even on a power-nonpageable device. A power-nonpageable
+    /// device (or one on a special-file path) never queues the work item: its counters
+    /// wait for `EvtDeviceReleaseHardware`, or for the next pageable point once it has
+    /// left the path.
     #[must_use]
-    pub const fn persist_pending(&self) -> bool {
-        self.persist.is_pending()
+    pub fn persist_wanted(&self) -> bool {
+        self.persist.is_pending() && !self.pageability.effective_nonpageable()
     }
 
-    /// A passive-level point outside power transitions (the persist work item,
-    /// `EvtDeviceReleaseHardware`): the counters to write now, if any are pending and `np`
-    /// is false. `np` is the caller's `WdfDevStateIsNP` of the device's power state; a
-    /// point refused for it counts as a deferred write, like a refused `D0Exit`.
-    pub fn take_persist(&mut self, np: bool) -> Option<PersistedCounters> {
-        self.persist.take(np)
+    /// The persist work item: the counters to write now, or `None` when nothing is
+    /// pending, a write is in flight, or the device became effectively nonpageable since
+    /// the item was queued (a refusal that counts as a deferred write).
+    pub fn take_persist_in_work_item(&mut self) -> Option<PersistedCounters> {
+        self.persist.take(self.pageability.effective_nonpageable())
+    }
+
+    /// `EvtDeviceReleaseHardware`: the last pageable point of the device, after its last
+    /// power transition, so the counters are written whatever the pageability. The FFI
+    /// calls it after `WdfWorkItemFlush`: while the work item's own write is in flight,
+    /// this returns `None` (one write at a time), and the final counts would be lost.
+    pub fn take_persist_at_release(&mut self) -> Option<PersistedCounters> {
+        self.persist.take(false)
     }
 
     /// The registry write of counters handed out by [`DeviceState::on_d0_exit`] or
@@ -378,11 +403,28 @@ mod tests {
     #[repr(C, align(8))]
     struct Out([u8; 4096]);
 
+    /// A device without special-file support (its section is locked only while it is
+    /// effectively nonpageable); [`created_with_special_files`] for one with it.
     fn created(power_pageable: u32, stored: PersistedCounters) -> (DeviceState, LockAction) {
+        created_with(power_pageable, 0, stored)
+    }
+
+    fn created_with_special_files(
+        power_pageable: u32,
+        stored: PersistedCounters,
+    ) -> (DeviceState, LockAction) {
+        created_with(power_pageable, 1, stored)
+    }
+
+    fn created_with(
+        power_pageable: u32,
+        special_file_support: u32,
+        stored: PersistedCounters,
+    ) -> (DeviceState, LockAction) {
         let settings = Settings::from_raw(RawSettings {
             power_pageable: Some(power_pageable),
             idle_timeout_ms: Some(2_000),
-            special_file_support: None,
+            special_file_support: Some(special_file_support),
         });
         let mut state = DeviceState::new();
         let action = state.on_device_created(settings, stored, &Placements::new());
@@ -426,7 +468,10 @@ mod tests {
         s.on_self_managed_io_suspend(&at(1_000, 1_001, 0, true));
         assert_eq!(s.on_d0_exit(&at(1_010, 1_020, D3, true)), None);
         assert_eq!(s.stats().deferred_writes, 1);
-        assert!(s.persist_pending());
+        assert!(
+            !s.persist_wanted(),
+            "a nonpageable device never queues the work item"
+        );
         // Resume: D0Entry from D3, Restart: one sample, from D0Entry start to Restart end.
         s.on_d0_entry(&at(5_000, 5_100, D3, true));
         assert_eq!(
@@ -440,16 +485,15 @@ mod tests {
             (10, 9)
         );
         assert_eq!(stats.last_resume_100ns, 700);
-        // A work item that finds the device in an NP state writes nothing and counts
-        // the refusal as deferred; a pageable point writes the latest lifetime counts.
+        // Nothing queues the work item; if it ran anyway it would write nothing and count
+        // the refusal as deferred. EvtDeviceReleaseHardware writes the latest counts.
+        assert!(!s.persist_wanted());
         let deferred = s.stats().deferred_writes;
-        assert_eq!(s.take_persist(true), None);
+        assert_eq!(s.take_persist_in_work_item(), None);
         assert_eq!(s.stats().deferred_writes, deferred + 1);
-        assert!(s.persist_pending());
-        assert_eq!(s.take_persist(false), Some(counters(12, 10)));
+        assert_eq!(s.take_persist_at_release(), Some(counters(12, 10)));
         s.persist_done(true);
-        assert!(!s.persist_pending());
-        assert_eq!(s.take_persist(false), None);
+        assert_eq!(s.take_persist_at_release(), None);
         assert_eq!(s.stats().persisted_writes, 1);
 
         let config = s.config();
@@ -503,36 +547,122 @@ mod tests {
 
     #[test]
     fn pageable_device_persists_at_d0_exit_unless_on_a_special_path() {
-        let (mut s, action) = created(1, counters(0, 0));
-        assert_eq!(action, LockAction::None);
+        let (mut s, action) = created_with_special_files(1, counters(0, 0));
+        assert_eq!(
+            action,
+            LockAction::Lock,
+            "special files possible: locked now"
+        );
         s.on_d0_entry(&at(0, 1, D3_FINAL, false));
         s.on_self_managed_io_init(&at(2, 3, 0, false));
+        assert!(
+            s.persist_wanted(),
+            "the first start's counts go out at once"
+        );
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(1, 0)));
+        s.persist_done(true);
         assert_eq!(s.on_d0_exit(&at(10, 11, D3, false)), Some(counters(1, 1)));
         s.persist_done(true);
         let flags = s.log().get(0).expect("entry").flags;
-        assert_eq!(flags, transition_flag::POWER_PAGEABLE);
+        assert_eq!(
+            flags,
+            transition_flag::POWER_PAGEABLE | transition_flag::POWER_DOWN_LOCKED
+        );
 
-        // Now a paging file lands on the device: it locks and behaves NP.
+        // Now a paging file lands on the device: it behaves NP; the lock is already held.
         let d = s.on_usage_notification(PAGING, true);
-        assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::Lock));
+        assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::None));
         assert_eq!(s.config().special_files, special_file::PAGING);
         s.on_d0_entry(&at(100, 101, D3, true));
         s.on_self_managed_io_restart(&at(102, 103, 0, true));
+        assert!(!s.persist_wanted(), "no work item while on the path");
         // Even if the FFI's NP test said false, the device on a paging path defers.
         assert_eq!(s.on_d0_exit(&at(200, 201, D3, false)), None);
         assert_eq!(s.stats().deferred_writes, 1);
         let d = s.on_usage_notification(PAGING, false);
-        assert_eq!(d.action, LockAction::Unlock);
-        assert_eq!(s.take_persist(false), Some(counters(2, 2)));
+        assert_eq!(d.action, LockAction::None, "locked until cleanup");
+        assert!(
+            s.persist_wanted(),
+            "off the path: the next restart queues it"
+        );
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(2, 2)));
         s.persist_done(false);
         assert_eq!(
-            s.take_persist(false),
+            s.take_persist_in_work_item(),
             Some(counters(2, 2)),
             "retried after a failure"
         );
         s.persist_done(true);
         let cleanup = s.on_cleanup();
-        assert_eq!(cleanup.lock, LockAction::None);
+        assert_eq!(cleanup.lock, LockAction::Unlock);
+    }
+
+    #[test]
+    fn a_work_item_queued_before_a_path_arrives_writes_nothing() {
+        let (mut s, _) = created(1, counters(0, 0));
+        s.on_d0_entry(&at(0, 1, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(2, 3, 0, false));
+        assert!(s.persist_wanted());
+        // The item is queued; a paging file arrives before it runs.
+        let d = s.on_usage_notification(PAGING, true);
+        assert_eq!(d.action, LockAction::Lock);
+        assert_eq!(s.take_persist_in_work_item(), None);
+        assert_eq!(s.stats().deferred_writes, 1);
+        // At removal the counts go out regardless.
+        assert_eq!(s.take_persist_at_release(), Some(counters(1, 0)));
+    }
+
+    /// `EvtDeviceReleaseHardware` flushes the work item before its own write: while the
+    /// item's write is in flight, the final take gets nothing, and the counts of the last
+    /// `D0Exit` would never reach the registry.
+    #[test]
+    fn release_hardware_writes_the_final_counts_once_the_work_item_finished() {
+        let (mut s, _) = created(1, counters(0, 0));
+        s.on_d0_entry(&at(0, 1, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(2, 3, 0, false));
+        let in_flight = s.take_persist_in_work_item();
+        assert_eq!(in_flight, Some(counters(1, 0)));
+        // Removal: the last D0Exit (target D3Final) in an NP state defers its counts.
+        assert_eq!(s.on_d0_exit(&at(10, 11, D3_FINAL, true)), None);
+        assert_eq!(
+            s.take_persist_at_release(),
+            None,
+            "without the flush: the final counts are refused while the item writes"
+        );
+        // With the flush, the item has completed first.
+        s.persist_done(true);
+        assert_eq!(s.take_persist_at_release(), Some(counters(1, 1)));
+        s.persist_done(true);
+        assert_eq!(s.stats().persisted_writes, 2);
+    }
+
+    #[test]
+    fn a_pnp_stop_and_start_is_not_a_resume() {
+        let (mut s, _) = created(1, counters(0, 0));
+        // First start.
+        s.on_d0_entry(&at(0, 10, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(20, 30, 0, false));
+        // PnP stop (rebalance, devcon restart): suspend, D0Exit to D3Final, then the
+        // start: D0Entry from D3Final and, because self-managed I/O was initialised
+        // before, Restart rather than Init.
+        s.on_self_managed_io_suspend(&at(100, 101, 0, false));
+        let _ = s.on_d0_exit(&at(110, 111, D3_FINAL, false));
+        s.on_d0_entry(&at(1_000, 1_010, D3_FINAL, false));
+        assert_eq!(
+            s.on_self_managed_io_restart(&at(1_020, 1_030, 0, false)),
+            None
+        );
+        assert_eq!(s.stats().resumes, 0);
+        // A real resume after it is measured.
+        s.on_self_managed_io_suspend(&at(2_000, 2_001, 0, false));
+        let _ = s.on_d0_exit(&at(2_010, 2_011, D3, false));
+        s.on_d0_entry(&at(3_000, 3_010, D3, false));
+        assert_eq!(
+            s.on_self_managed_io_restart(&at(3_020, 3_100, 0, false)),
+            Some(100)
+        );
+        let stats = s.stats();
+        assert_eq!((stats.resumes, stats.d0_entries), (1, 3));
     }
 
     #[test]
@@ -653,7 +783,10 @@ mod tests {
         );
         assert_eq!(config.reason, PageabilityReason::Default as u32);
         assert_eq!(config.power_pageable, 1);
-        assert_eq!(config.power_down_locked, 0);
+        assert_eq!(
+            config.power_down_locked, 1,
+            "the default enables special files, which locks the section at device add"
+        );
     }
 
     #[test]
