@@ -16,25 +16,23 @@ use pagewise_core::settings::{
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
 use pagewise_macros::paged;
-use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
     _DEVICE_POWER_STATE, _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE,
     _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
     _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
     PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
-    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_PNPPOWER_EVENT_CALLBACKS,
-    WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFDRIVER, WDFKEY, WDFOBJECT,
-    WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM, call_unsafe_wdf_function_binding,
+    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
+    WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
+    call_unsafe_wdf_function_binding,
 };
 
+use crate::callbacks;
 use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
-use crate::persist::{evt_persist_work_item, write_counters};
-use crate::power::{
-    apply_lock_action, evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
-    evt_device_self_managed_io_suspend, evt_device_usage_notification_ex,
-};
-use crate::queue::{create_queues, evt_hold_timer, release_hold};
+use crate::persist::write_counters;
+use crate::power::apply_lock_action;
+use crate::queue::{create_queues, release_hold};
 use crate::selfcheck::check_placements;
 use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
 
@@ -121,53 +119,6 @@ fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounter
     (raw, stored)
 }
 
-/// The Plug and Play and power callbacks, each registered through the slot that checks its
-/// placement at compile time.
-///
-/// `PASSIVE_LEVEL`, from `EvtDriverDeviceAdd`: `PAGE`.
-#[paged]
-fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
-    // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
-    WDF_PNPPOWER_EVENT_CALLBACKS {
-        Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
-        EvtDeviceD0Entry: Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_entry>()),
-        EvtDeviceD0Exit: Some(register::<slot::EvtDeviceD0Exit, evt_device_d0_exit>()),
-        EvtDevicePrepareHardware: Some(register::<
-            slot::EvtDevicePrepareHardware,
-            evt_device_prepare_hardware,
-        >()),
-        EvtDeviceReleaseHardware: Some(register::<
-            slot::EvtDeviceReleaseHardware,
-            evt_device_release_hardware,
-        >()),
-        EvtDeviceSelfManagedIoInit: Some(register::<
-            slot::EvtDeviceSelfManagedIoInit,
-            evt_device_self_managed_io_init,
-        >()),
-        EvtDeviceSelfManagedIoRestart: Some(register::<
-            slot::EvtDeviceSelfManagedIoRestart,
-            evt_device_self_managed_io_restart,
-        >()),
-        EvtDeviceSelfManagedIoSuspend: Some(register::<
-            slot::EvtDeviceSelfManagedIoSuspend,
-            evt_device_self_managed_io_suspend,
-        >()),
-        EvtDeviceSelfManagedIoFlush: Some(register::<
-            slot::EvtDeviceSelfManagedIoFlush,
-            evt_device_self_managed_io_flush,
-        >()),
-        EvtDeviceSelfManagedIoCleanup: Some(register::<
-            slot::EvtDeviceSelfManagedIoCleanup,
-            evt_device_self_managed_io_cleanup,
-        >()),
-        EvtDeviceUsageNotificationEx: Some(register::<
-            slot::EvtDeviceUsageNotificationEx,
-            evt_device_usage_notification_ex,
-        >()),
-        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
-    }
-}
-
 /// `EvtDriverDeviceAdd`: reads the settings, chooses power pageability, creates the
 /// device with its context, queues, timer and work item, runs the self-check, locks the
 /// power-down section if the device is power-nonpageable, then [`configure_device`].
@@ -197,22 +148,24 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerNotPageable, device_init) };
     }
 
-    let mut callbacks = pnp_power_callbacks();
+    // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
+    let mut pnp_power = callbacks::pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    });
     // SAFETY: `device_init` is ours; the framework copies the structure.
     unsafe {
         call_unsafe_wdf_function_binding!(
             WdfDeviceInitSetPnpPowerEventCallbacks,
             device_init,
-            &raw mut callbacks,
+            &raw mut pnp_power,
         );
     }
 
-    let mut attributes = object_attributes();
-    attributes.ContextTypeInfo = DEVICE_CONTEXT_TYPE.get();
-    attributes.EvtCleanupCallback = Some(register::<
-        slot::EvtDeviceContextCleanup,
-        evt_device_context_cleanup,
-    >());
+    let mut attributes = callbacks::device_attributes(WDF_OBJECT_ATTRIBUTES {
+        ContextTypeInfo: DEVICE_CONTEXT_TYPE.get(),
+        ..object_attributes()
+    });
     let mut device: WDFDEVICE = core::ptr::null_mut();
     // SAFETY: on success the framework takes `device_init` and sets it to null; the
     // other pointers are locals.
@@ -353,14 +306,13 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
     // WDF_TIMER_CONFIG_INIT(&config, evt_hold_timer): one-shot. No automatic
     // serialisation: the callback synchronises through the spin lock, and the device
     // has no synchronisation scope to serialise with anyway.
-    let mut timer_config = WDF_TIMER_CONFIG {
+    let mut timer_config = callbacks::hold_timer(WDF_TIMER_CONFIG {
         Size: const { structure_size::<WDF_TIMER_CONFIG>() },
-        EvtTimerFunc: Some(register::<slot::EvtTimerFunc, evt_hold_timer>()),
         Period: 0,
         AutomaticSerialization: 0,
         TolerableDelay: 0,
         ..WDF_TIMER_CONFIG::default()
-    };
+    });
     let mut timer: WDFTIMER = core::ptr::null_mut();
     // SAFETY: as above.
     let status = unsafe {
@@ -377,11 +329,11 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
 
     // WDF_WORKITEM_CONFIG_INIT(&config, evt_persist_work_item), without automatic
     // serialisation for the same reason as the timer.
-    let mut work_config = WDF_WORKITEM_CONFIG {
+    let mut work_config = callbacks::persist_work_item(WDF_WORKITEM_CONFIG {
         Size: const { structure_size::<WDF_WORKITEM_CONFIG>() },
-        EvtWorkItemFunc: Some(register::<slot::EvtWorkItem, evt_persist_work_item>()),
         AutomaticSerialization: 0,
-    };
+        ..WDF_WORKITEM_CONFIG::default()
+    });
     let mut work_item: WDFWORKITEM = core::ptr::null_mut();
     // SAFETY: as above.
     let status = unsafe {

@@ -7,14 +7,13 @@
 //! message.
 
 use pagewise_macros::{init, paged};
-use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
     NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, WDF_DRIVER_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
     WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
-use crate::device::evt_driver_device_add;
+use crate::callbacks;
 use crate::wdf::{structure_size, trace};
 
 /// `DriverEntry`: creates the framework driver object with `EvtDriverDeviceAdd` and
@@ -29,12 +28,10 @@ pub unsafe extern "system" fn driver_entry(
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     // WDF_DRIVER_CONFIG_INIT(&config, EvtDriverDeviceAdd), then the unload callback.
-    let mut config = WDF_DRIVER_CONFIG {
+    let mut config = callbacks::driver_config(WDF_DRIVER_CONFIG {
         Size: const { structure_size::<WDF_DRIVER_CONFIG>() },
-        EvtDriverDeviceAdd: Some(register::<slot::EvtDriverDeviceAdd, evt_driver_device_add>()),
-        EvtDriverUnload: Some(register::<slot::EvtDriverUnload, evt_driver_unload>()),
         ..WDF_DRIVER_CONFIG::default()
-    };
+    });
     let mut wdf_driver: WDFDRIVER = core::ptr::null_mut();
 
     // SAFETY: `driver` and `registry_path` are what the I/O manager passed to

@@ -17,7 +17,6 @@ use pagewise_core::DeviceState;
 use pagewise_core::hold::{HoldAction, TimerAction};
 use pagewise_core::ioctl::{Queue, Request, decode};
 use pagewise_macros::{paged, resident};
-use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
     _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID,
@@ -27,6 +26,7 @@ use wdk_sys::{
 };
 
 use crate::DRIVER_VERSION;
+use crate::callbacks;
 use crate::context::{DeviceContext, interrupt_time};
 use crate::wdf::{object_attributes, sequential_queue_config};
 
@@ -56,25 +56,24 @@ fn line(line: u32) -> LONG {
 #[paged]
 pub(crate) fn create_queues(device: WDFDEVICE) -> Result<WDFQUEUE, NTSTATUS> {
     // WDF_IO_QUEUE_CONFIG_INIT(&config, WdfIoQueueDispatchSequential), power-managed.
-    let mut hold_config = sequential_queue_config();
-    hold_config.PowerManaged = _WDF_TRI_STATE::WdfTrue;
-    hold_config.EvtIoDeviceControl = Some(register::<
-        slot::EvtIoDeviceControl,
-        evt_power_io_device_control,
-    >());
+    let hold_config = callbacks::hold_queue(WDF_IO_QUEUE_CONFIG {
+        PowerManaged: _WDF_TRI_STATE::WdfTrue,
+        ..sequential_queue_config()
+    });
     let hold_queue = create_queue(device, hold_config, object_attributes())?;
 
     // WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&config, WdfIoQueueDispatchSequential), not
-    // power-managed, passive execution level.
-    let mut control_config = sequential_queue_config();
-    control_config.DefaultQueue = 1;
-    control_config.PowerManaged = _WDF_TRI_STATE::WdfFalse;
-    control_config.EvtIoDeviceControl = Some(register::<
-        slot::EvtIoDeviceControlPassive,
-        evt_control_io_device_control,
-    >());
-    let mut control_attributes = object_attributes();
-    control_attributes.ExecutionLevel = _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive;
+    // power-managed, passive execution level: the attributes below are what make the
+    // `passive` registration true.
+    let control_config = callbacks::control_queue(WDF_IO_QUEUE_CONFIG {
+        DefaultQueue: 1,
+        PowerManaged: _WDF_TRI_STATE::WdfFalse,
+        ..sequential_queue_config()
+    });
+    let control_attributes = WDF_OBJECT_ATTRIBUTES {
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+        ..object_attributes()
+    };
     create_queue(device, control_config, control_attributes)?;
     Ok(hold_queue)
 }
