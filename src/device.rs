@@ -8,8 +8,9 @@
 //! Every function here runs at `PASSIVE_LEVEL` and off the return-to-D0 path, so all of
 //! them are `PAGE` (`#[paged]`).
 
-use pagewise_core::DeviceState;
 use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::locked::{Op, PowerCallback};
+use pagewise_core::pageability::Pageability;
 use pagewise_core::settings::{
     IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
     SPECIAL_FILE_SUPPORT_W, Settings,
@@ -29,9 +30,9 @@ use wdk_sys::{
 };
 
 use crate::callbacks;
-use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
+use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext, NewContext};
 use crate::persist::write_counters;
-use crate::power::apply_lock_action;
+use crate::power::{apply_lock_action, record_power};
 use crate::queue::{create_queues, release_hold};
 use crate::selfcheck::check_placements;
 use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
@@ -138,8 +139,8 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         );
     }
 
-    // Rule 3 of PAGING.md: decide now whether the power callbacks may touch pageable
-    // data. Both calls must precede WdfDeviceCreate.
+    // Decide now whether the power callbacks may touch pageable data (docs/paging.md).
+    // Both calls only work on the WDFDEVICE_INIT, before WdfDeviceCreate.
     if settings.power_pageable {
         // SAFETY: `device_init` is still ours (before WdfDeviceCreate).
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerPageable, device_init) };
@@ -190,26 +191,32 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         Err(status) => return status,
     };
 
+    let placements = check_placements(driver);
     // SAFETY: the device was created with DEVICE_CONTEXT_TYPE.
     let raw_context = unsafe { DeviceContext::raw(device) };
     if raw_context.is_null() {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
     }
+    let new = NewContext {
+        lock,
+        hold_timer,
+        persist_item,
+        power_queue,
+        settings,
+        stored,
+        placements: &placements,
+    };
     // SAFETY: the framework allocated and zeroed the context of the device just
     // created; none of its callbacks can run before EvtDriverDeviceAdd returns.
-    unsafe {
-        DeviceContext::init_in_place(raw_context, lock, hold_timer, persist_item, power_queue);
-    }
+    let action = unsafe { DeviceContext::init_in_place(raw_context, &new) };
     // SAFETY: just initialised.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
     };
-
-    let placements = check_placements(driver);
-    let action = context.with_state(|state| state.on_device_created(settings, stored, &placements));
-    // Before the first power transition: a power-nonpageable device gets its power-down
-    // section locked now. SAFETY: EvtDriverDeviceAdd is serialised with the device's
-    // other PnP callbacks (none can run before it returns).
+    // Before the first power transition: a power-nonpageable device, or one with
+    // special-file support, gets its power-down section locked now. SAFETY:
+    // EvtDriverDeviceAdd is serialised with the device's other PnP callbacks (none can
+    // run before it returns).
     unsafe { apply_lock_action(context, action) };
 
     let status = configure_device(device, &settings);
@@ -384,9 +391,9 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     // SAFETY: the work item is a live child of this device; we are not in its callback.
     unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
     // The device has left its last power transition: written whatever its pageability.
-    if let Some(counters) = context.with_state(DeviceState::take_persist_at_release) {
+    if let (Some(counters), _) = context.locked(Op::TakePersistAtRelease).into_persist() {
         let written = write_counters(device, counters);
-        context.with_state(|state| state.persist_done(written));
+        let _ = context.locked(Op::PersistDone(written));
     }
     STATUS_SUCCESS
 }
@@ -397,26 +404,12 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVICE) -> NTSTATUS {
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let now = crate::context::interrupt_time();
-        let transition = pagewise_core::device_state::Transition {
-            start_100ns: now,
-            end_100ns: now,
-            irql: crate::context::current_irql(),
-            power_state: 0,
-            np: crate::power::device_state_is_np(device),
-            status: STATUS_SUCCESS,
-        };
-        let wanted = context.with_state(|state| {
-            state.on_self_managed_io_init(&transition);
-            state.persist_wanted()
-        });
-        if wanted {
-            // The work item writes once the device is out of the start-up transition.
-            // SAFETY: the work item is a live child of this device.
-            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
-        }
+    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoInit, 0)
+        && let (_, true) = reply.into_persist()
+    {
+        // The work item writes once the device is out of the start-up transition.
+        // SAFETY: the work item is a live child of this device.
+        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
     }
     STATUS_SUCCESS
 }
@@ -453,10 +446,15 @@ pub(crate) unsafe extern "C" fn evt_device_context_cleanup(object: WDFOBJECT) {
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
     };
-    let actions = context.with_state(DeviceState::on_cleanup);
+    // The pageability transition on a copy, as in EvtDeviceUsageNotificationEx: cleanup
+    // is a PnP callback too, and the last one.
+    let mut pageability = Pageability::new();
+    let _ = context.locked(Op::ReadPageability(&mut pageability));
+    let lock = pageability.on_cleanup();
+    let _ = context.locked(Op::WritePageability(pageability));
     // SAFETY: cleanup is the last PnP-serialised user of the handle.
-    unsafe { apply_lock_action(context, actions.lock) };
-    if actions.resume_idle {
+    unsafe { apply_lock_action(context, lock) };
+    if context.locked(Op::ReleaseHold).into_flag() {
         // SAFETY: the hold took exactly one reference with WdfDeviceStopIdle.
         unsafe {
             call_unsafe_wdf_function_binding!(

@@ -16,8 +16,8 @@
 //! `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` has waited out any write still
 //! running.
 
-use pagewise_core::DeviceState;
 use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::locked::Op;
 use pagewise_core::settings::{LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W};
 use pagewise_macros::paged;
 use wdk::nt_success;
@@ -86,9 +86,9 @@ pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> 
 /// `PASSIVE_LEVEL`, off the power path: `PAGE`.
 #[paged]
 fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
-    if let Some(counters) = context.with_state(DeviceState::take_persist_in_work_item) {
+    if let (Some(counters), _) = context.locked(Op::TakePersistInWorkItem).into_persist() {
         let written = write_counters(device, counters);
-        context.with_state(|state| state.persist_done(written));
+        let _ = context.locked(Op::PersistDone(written));
     }
 }
 

@@ -1,8 +1,8 @@
 //! The self-check: where did each registered callback end up in the loaded image?
 //!
-//! The placement attributes ask for a section, but the optimiser decides (PAGING.md
-//! section 5: a small paged function can be inlined into a resident caller and vice
-//! versa), so the driver reads its own section table and looks every callback up.
+//! The placement attributes ask for a section, but the optimiser decides (a small paged
+//! function can be inlined into a resident caller and vice versa; see docs/paging.md),
+//! so the driver reads its own section table and looks every callback up.
 //! The result is reported through `IOCTL_PAGEWISE_GET_CONFIG`; a build with debug
 //! assertions also asserts that nothing resident ended up pageable or in `INIT`.
 

@@ -18,22 +18,24 @@
 //! | `EvtDeviceSelfManagedIoRestart` | [`DeviceState::on_self_managed_io_restart`] |
 //! | `EvtDeviceSelfManagedIoSuspend` | [`DeviceState::on_self_managed_io_suspend`] |
 //! | `EvtDeviceD0Exit` | [`DeviceState::on_d0_exit`] → counters to write now, if any |
-//! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action |
+//! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action (the FFI: on a copy, see [`crate::locked`]) |
 //! | end of Restart/Init, if [`DeviceState::persist_wanted`] | enqueue the persist work item |
 //! | persist `EvtWorkItem` | [`DeviceState::take_persist_in_work_item`] / [`DeviceState::persist_done`] |
 //! | `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` | [`DeviceState::take_persist_at_release`] / [`DeviceState::persist_done`] |
-//! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`DeviceState::answer`] |
-//! | HOLD_D0 on the power-managed queue | [`DeviceState::hold_request`] |
+//! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`crate::locked::answer`] |
+//! | `HOLD_D0` on the power-managed queue | [`DeviceState::hold_request`] |
 //! | hold `EvtTimerFunc` | [`DeviceState::hold_timer_fired`] |
 //! | `EvtDeviceSelfManagedIoFlush`, after stopping the hold timer | [`DeviceState::release_hold`] → resume idle |
-//! | device cleanup | [`DeviceState::on_cleanup`] → unlock / resume idle |
+//! | device cleanup | [`DeviceState::on_cleanup`] → unlock / resume idle (the FFI: on a copy, see [`crate::locked`]) |
+//!
+//! The FFI reaches all of this through one locked entry point, [`DeviceState::apply`]
+//! with a [`crate::locked::Op`]; the methods here are what each operation does.
 
 use pagewise_ioctl::{CallbackId, Config, Stats, TransitionRecord, transition_flag};
 
 use crate::deferred::{PersistGate, PersistedCounters};
 use crate::hold::{D0Hold, HoldAction, TimerAction};
 use crate::image::Placements;
-use crate::ioctl::{self, Request};
 use crate::pageability::{LockAction, Pageability, UsageDecision};
 use crate::power_state::PowerDeviceState;
 use crate::settings::Settings;
@@ -68,6 +70,54 @@ pub struct CleanupActions {
     pub lock: LockAction,
     /// `WdfDeviceResumeIdle` for a hold still active (after `WdfTimerStop(.., TRUE)`).
     pub resume_idle: bool,
+}
+
+/// What the `IOCTL_PAGEWISE_GET_CONFIG` answer is made of, copied out of the locked state
+/// so that the answer is built in the caller's pageable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigInputs {
+    /// The settings the device was created with.
+    pub settings: Settings,
+    /// The pageability state.
+    pub pageability: Pageability,
+    /// The self-check's result.
+    pub placements: Placements,
+}
+
+impl ConfigInputs {
+    /// Empty inputs, to be filled by `Op::ReadConfigInputs`.
+    #[must_use]
+    pub const fn new() -> Self {
+        ConfigInputs {
+            settings: Settings::DEFAULT,
+            pageability: Pageability::new(),
+            placements: Placements::new(),
+        }
+    }
+
+    /// The answer to `IOCTL_PAGEWISE_GET_CONFIG`.
+    #[must_use]
+    #[inline]
+    pub fn config(&self) -> Config {
+        let (callbacks, count) = self.placements.raw();
+        Config {
+            power_pageable: u32::from(self.pageability.chosen_pageable()),
+            reason: self.pageability.reason() as u32,
+            special_files: self.pageability.special_files(),
+            effective_nonpageable: u32::from(self.pageability.effective_nonpageable()),
+            power_down_locked: u32::from(self.pageability.is_locked()),
+            idle_timeout_ms: self.settings.idle_timeout_ms,
+            callback_count: u32::try_from(count).unwrap_or(0),
+            reserved: 0,
+            callbacks: *callbacks,
+        }
+    }
+}
+
+impl Default for ConfigInputs {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Everything the driver keeps per device. See the module documentation.
@@ -137,6 +187,9 @@ impl DeviceState {
         flags
     }
 
+    /// Not inlined: five callbacks log, all under the spin lock, and one resident copy
+    /// serves them.
+    #[inline(never)]
     fn push_log(&mut self, callback: CallbackId, t: &Transition, previous: u8, target: u8) {
         let record = TransitionRecord {
             sequence: 0,
@@ -256,15 +309,24 @@ impl DeviceState {
         self.persist.take(false)
     }
 
-    /// The registry write of counters handed out by [`DeviceState::on_d0_exit`] or
-    /// [`DeviceState::take_persist`] finished.
+    /// The registry write of counters handed out by [`DeviceState::on_d0_exit`],
+    /// [`DeviceState::take_persist_in_work_item`] or
+    /// [`DeviceState::take_persist_at_release`] finished.
     pub fn persist_done(&mut self, ok: bool) {
         self.persist.complete(ok);
     }
 
     /// `EvtDeviceUsageNotificationEx(type, in_path)`: return `status`, execute `action`.
+    /// The FFI makes the same change on a copy of the pageability state, outside the
+    /// lock, and publishes it with [`DeviceState::set_pageability`] (see
+    /// [`crate::locked`]).
     pub fn on_usage_notification(&mut self, file_type: u32, in_path: bool) -> UsageDecision {
         self.pageability.on_usage_notification(file_type, in_path)
+    }
+
+    /// Publishes a pageability state a `PnP` callback computed from a copy.
+    pub fn set_pageability(&mut self, pageability: Pageability) {
+        self.pageability = pageability;
     }
 
     /// A validated `HoldD0` on the power-managed queue at `now`.
@@ -299,45 +361,20 @@ impl DeviceState {
         }
     }
 
-    /// Answers a query decoded by [`ioctl::decode`] into `out`; returns the bytes
-    /// written (`Information`). `HoldD0` writes nothing and returns 0: it is served by
-    /// [`DeviceState::hold_request`].
-    ///
-    /// # Errors
-    ///
-    /// `STATUS_BUFFER_TOO_SMALL` / `STATUS_INVALID_PARAMETER` for an unusable output.
-    pub fn answer(
-        &mut self,
-        request: Request,
-        out: &mut [u8],
-        driver_version: u32,
-    ) -> Result<usize, NtStatus> {
-        match request {
-            Request::GetVersion => ioctl::fill_version(out, driver_version),
-            Request::GetConfig => ioctl::fill_config(out, &self.config()),
-            Request::GetStats => ioctl::fill_stats(out, &self.stats()),
-            Request::GetLog { first_sequence } => {
-                ioctl::fill_log(out, &mut self.log, first_sequence)
-            }
-            Request::HoldD0 { .. } => Ok(0),
+    /// What the answer to `IOCTL_PAGEWISE_GET_CONFIG` is made of.
+    #[must_use]
+    pub fn config_inputs(&self) -> ConfigInputs {
+        ConfigInputs {
+            settings: self.settings,
+            pageability: self.pageability,
+            placements: self.placements,
         }
     }
 
     /// The answer to `IOCTL_PAGEWISE_GET_CONFIG`.
     #[must_use]
     pub fn config(&self) -> Config {
-        let (callbacks, count) = self.placements.raw();
-        Config {
-            power_pageable: u32::from(self.pageability.chosen_pageable()),
-            reason: self.pageability.reason() as u32,
-            special_files: self.pageability.special_files(),
-            effective_nonpageable: u32::from(self.pageability.effective_nonpageable()),
-            power_down_locked: u32::from(self.pageability.is_locked()),
-            idle_timeout_ms: self.settings.idle_timeout_ms,
-            callback_count: u32::try_from(count).unwrap_or(0),
-            reserved: 0,
-            callbacks: *callbacks,
-        }
+        self.config_inputs().config()
     }
 
     /// The answer to `IOCTL_PAGEWISE_GET_STATS`.
@@ -366,6 +403,11 @@ impl DeviceState {
     #[must_use]
     pub const fn log(&self) -> &TransitionLog {
         &self.log
+    }
+
+    /// The transition log, for a copy-out that moves its read watermark.
+    pub(crate) fn log_mut(&mut self) -> &mut TransitionLog {
+        &mut self.log
     }
 
     /// The self-check's placements.
@@ -705,41 +747,42 @@ mod tests {
 
     #[test]
     fn answers_come_from_the_state() {
+        use crate::ioctl::Request;
+        use crate::locked::answer;
         let (mut s, _) = created(0, counters(3, 4));
         s.on_d0_entry(&at(1, 2, D3_FINAL, true));
         let mut out = Out([0; 4096]);
+        let ask = |s: &mut DeviceState, request: Request, out: &mut [u8], version: u32| {
+            answer(request, out, version, &mut |op| s.apply(op))
+        };
 
-        let n = s
-            .answer(
-                decode(IOCTL_PAGEWISE_GET_CONFIG, &[]).expect("ok"),
-                &mut out.0,
-                1,
-            )
-            .expect("fits");
+        let config_request = decode(IOCTL_PAGEWISE_GET_CONFIG, &[]).expect("ok");
+        let n = ask(&mut s, config_request, &mut out.0, 1).expect("fits");
         assert_eq!(Config::read_from(&out.0[..n]), Ok(s.config()));
 
-        let n = s.answer(Request::GetStats, &mut out.0, 1).expect("fits");
+        let n = ask(&mut s, Request::GetStats, &mut out.0, 1).expect("fits");
         let stats = Stats::read_from(&out.0[..n]).expect("decodes");
         assert_eq!((stats.d0_entries, stats.persisted_d0_exits), (1, 4));
 
-        let n = s
-            .answer(Request::GetLog { first_sequence: 0 }, &mut out.0, 1)
-            .expect("fits");
+        let n = ask(&mut s, Request::GetLog { first_sequence: 0 }, &mut out.0, 1).expect("fits");
         let header = LogHeader::read_from(&out.0[..n]).expect("decodes");
         assert_eq!((header.count, header.next_sequence), (1, 1));
         assert_eq!(n, 24 + 32);
 
         assert_eq!(
-            s.answer(Request::GetStats, &mut out.0[..95], 1),
+            ask(&mut s, Request::GetStats, &mut out.0[..95], 1),
             Err(STATUS_BUFFER_TOO_SMALL)
         );
         assert_eq!(
-            s.answer(Request::HoldD0 { duration_ms: 5 }, &mut out.0[..0], 1),
+            ask(
+                &mut s,
+                Request::HoldD0 { duration_ms: 5 },
+                &mut out.0[..0],
+                1
+            ),
             Ok(0)
         );
-        let n = s
-            .answer(Request::GetVersion, &mut out.0, 0x0001_0203)
-            .expect("fits");
+        let n = ask(&mut s, Request::GetVersion, &mut out.0, 0x0001_0203).expect("fits");
         assert_eq!(n, 8);
         assert_eq!(
             u32::from_le_bytes(out.0[4..8].try_into().expect("4")),

@@ -123,6 +123,7 @@ use proc_macro::TokenStream;
 
 mod callbacks;
 mod expand;
+mod resident_wdf;
 #[cfg(test)]
 mod tests;
 
@@ -192,4 +193,27 @@ pub fn resident(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn callbacks(input: TokenStream) -> TokenStream {
     callbacks::expand(input.into()).into()
+}
+
+/// A WDF call for resident code: `resident_wdf_call!(WdfTimerStart, timer, due)` calls
+/// `WdfTimerStart` as `wdk_sys::call_unsafe_wdf_function_binding!` does, through the
+/// framework's function table, and returns `Some(result)`, or `None` for an empty table
+/// entry. Like that macro it must be used inside an `unsafe` block, with arguments that
+/// meet the WDF function's contract.
+///
+/// What it leaves out is the per-call check of the table index against the table's
+/// length, whose failure path panics: in resident code that check puts a branch, a panic
+/// call and (through the panic handler) `KeBugCheckEx` into the driver's never-paged
+/// memory, at every call site. The driver checks the table once instead: `DriverEntry`
+/// refuses to run unless the framework's table has every entry of the KMDF version the
+/// driver was built for (`WdfFunctionTableNumEntries`), which makes every index of that
+/// version valid for the driver's lifetime. The function-pointer type and the table index
+/// are the names wdk-sys generates for the function (`PFN_WDFTIMERSTART`,
+/// `WdfTimerStartTableIndex`), derived from the function's name as windows-drivers-rs'
+/// macro derives them.
+///
+/// The expansion names `::wdk_sys`: the crate depends on it under that name.
+#[proc_macro]
+pub fn resident_wdf_call(input: TokenStream) -> TokenStream {
+    resident_wdf::expand(input.into()).into()
 }
