@@ -198,8 +198,9 @@ unsafe fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
 /// queue.
 ///
 /// `PASSIVE_LEVEL` because the queue was created with `WdfExecutionLevelPassive`, and
-/// not power-managed, so never part of a power transition: `PAGE`. The copy into the
-/// output buffer happens under the spin lock, in resident code.
+/// not power-managed, so never part of a power transition: `PAGE`. Only the copies of
+/// the values it answers with are made under the spin lock, in resident code; the answer
+/// is written here.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_control_io_device_control(
     queue: WDFQUEUE,
