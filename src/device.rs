@@ -370,10 +370,10 @@ pub(crate) unsafe extern "C" fn evt_device_prepare_hardware(
     STATUS_SUCCESS
 }
 
-/// `EvtDeviceReleaseHardware`: the device has left D0 for good (stop or removal), a
+/// `EvtDeviceReleaseHardware`: the device has left D0 for a `PnP` stop or removal, a
 /// pageable point outside transitions, so pending counters are written here.
 ///
-/// `PASSIVE_LEVEL`, removal only: `PAGE`. `WdfWorkItemFlush` needs `PASSIVE_LEVEL` and
+/// `PASSIVE_LEVEL`, stop or removal only: `PAGE`. `WdfWorkItemFlush` needs `PASSIVE_LEVEL` and
 /// must not run from the work item itself, which holds here.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_release_hardware(
@@ -386,8 +386,8 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     };
     // A work item still writing holds the one write the portable state allows at a time,
     // and the take below would then get nothing: the final counts would be lost. Wait
-    // for it first. A work item queued after this point is not possible: only the
-    // power-up callbacks queue it, and the device has left D0 for good.
+    // for it first. None can be queued meanwhile: only the power-up callbacks queue it,
+    // and the device stays out of D0 until it is started again, if ever.
     // SAFETY: the work item is a live child of this device; we are not in its callback.
     unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
     // The device has left its last power transition: written whatever its pageability.

@@ -154,14 +154,26 @@ fn main() {
         ..WDF_DRIVER_CONFIG::default()
     });
     assert_eq!(config.Size, 24, "the caller's fields are kept");
-    assert!(same(config.EvtDriverDeviceAdd, device_add as unsafe extern "C" fn(usize, usize) -> Status));
-    assert!(same(config.EvtDriverUnload, unload as unsafe extern "C" fn(usize)));
+    assert!(same(
+        config.EvtDriverDeviceAdd,
+        device_add as unsafe extern "C" fn(usize, usize) -> Status
+    ));
+    assert!(same(
+        config.EvtDriverUnload,
+        unload as unsafe extern "C" fn(usize)
+    ));
 
     let power = pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS::default());
     assert!(same(power.EvtDeviceD0Entry, d0_entry as PowerFn));
     assert!(same(power.EvtDeviceD0Exit, d0_exit as PowerFn));
-    assert!(same(power.EvtDeviceSelfManagedIoRestart, restart as DeviceFn));
-    assert!(same(power.EvtDeviceSelfManagedIoSuspend, suspend as DeviceFn));
+    assert!(same(
+        power.EvtDeviceSelfManagedIoRestart,
+        restart as DeviceFn
+    ));
+    assert!(same(
+        power.EvtDeviceSelfManagedIoSuspend,
+        suspend as DeviceFn
+    ));
 
     let queue = hold_queue(WDF_IO_QUEUE_CONFIG {
         PowerManaged: 1,
@@ -173,9 +185,24 @@ fn main() {
         control_queue(WDF_IO_QUEUE_CONFIG::default()).EvtIoDeviceControl,
         control as QueueFn
     ));
-    assert!(device_attributes(WDF_OBJECT_ATTRIBUTES::default()).EvtCleanupCallback.is_some());
-    assert_eq!(hold_timer(WDF_TIMER_CONFIG { Period: 5, ..Default::default() }).Period, 5);
-    assert!(persist(WDF_WORKITEM_CONFIG::default()).EvtWorkItemFunc.is_some());
+    assert!(
+        device_attributes(WDF_OBJECT_ATTRIBUTES::default())
+            .EvtCleanupCallback
+            .is_some()
+    );
+    assert_eq!(
+        hold_timer(WDF_TIMER_CONFIG {
+            Period: 5,
+            ..Default::default()
+        })
+        .Period,
+        5
+    );
+    assert!(
+        persist(WDF_WORKITEM_CONFIG::default())
+            .EvtWorkItemFunc
+            .is_some()
+    );
 
     let expected: [(u16, Role, *const ()); 11] = [
         (2, Role::Paged, device_add as *const ()),
