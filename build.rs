@@ -24,8 +24,8 @@ fn main() {
 ///
 /// `link.exe /DRIVER` marks every section not named `PAGE*` as not pageable, `INIT`
 /// included, so without these flags `DriverEntry`'s code would stay resident for the
-/// driver's whole life. The C WDK build passes `/SECTION:INIT,d`; wdk-build 0.6.0 does
-/// not (docs/paging.md section 6).
+/// driver's whole life. The C WDK build passes `/SECTION:INIT,d`; wdk-build 0.6.0's
+/// `configure_wdk_binary_build` does not (docs/paging.md section 6).
 ///
 /// The letters are spelled out in full. link.exe keeps a section's R/W/E bits when they
 /// are omitted (so the C WDK's `INIT,d` works there), but lld-link sets exactly the letters

@@ -9,17 +9,21 @@
 //! failed half-way from touching a zeroed state.
 //!
 //! Everything that runs with the spin lock held is resident: acquiring it raises the
-//! IRQL to `DISPATCH_LEVEL`, where a page fault is a bug check. [`DeviceContext::with_state`]
-//! is therefore never inlined into its (possibly pageable) callers, and the `DeviceState`
-//! methods it runs live in `pagewise-core`'s `.text`.
+//! IRQL to `DISPATCH_LEVEL`, where a page fault is a bug check. All of it goes through one
+//! non-generic function, [`DeviceContext::locked`], which performs a
+//! `pagewise_core::locked::Op` with `DeviceState::apply`: one copy of the lock sequence
+//! and of the state logic, both in `.text`, whichever section the caller is in.
 
 use core::cell::UnsafeCell;
 
 use pagewise_core::DeviceState;
-use wdk_sys::{
-    KIRQL, PVOID, WDFDEVICE, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
-    call_unsafe_wdf_function_binding,
-};
+use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::image::Placements;
+use pagewise_core::locked::{Op, Reply};
+use pagewise_core::pageability::LockAction;
+use pagewise_core::settings::Settings;
+use pagewise_macros::resident_wdf_call;
+use wdk_sys::{KIRQL, PVOID, WDFDEVICE, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM};
 
 use crate::wdf::ContextTypeInfo;
 
@@ -29,9 +33,11 @@ pub struct DeviceContext {
     /// initialised.
     lock: WDFSPINLOCK,
     /// Everything the driver decides and records. Only touched inside
-    /// [`DeviceContext::with_state`].
+    /// [`DeviceContext::locked`], once the context is published.
     state: UnsafeCell<DeviceState>,
-    /// The `MmLockPagableCodeSection` handle of the power-down section, or null. Only
+    /// The handle `MmLockPagableCodeSection` returned for the power-down section, null
+    /// until the first lock. Kept after an unlock: it stays valid while the image is
+    /// loaded, and later locks go through `MmLockPagableSectionByHandle` with it. Only
     /// the PnP-serialised `PASSIVE_LEVEL` callbacks touch it (`EvtDriverDeviceAdd`,
     /// `EvtDeviceUsageNotificationEx`, device cleanup): the framework never runs two of
     /// them at once for one device, so it needs no lock of its own.
@@ -48,34 +54,58 @@ pub struct DeviceContext {
 pub static DEVICE_CONTEXT_TYPE: ContextTypeInfo =
     ContextTypeInfo::new::<DeviceContext>(c"DeviceContext", &DEVICE_CONTEXT_TYPE);
 
+/// What `EvtDriverDeviceAdd` puts in a new context.
+pub struct NewContext<'a> {
+    /// The spin lock guarding the state.
+    pub lock: WDFSPINLOCK,
+    /// The D0-hold timer.
+    pub hold_timer: WDFTIMER,
+    /// The persistence work item.
+    pub persist_item: WDFWORKITEM,
+    /// The power-managed queue.
+    pub power_queue: WDFQUEUE,
+    /// The settings the device was created with.
+    pub settings: Settings,
+    /// The lifetime counters read from the hardware key.
+    pub stored: PersistedCounters,
+    /// The self-check's result.
+    pub placements: &'a Placements,
+}
+
 impl DeviceContext {
-    /// Initialises the framework's zeroed context memory at `raw` in place: the state
-    /// (a few KiB: written where it lives rather than built on the kernel stack and
-    /// copied), the handles, and the spin lock last, because a non-null lock is what
-    /// tells [`DeviceContext::get`] the context is ready.
+    /// Initialises the framework's zeroed context memory at `raw` in place and returns
+    /// the lock action to run before the first power transition. The state (a few KiB)
+    /// is written where it lives rather than built on the kernel stack and copied, and
+    /// set up without the spin lock: nothing can reach it before the lock handle, written
+    /// last, tells [`DeviceContext::get`] the context is ready. That keeps the set-up code
+    /// in the caller's pageable section instead of under the lock, in resident code.
     ///
     /// # Safety
     ///
     /// `raw` is the context of a device created by the caller, in `EvtDriverDeviceAdd`,
     /// before any callback of that device can run (`PASSIVE_LEVEL`).
-    pub unsafe fn init_in_place(
-        raw: *mut DeviceContext,
-        lock: WDFSPINLOCK,
-        hold_timer: WDFTIMER,
-        persist_item: WDFWORKITEM,
-        power_queue: WDFQUEUE,
-    ) {
+    #[expect(
+        clippy::inline_always,
+        reason = "out of line it would be resident code run once per device; inlined it is \
+                  part of its one caller, EvtDriverDeviceAdd, in PAGE"
+    )]
+    #[inline(always)]
+    pub unsafe fn init_in_place(raw: *mut DeviceContext, new: &NewContext<'_>) -> LockAction {
         // SAFETY: `raw` is valid for writes of a whole DeviceContext (caller); each
         // field is written once through a raw pointer, never through a reference to the
-        // not yet valid whole.
+        // not yet valid whole. The state is unpublished (the lock is still null), so the
+        // exclusive reference to it is the only one.
         unsafe {
             core::ptr::addr_of_mut!((*raw).state).write(UnsafeCell::new(DeviceState::new()));
+            let action =
+                (*(*raw).state.get()).on_device_created(new.settings, new.stored, new.placements);
             core::ptr::addr_of_mut!((*raw).power_down_handle)
                 .write(UnsafeCell::new(core::ptr::null_mut()));
-            core::ptr::addr_of_mut!((*raw).hold_timer).write(hold_timer);
-            core::ptr::addr_of_mut!((*raw).persist_item).write(persist_item);
-            core::ptr::addr_of_mut!((*raw).power_queue).write(power_queue);
-            core::ptr::addr_of_mut!((*raw).lock).write(lock);
+            core::ptr::addr_of_mut!((*raw).hold_timer).write(new.hold_timer);
+            core::ptr::addr_of_mut!((*raw).persist_item).write(new.persist_item);
+            core::ptr::addr_of_mut!((*raw).power_queue).write(new.power_queue);
+            core::ptr::addr_of_mut!((*raw).lock).write(new.lock);
+            action
         }
     }
 
@@ -94,11 +124,14 @@ impl DeviceContext {
     /// The initialised context of `device`, or `None` before `EvtDriverDeviceAdd` wrote
     /// it (or if the framework found no context, which the verifier reports).
     ///
+    /// Resident and not inlined: every callback starts here, resident ones included, and
+    /// one copy serves them all.
+    ///
     /// # Safety
     ///
     /// As [`DeviceContext::raw`]; the reference must not outlive the device object,
     /// which holds for any use inside one of its callbacks.
-    #[inline]
+    #[inline(never)]
     pub unsafe fn get<'a>(device: WDFDEVICE) -> Option<&'a DeviceContext> {
         // SAFETY: forwarded from the caller.
         let raw = unsafe { Self::raw(device) };
@@ -116,22 +149,27 @@ impl DeviceContext {
         Some(unsafe { &*raw })
     }
 
-    /// Runs `f` on the state with the spin lock held, at `DISPATCH_LEVEL`.
+    /// Performs `op` on the state with the spin lock held, at `DISPATCH_LEVEL`: the
+    /// driver's one locked entry point.
     ///
-    /// Resident and never inlined: the lock raises the IRQL, so neither this code nor
-    /// anything `f` calls may be pageable (PAGING.md section 2). Every caller passes a
-    /// closure that only calls `DeviceState` methods, which are resident, short and
-    /// panic-free.
+    /// Resident (no section attribute) and never inlined: the lock raises the IRQL, and
+    /// code that runs at `DISPATCH_LEVEL` must not be pageable, so neither this function
+    /// nor `DeviceState::apply` may be copied into a pageable caller. Not generic, so
+    /// there is one copy however many callers there are. `apply` is short, allocation-free
+    /// and panic-free (`pagewise-core`'s lints).
     #[inline(never)]
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut DeviceState) -> R) -> R {
+    pub fn locked(&self, op: Op<'_>) -> Reply {
         // SAFETY: `lock` is the live spin lock created with the device as its parent.
-        unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, self.lock) };
-        // SAFETY: the spin lock serialises every access to `state`; no reference to it
-        // escapes the closure.
-        let result = f(unsafe { &mut *self.state.get() });
+        // A missing table entry would leave the state unguarded: then nothing is done.
+        if unsafe { resident_wdf_call!(WdfSpinLockAcquire, self.lock) }.is_none() {
+            return Reply::Nothing;
+        }
+        // SAFETY: the spin lock serialises every access to `state`; the reference ends
+        // with this statement.
+        let reply = unsafe { &mut *self.state.get() }.apply(op);
         // SAFETY: acquired above.
-        unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, self.lock) };
-        result
+        let _ = unsafe { resident_wdf_call!(WdfSpinLockRelease, self.lock) };
+        reply
     }
 
     /// The power-down section's lock handle.

@@ -8,33 +8,32 @@
 //! Every function here runs at `PASSIVE_LEVEL` and off the return-to-D0 path, so all of
 //! them are `PAGE` (`#[paged]`).
 
-use pagewise_core::DeviceState;
 use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::locked::{Op, PowerCallback};
+use pagewise_core::pageability::Pageability;
 use pagewise_core::settings::{
     IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
     SPECIAL_FILE_SUPPORT_W, Settings,
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
 use pagewise_macros::paged;
-use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
     _DEVICE_POWER_STATE, _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE,
     _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
     _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
     PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
-    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_PNPPOWER_EVENT_CALLBACKS,
-    WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFDRIVER, WDFKEY, WDFOBJECT,
-    WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM, call_unsafe_wdf_function_binding,
+    WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
+    WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
+    call_unsafe_wdf_function_binding,
 };
 
-use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext};
-use crate::persist::{evt_persist_work_item, write_counters};
-use crate::power::{
-    apply_lock_action, evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
-    evt_device_self_managed_io_suspend, evt_device_usage_notification_ex,
-};
-use crate::queue::{create_queues, evt_hold_timer, release_hold};
+use crate::callbacks;
+use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext, NewContext};
+use crate::persist::write_counters;
+use crate::power::{apply_lock_action, record_power};
+use crate::queue::{create_queues, release_hold};
 use crate::selfcheck::check_placements;
 use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
 
@@ -121,53 +120,6 @@ fn read_registry(device_init: PWDFDEVICE_INIT) -> (RawSettings, PersistedCounter
     (raw, stored)
 }
 
-/// The Plug and Play and power callbacks, each registered through the slot that checks its
-/// placement at compile time.
-///
-/// `PASSIVE_LEVEL`, from `EvtDriverDeviceAdd`: `PAGE`.
-#[paged]
-fn pnp_power_callbacks() -> WDF_PNPPOWER_EVENT_CALLBACKS {
-    // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
-    WDF_PNPPOWER_EVENT_CALLBACKS {
-        Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
-        EvtDeviceD0Entry: Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_entry>()),
-        EvtDeviceD0Exit: Some(register::<slot::EvtDeviceD0Exit, evt_device_d0_exit>()),
-        EvtDevicePrepareHardware: Some(register::<
-            slot::EvtDevicePrepareHardware,
-            evt_device_prepare_hardware,
-        >()),
-        EvtDeviceReleaseHardware: Some(register::<
-            slot::EvtDeviceReleaseHardware,
-            evt_device_release_hardware,
-        >()),
-        EvtDeviceSelfManagedIoInit: Some(register::<
-            slot::EvtDeviceSelfManagedIoInit,
-            evt_device_self_managed_io_init,
-        >()),
-        EvtDeviceSelfManagedIoRestart: Some(register::<
-            slot::EvtDeviceSelfManagedIoRestart,
-            evt_device_self_managed_io_restart,
-        >()),
-        EvtDeviceSelfManagedIoSuspend: Some(register::<
-            slot::EvtDeviceSelfManagedIoSuspend,
-            evt_device_self_managed_io_suspend,
-        >()),
-        EvtDeviceSelfManagedIoFlush: Some(register::<
-            slot::EvtDeviceSelfManagedIoFlush,
-            evt_device_self_managed_io_flush,
-        >()),
-        EvtDeviceSelfManagedIoCleanup: Some(register::<
-            slot::EvtDeviceSelfManagedIoCleanup,
-            evt_device_self_managed_io_cleanup,
-        >()),
-        EvtDeviceUsageNotificationEx: Some(register::<
-            slot::EvtDeviceUsageNotificationEx,
-            evt_device_usage_notification_ex,
-        >()),
-        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
-    }
-}
-
 /// `EvtDriverDeviceAdd`: reads the settings, chooses power pageability, creates the
 /// device with its context, queues, timer and work item, runs the self-check, locks the
 /// power-down section if the device is power-nonpageable, then [`configure_device`].
@@ -187,8 +139,8 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         );
     }
 
-    // Rule 3 of PAGING.md: decide now whether the power callbacks may touch pageable
-    // data. Both calls must precede WdfDeviceCreate.
+    // Decide now whether the power callbacks may touch pageable data (docs/paging.md).
+    // Both calls only work on the WDFDEVICE_INIT, before WdfDeviceCreate.
     if settings.power_pageable {
         // SAFETY: `device_init` is still ours (before WdfDeviceCreate).
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerPageable, device_init) };
@@ -197,22 +149,24 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerNotPageable, device_init) };
     }
 
-    let mut callbacks = pnp_power_callbacks();
+    // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
+    let mut pnp_power = callbacks::pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    });
     // SAFETY: `device_init` is ours; the framework copies the structure.
     unsafe {
         call_unsafe_wdf_function_binding!(
             WdfDeviceInitSetPnpPowerEventCallbacks,
             device_init,
-            &raw mut callbacks,
+            &raw mut pnp_power,
         );
     }
 
-    let mut attributes = object_attributes();
-    attributes.ContextTypeInfo = DEVICE_CONTEXT_TYPE.get();
-    attributes.EvtCleanupCallback = Some(register::<
-        slot::EvtDeviceContextCleanup,
-        evt_device_context_cleanup,
-    >());
+    let mut attributes = callbacks::device_attributes(WDF_OBJECT_ATTRIBUTES {
+        ContextTypeInfo: DEVICE_CONTEXT_TYPE.get(),
+        ..object_attributes()
+    });
     let mut device: WDFDEVICE = core::ptr::null_mut();
     // SAFETY: on success the framework takes `device_init` and sets it to null; the
     // other pointers are locals.
@@ -237,26 +191,32 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         Err(status) => return status,
     };
 
+    let placements = check_placements(driver);
     // SAFETY: the device was created with DEVICE_CONTEXT_TYPE.
     let raw_context = unsafe { DeviceContext::raw(device) };
     if raw_context.is_null() {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
     }
+    let new = NewContext {
+        lock,
+        hold_timer,
+        persist_item,
+        power_queue,
+        settings,
+        stored,
+        placements: &placements,
+    };
     // SAFETY: the framework allocated and zeroed the context of the device just
     // created; none of its callbacks can run before EvtDriverDeviceAdd returns.
-    unsafe {
-        DeviceContext::init_in_place(raw_context, lock, hold_timer, persist_item, power_queue);
-    }
+    let action = unsafe { DeviceContext::init_in_place(raw_context, &new) };
     // SAFETY: just initialised.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
     };
-
-    let placements = check_placements(driver);
-    let action = context.with_state(|state| state.on_device_created(settings, stored, &placements));
-    // Before the first power transition: a power-nonpageable device gets its power-down
-    // section locked now. SAFETY: EvtDriverDeviceAdd is serialised with the device's
-    // other PnP callbacks (none can run before it returns).
+    // Before the first power transition: a power-nonpageable device, or one with
+    // special-file support, gets its power-down section locked now. SAFETY:
+    // EvtDriverDeviceAdd is serialised with the device's other PnP callbacks (none can
+    // run before it returns).
     unsafe { apply_lock_action(context, action) };
 
     let status = configure_device(device, &settings);
@@ -353,14 +313,13 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
     // WDF_TIMER_CONFIG_INIT(&config, evt_hold_timer): one-shot. No automatic
     // serialisation: the callback synchronises through the spin lock, and the device
     // has no synchronisation scope to serialise with anyway.
-    let mut timer_config = WDF_TIMER_CONFIG {
+    let mut timer_config = callbacks::hold_timer(WDF_TIMER_CONFIG {
         Size: const { structure_size::<WDF_TIMER_CONFIG>() },
-        EvtTimerFunc: Some(register::<slot::EvtTimerFunc, evt_hold_timer>()),
         Period: 0,
         AutomaticSerialization: 0,
         TolerableDelay: 0,
         ..WDF_TIMER_CONFIG::default()
-    };
+    });
     let mut timer: WDFTIMER = core::ptr::null_mut();
     // SAFETY: as above.
     let status = unsafe {
@@ -377,11 +336,11 @@ fn create_children(device: WDFDEVICE) -> Result<(WDFSPINLOCK, WDFTIMER, WDFWORKI
 
     // WDF_WORKITEM_CONFIG_INIT(&config, evt_persist_work_item), without automatic
     // serialisation for the same reason as the timer.
-    let mut work_config = WDF_WORKITEM_CONFIG {
+    let mut work_config = callbacks::persist_work_item(WDF_WORKITEM_CONFIG {
         Size: const { structure_size::<WDF_WORKITEM_CONFIG>() },
-        EvtWorkItemFunc: Some(register::<slot::EvtWorkItem, evt_persist_work_item>()),
         AutomaticSerialization: 0,
-    };
+        ..WDF_WORKITEM_CONFIG::default()
+    });
     let mut work_item: WDFWORKITEM = core::ptr::null_mut();
     // SAFETY: as above.
     let status = unsafe {
@@ -411,22 +370,30 @@ pub(crate) unsafe extern "C" fn evt_device_prepare_hardware(
     STATUS_SUCCESS
 }
 
-/// `EvtDeviceReleaseHardware`: the device has left D0 for good (stop or removal), a
+/// `EvtDeviceReleaseHardware`: the device has left D0 for a `PnP` stop or removal, a
 /// pageable point outside transitions, so pending counters are written here.
 ///
-/// `PASSIVE_LEVEL`, removal only: `PAGE`.
+/// `PASSIVE_LEVEL`, stop or removal only: `PAGE`. `WdfWorkItemFlush` needs `PASSIVE_LEVEL` and
+/// must not run from the work item itself, which holds here.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     device: WDFDEVICE,
     _resources_translated: WDFCMRESLIST,
 ) -> NTSTATUS {
     // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) }
-        // The device has left its last power transition: not an NP point.
-        && let Some(counters) = context.with_state(|state| state.take_persist(false))
-    {
+    let Some(context) = (unsafe { DeviceContext::get(device) }) else {
+        return STATUS_SUCCESS;
+    };
+    // A work item still writing holds the one write the portable state allows at a time,
+    // and the take below would then get nothing: the final counts would be lost. Wait
+    // for it first. None can be queued meanwhile: only the power-up callbacks queue it,
+    // and the device stays out of D0 until it is started again, if ever.
+    // SAFETY: the work item is a live child of this device; we are not in its callback.
+    unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
+    // The device has left its last power transition: written whatever its pageability.
+    if let (Some(counters), _) = context.locked(Op::TakePersistAtRelease).into_persist() {
         let written = write_counters(device, counters);
-        context.with_state(|state| state.persist_done(written));
+        let _ = context.locked(Op::PersistDone(written));
     }
     STATUS_SUCCESS
 }
@@ -437,26 +404,12 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVICE) -> NTSTATUS {
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let now = crate::context::interrupt_time();
-        let transition = pagewise_core::device_state::Transition {
-            start_100ns: now,
-            end_100ns: now,
-            irql: crate::context::current_irql(),
-            power_state: 0,
-            np: crate::power::device_state_is_np(device),
-            status: STATUS_SUCCESS,
-        };
-        let pending = context.with_state(|state| {
-            state.on_self_managed_io_init(&transition);
-            state.persist_pending()
-        });
-        if pending {
-            // The work item writes once the device is out of the start-up transition.
-            // SAFETY: the work item is a live child of this device.
-            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
-        }
+    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoInit, 0)
+        && let (_, true) = reply.into_persist()
+    {
+        // The work item writes once the device is out of the start-up transition.
+        // SAFETY: the work item is a live child of this device.
+        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
     }
     STATUS_SUCCESS
 }
@@ -493,10 +446,15 @@ pub(crate) unsafe extern "C" fn evt_device_context_cleanup(object: WDFOBJECT) {
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
     };
-    let actions = context.with_state(DeviceState::on_cleanup);
+    // The pageability transition on a copy, as in EvtDeviceUsageNotificationEx: cleanup
+    // is a PnP callback too, and the last one.
+    let mut pageability = Pageability::new();
+    let _ = context.locked(Op::ReadPageability(&mut pageability));
+    let lock = pageability.on_cleanup();
+    let _ = context.locked(Op::WritePageability(pageability));
     // SAFETY: cleanup is the last PnP-serialised user of the handle.
-    unsafe { apply_lock_action(context, actions.lock) };
-    if actions.resume_idle {
+    unsafe { apply_lock_action(context, lock) };
+    if context.locked(Op::ReleaseHold).into_flag() {
         // SAFETY: the hold took exactly one reference with WdfDeviceStopIdle.
         unsafe {
             call_unsafe_wdf_function_binding!(

@@ -2,20 +2,19 @@
 //!
 //! `DriverEntry` runs once, at `PASSIVE_LEVEL`, before anything else: it lives in `INIT`,
 //! which the loader discards when it returns. It only creates the WDFDRIVER, so nothing it
-//! calls stays in the image after load. It neither allocates nor formats (PAGING.md
-//! section 9): a `println!` here would pull `core::fmt` into the resident `.text` for one
-//! message.
+//! calls stays in the image after load. It neither allocates nor formats: library code
+//! lands in `.text` whatever section its caller is in, so a `println!` here would pull
+//! `core::fmt` into the resident image for one message.
 
 use pagewise_macros::{init, paged};
-use pagewise_roles::{register, slot};
 use wdk::nt_success;
 use wdk_sys::{
-    NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, WDF_DRIVER_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
-    WDFDRIVER, call_unsafe_wdf_function_binding,
+    NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, STATUS_REVISION_MISMATCH, WDF_DRIVER_CONFIG,
+    WDF_NO_OBJECT_ATTRIBUTES, WDFDRIVER, call_unsafe_wdf_function_binding,
 };
 
-use crate::device::evt_driver_device_add;
-use crate::wdf::{structure_size, trace};
+use crate::callbacks;
+use crate::wdf::{function_table_complete, structure_size, trace};
 
 /// `DriverEntry`: creates the framework driver object with `EvtDriverDeviceAdd` and
 /// `EvtDriverUnload`.
@@ -28,13 +27,18 @@ pub unsafe extern "system" fn driver_entry(
     driver: PDRIVER_OBJECT,
     registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
+    if !function_table_complete() {
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "KMDF function table shorter than the driver's version"
+        );
+        return STATUS_REVISION_MISMATCH;
+    }
     // WDF_DRIVER_CONFIG_INIT(&config, EvtDriverDeviceAdd), then the unload callback.
-    let mut config = WDF_DRIVER_CONFIG {
+    let mut config = callbacks::driver_config(WDF_DRIVER_CONFIG {
         Size: const { structure_size::<WDF_DRIVER_CONFIG>() },
-        EvtDriverDeviceAdd: Some(register::<slot::EvtDriverDeviceAdd, evt_driver_device_add>()),
-        EvtDriverUnload: Some(register::<slot::EvtDriverUnload, evt_driver_unload>()),
         ..WDF_DRIVER_CONFIG::default()
-    };
+    });
     let mut wdf_driver: WDFDRIVER = core::ptr::null_mut();
 
     // SAFETY: `driver` and `registry_path` are what the I/O manager passed to

@@ -5,11 +5,13 @@
 //! portable logic of `pagewise-core`, which decides everything and is tested on any OS.
 //! Each function says in its documentation at which IRQL it runs and why it lives in its
 //! section; the placement attributes of `pagewise-macros` put it there and record the
-//! role for `cargo pagecheck`, and `pagewise_roles::register` refuses, at compile time,
-//! to register a function in a callback slot its placement does not meet.
+//! role for `cargo pagecheck`, and the registration table of [`callbacks`] refuses, at
+//! compile time, to put a function in a callback field whose slot its placement does not
+//! meet.
 //!
 //! | module | what |
 //! |---|---|
+//! | [`callbacks`] | every registered callback: the field each goes into, and the self-check's list |
 //! | [`driver`] | `DriverEntry` (`INIT`), `EvtDriverUnload` |
 //! | [`device`] | `EvtDriverDeviceAdd`: settings, power pageability, device object, S0 idle |
 //! | [`power`] | the power callbacks: up resident, down in `PAGEPWR`, and its lock |
@@ -37,6 +39,7 @@ use wdk_alloc::WdkAllocator;
 #[global_allocator]
 static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
+mod callbacks;
 mod context;
 mod device;
 mod driver;

@@ -1,15 +1,23 @@
 //! Lifetime counters in the device's hardware key, written only at pageable points.
 //!
 //! The registry lives in paged pool and on disk. The resident power-up path therefore
-//! never writes it: it records the new counts in the portable state and queues a
-//! `WDFWORKITEM`. The work item runs at `PASSIVE_LEVEL` and writes only when the device
-//! is not in an NP power state (`WdfDevStateIsNP`); otherwise the values stay pending
-//! for the next pageable point (`EvtDeviceD0Exit` of a pageable device, the next work
-//! item, `EvtDeviceReleaseHardware`). A power-nonpageable device sits in the NP variant
-//! of D0 (`WdfDevStatePowerD0NP`) all the time, so its counters are written at
-//! `EvtDeviceReleaseHardware` only.
+//! never writes it: it records the new counts in the portable state and, when the state
+//! says a write can happen (`DeviceState::persist_wanted`: counts pending and the device
+//! not effectively nonpageable), queues a `WDFWORKITEM` that writes them at
+//! `PASSIVE_LEVEL`. Pending values otherwise wait for the next pageable point:
+//! `EvtDeviceD0Exit` of a pageable device, a later work item, `EvtDeviceReleaseHardware`.
+//!
+//! The work item decides from the driver's own state, not from
+//! `WdfDeviceGetDevicePowerState`: KMDF defines that value only inside `PnP` and power
+//! callbacks, and a start passes through the `D0Starting` states, which have no NP bit
+//! even on a power-nonpageable device, so a work item queued by the first start could
+//! have written the registry of a power-nonpageable device. Such a device (and one on a
+//! special-file path) never queues the work item; its counters are written at
+//! `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` has waited out any write still
+//! running.
 
 use pagewise_core::deferred::PersistedCounters;
+use pagewise_core::locked::Op;
 use pagewise_core::settings::{LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W};
 use pagewise_macros::paged;
 use wdk::nt_success;
@@ -19,7 +27,6 @@ use wdk_sys::{
 };
 
 use crate::context::DeviceContext;
-use crate::power::device_state_is_np;
 use crate::wdf::unicode_string;
 
 /// Writes both counters to the device's hardware key; true when both writes succeeded.
@@ -72,16 +79,16 @@ pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> 
     nt_success(first) && nt_success(second)
 }
 
-/// Writes pending counters now if the device is not in an NP state. Returns nothing:
-/// a refused (counted as deferred) or failed write stays pending in the portable state.
+/// Writes pending counters now unless the device has become effectively nonpageable
+/// since the item was queued. Returns nothing: a refused (counted as deferred) or failed
+/// write stays pending in the portable state.
 ///
 /// `PASSIVE_LEVEL`, off the power path: `PAGE`.
 #[paged]
 fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
-    let np = device_state_is_np(device);
-    if let Some(counters) = context.with_state(|state| state.take_persist(np)) {
+    if let (Some(counters), _) = context.locked(Op::TakePersistInWorkItem).into_persist() {
         let written = write_counters(device, counters);
-        context.with_state(|state| state.persist_done(written));
+        let _ = context.locked(Op::PersistDone(written));
     }
 }
 

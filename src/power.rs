@@ -3,65 +3,65 @@
 //! - Return to D0 (`EvtDeviceD0Entry`, `EvtDeviceSelfManagedIoRestart`): resident,
 //!   `#[resident(power_up)]`. They run at `PASSIVE_LEVEL`, so paging them would be
 //!   *allowed*, but after a sleep the paging disk may still be waking up and the device
-//!   would wait for it (PAGING.md section 1, rule 2). They never touch the registry.
+//!   would wait for it (docs/paging.md). They never touch the registry.
 //! - Leaving D0 (`EvtDeviceSelfManagedIoSuspend`, `EvtDeviceD0Exit`): `PAGEPWR`,
 //!   `#[paged(power_down)]`. Pageable while the device is power-pageable (the paging
 //!   device is then guaranteed to be in D0 during our transitions); locked in memory
-//!   with `MmLockPagableCodeSection` while it is not, because then they may run after
-//!   the paging device has powered down.
+//!   while it is not, because then they may run after the paging device has powered
+//!   down. A device with special-file support keeps it locked from device add on:
+//!   KMDF makes it nonpageable before `EvtDeviceUsageNotificationEx` runs
+//!   (`pagewise_core::pageability` has the reasoning).
 //! - `EvtDeviceUsageNotificationEx`: `PAGE`. It runs at `PASSIVE_LEVEL` outside power
-//!   transitions; it locks or unlocks the power-down section as the device enters or
-//!   leaves a paging, hibernation or dump path.
+//!   transitions; it counts the paging, hibernation and dump paths the device is on,
+//!   which decide whether the registry may be written between transitions.
 //!
-//! Each callback logs itself in the transition ring: start time, IRQL, the power state
-//! argument and `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`.
+//! Each callback logs itself in the transition ring through [`record_power`], one
+//! resident function: start time, IRQL, the power state argument and
+//! `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`.
 
 use pagewise_core::device_state::Transition;
-use pagewise_core::pageability::LockAction;
+use pagewise_core::locked::{Op, PowerCallback, Reply};
+use pagewise_core::pageability::{LockAction, Pageability};
 use pagewise_core::power_state::wdf_dev_state_is_np;
-use pagewise_macros::{paged, resident};
+use pagewise_macros::{paged, resident, resident_wdf_call};
 use wdk_sys::{
     BOOLEAN, NTSTATUS, PVOID, STATUS_SUCCESS, WDF_POWER_DEVICE_STATE, WDF_SPECIAL_FILE_TYPE,
-    WDFDEVICE, call_unsafe_wdf_function_binding,
+    WDFDEVICE,
 };
 
 use crate::context::{DeviceContext, current_irql, interrupt_time};
 use crate::persist::write_counters;
 use crate::wdf::trace;
 
-/// What a power callback observed when it started.
-#[derive(Clone, Copy)]
-struct Probe {
-    start_100ns: u64,
-    irql: u8,
-    np: bool,
-}
-
-/// Start-of-callback measurements. No section of its own: inlined it is part of its
-/// caller, out of line it is resident; it takes no lock and runs at the caller's
-/// `PASSIVE_LEVEL`.
-#[inline]
-fn probe(device: WDFDEVICE) -> Probe {
-    Probe {
-        start_100ns: interrupt_time(),
-        irql: current_irql(),
-        np: device_state_is_np(device),
-    }
-}
-
-/// The log entry of a callback that started with `probe`, ending now.
-#[inline]
-fn finish(probe: Probe, power_state: WDF_POWER_DEVICE_STATE, status: NTSTATUS) -> Transition {
-    Transition {
-        start_100ns: probe.start_100ns,
+/// Records one power callback of `device` in the portable state, with the time it
+/// started (now), the IRQL, `WdfDevStateIsNP` and its power-state argument, and returns
+/// the device's context with what the state asks for; `None` before the context exists.
+///
+/// Resident and not inlined: the power-up callbacks (resident), the power-down callbacks
+/// (`PAGEPWR`, which may call resident code) and `EvtDeviceSelfManagedIoInit` (`PAGE`)
+/// share this one copy. It takes the spin lock once, through [`DeviceContext::locked`].
+#[inline(never)]
+pub(crate) fn record_power<'a>(
+    device: WDFDEVICE,
+    callback: PowerCallback,
+    power_state: WDF_POWER_DEVICE_STATE,
+) -> Option<(&'a DeviceContext, Reply)> {
+    let start_100ns = interrupt_time();
+    let irql = current_irql();
+    let np = device_state_is_np(device);
+    // SAFETY: called from a callback of this device.
+    let context = unsafe { DeviceContext::get(device) }?;
+    let transition = Transition {
+        start_100ns,
         end_100ns: interrupt_time(),
-        irql: probe.irql,
+        irql,
         // The C enum is an `int` with small non-negative values; anything else is
         // logged as "unknown" by the portable code.
         power_state: u32::try_from(power_state).unwrap_or(u32::MAX),
-        np: probe.np,
-        status,
-    }
+        np,
+        status: STATUS_SUCCESS,
+    };
+    Some((context, context.locked(Op::Power(callback, transition))))
 }
 
 /// `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`: true while the device is in
@@ -70,10 +70,12 @@ fn finish(probe: Probe, power_state: WDF_POWER_DEVICE_STATE, status: NTSTATUS) -
 #[inline]
 pub fn device_state_is_np(device: WDFDEVICE) -> bool {
     // SAFETY: `device` is the live device of the calling callback.
-    let state = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDevicePowerState, device) };
-    // A value that does not fit is not a state this driver knows: treat it as NP, the
-    // conservative answer.
-    u32::try_from(state).map_or(true, wdf_dev_state_is_np)
+    let state = unsafe { resident_wdf_call!(WdfDeviceGetDevicePowerState, device) };
+    // No answer, or a value that does not fit, is not a state this driver knows: treat it
+    // as NP, the conservative answer.
+    state
+        .and_then(|state| u32::try_from(state).ok())
+        .is_none_or(wdf_dev_state_is_np)
 }
 
 /// `EvtDeviceD0Entry`: the first callback of every return to D0. Counts and logs the
@@ -86,12 +88,7 @@ pub(crate) unsafe extern "C" fn evt_device_d0_entry(
     device: WDFDEVICE,
     previous_state: WDF_POWER_DEVICE_STATE,
 ) -> NTSTATUS {
-    let probe = probe(device);
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let transition = finish(probe, previous_state, STATUS_SUCCESS);
-        context.with_state(|state| state.on_d0_entry(&transition));
-    }
+    let _ = record_power(device, PowerCallback::D0Entry, previous_state);
     STATUS_SUCCESS
 }
 
@@ -103,19 +100,11 @@ pub(crate) unsafe extern "C" fn evt_device_d0_entry(
 /// to `DISPATCH_LEVEL` and never waits.
 #[resident(power_up)]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDEVICE) -> NTSTATUS {
-    let probe = probe(device);
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let transition = finish(probe, 0, STATUS_SUCCESS);
-        let pending = context.with_state(|state| {
-            // The time to working is in the statistics; nothing to do with it here.
-            let _time_to_working = state.on_self_managed_io_restart(&transition);
-            state.persist_pending()
-        });
-        if pending {
-            // SAFETY: the work item is a live child of this device.
-            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, context.persist_item) };
-        }
+    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoRestart, 0)
+        && let (_, true) = reply.into_persist()
+    {
+        // SAFETY: the work item is a live child of this device.
+        let _ = unsafe { resident_wdf_call!(WdfWorkItemEnqueue, context.persist_item) };
     }
     STATUS_SUCCESS
 }
@@ -126,12 +115,7 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDE
 /// power-nonpageable.
 #[paged(power_down)]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_suspend(device: WDFDEVICE) -> NTSTATUS {
-    let probe = probe(device);
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let transition = finish(probe, 0, STATUS_SUCCESS);
-        context.with_state(|state| state.on_self_managed_io_suspend(&transition));
-    }
+    let _ = record_power(device, PowerCallback::SelfManagedIoSuspend, 0);
     STATUS_SUCCESS
 }
 
@@ -147,24 +131,22 @@ pub(crate) unsafe extern "C" fn evt_device_d0_exit(
     device: WDFDEVICE,
     target_state: WDF_POWER_DEVICE_STATE,
 ) -> NTSTATUS {
-    let probe = probe(device);
-    // SAFETY: called by the framework for this device.
-    if let Some(context) = unsafe { DeviceContext::get(device) } {
-        let transition = finish(probe, target_state, STATUS_SUCCESS);
-        if let Some(counters) = context.with_state(|state| state.on_d0_exit(&transition)) {
-            // The portable state said "pageable point": not NP and not effectively
-            // nonpageable, so the registry may be touched here.
-            let written = write_counters(device, counters);
-            context.with_state(|state| state.persist_done(written));
-        }
+    if let Some((context, reply)) = record_power(device, PowerCallback::D0Exit, target_state)
+        && let (Some(counters), _) = reply.into_persist()
+    {
+        // The portable state said "pageable point": not NP and not effectively
+        // nonpageable, so the registry may be touched here.
+        let written = write_counters(device, counters);
+        let _ = context.locked(Op::PersistDone(written));
     }
     STATUS_SUCCESS
 }
 
 /// `EvtDeviceUsageNotificationEx`: the device enters or leaves a paging, hibernation or
-/// dump path. Entering one makes KMDF run the device's transitions in NP states, so the
-/// power-down section must be locked before the next one; leaving the last one of a
-/// device chosen pageable unlocks it.
+/// dump path. On one, KMDF runs the device's transitions in NP states and the driver
+/// defers registry writes. The power-down section is locked already (special-file
+/// support locks it at device add); the lock action is for a notification KMDF should
+/// not have delivered, which the portable state still handles safely.
 ///
 /// `PASSIVE_LEVEL`, outside power transitions: `PAGE`. `MmLockPagableCodeSection`
 /// needs `<= APC_LEVEL`, which holds here.
@@ -180,7 +162,13 @@ pub(crate) unsafe extern "C" fn evt_device_usage_notification_ex(
     };
     let file_type = u32::try_from(notification_type).unwrap_or(u32::MAX);
     let in_path = is_in_notification_path != 0;
-    let decision = context.with_state(|state| state.on_usage_notification(file_type, in_path));
+    // Only PnP callbacks change the pageability state, and the framework runs them one
+    // at a time: the transition runs on a copy, here in pageable code, and the result is
+    // published under the lock for the power callbacks and the IOCTLs to read.
+    let mut pageability = Pageability::new();
+    let _ = context.locked(Op::ReadPageability(&mut pageability));
+    let decision = pageability.on_usage_notification(file_type, in_path);
+    let _ = context.locked(Op::WritePageability(pageability));
     // SAFETY: usage notifications are PnP-serialised with the other users of the handle.
     unsafe { apply_lock_action(context, decision.action) };
     trace!(
@@ -193,12 +181,13 @@ pub(crate) unsafe extern "C" fn evt_device_usage_notification_ex(
     decision.status
 }
 
-/// Executes a [`LockAction`] of the portable pageability state machine, which issues
-/// `Lock` only when unlocked and `Unlock` only when locked, so handles pair up.
+/// Executes a [`LockAction`] of the portable pageability state machine, which locks only
+/// when unlocked, unlocks only when locked, and asks for the lookup by address only once,
+/// so lock and unlock calls pair up and `handle` is set before it is used.
 ///
-/// `PASSIVE_LEVEL` (`MmLockPagableCodeSection` and `MmUnlockPagableImageSection` need
-/// `<= APC_LEVEL`); called from `EvtDriverDeviceAdd`, `EvtDeviceUsageNotificationEx` and
-/// device cleanup, all pageable: `PAGE`.
+/// `PASSIVE_LEVEL` (`MmLockPagableCodeSection`, `MmLockPagableSectionByHandle` and
+/// `MmUnlockPagableImageSection` need `<= APC_LEVEL`); called from `EvtDriverDeviceAdd`,
+/// `EvtDeviceUsageNotificationEx` and device cleanup, all pageable: `PAGE`.
 ///
 /// # Safety
 ///
@@ -207,27 +196,36 @@ pub(crate) unsafe extern "C" fn evt_device_usage_notification_ex(
 pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockAction) {
     // SAFETY: forwarded from the caller.
     let handle = unsafe { context.power_down_handle() };
+    // SAFETY: the callers are serialised (see `power_down_handle`), so this is the only
+    // access to the handle while it runs.
+    let kept = unsafe { *handle };
     match action {
         LockAction::None => {}
         LockAction::Lock => {
-            // SAFETY: the callers are serialised; see `power_down_handle`.
-            unsafe {
-                debug_assert!((*handle).is_null(), "power-down section locked twice");
-                *handle = lock_power_down_section();
+            debug_assert!(kept.is_null(), "power-down section looked up twice");
+            // SAFETY: as above. The handle stays valid while the image is loaded, so it
+            // is kept for every later lock and unlock.
+            unsafe { *handle = lock_power_down_section() };
+        }
+        LockAction::Relock => {
+            if !kept.is_null() {
+                // SAFETY: `kept` came from MmLockPagableDataSection on this image, and the
+                // portable state relocks only an unlocked section.
+                unsafe { wdk_sys::ntddk::MmLockPagableSectionByHandle(kept) };
             }
         }
         LockAction::Unlock => {
-            // SAFETY: as above.
-            let taken = unsafe { core::mem::take(&mut *handle) };
-            if !taken.is_null() {
-                // SAFETY: `taken` came from MmLockPagableDataSection and is released once.
-                unsafe { wdk_sys::ntddk::MmUnlockPagableImageSection(taken) };
+            if !kept.is_null() {
+                // SAFETY: `kept` came from MmLockPagableDataSection, and the portable
+                // state unlocks only a locked section, once per lock.
+                unsafe { wdk_sys::ntddk::MmUnlockPagableImageSection(kept) };
             }
         }
     }
 }
 
-/// Locks the whole `PAGEPWR` section in memory and returns the handle.
+/// Locks the whole `PAGEPWR` section in memory and returns its handle: the first lock
+/// only, later ones go through `MmLockPagableSectionByHandle`.
 ///
 /// `MmLockPagableCodeSection` is a macro in `wdm.h` that expands to
 /// `MmLockPagableDataSection` (one kernel export serves both), so that is the binding

@@ -12,21 +12,22 @@
 //!
 //! Validation, answers and hold bookkeeping are `pagewise_core::ioctl` and
 //! `pagewise_core::DeviceState`; this module only moves bytes and calls the framework.
+//! The control queue copies what it answers out of the locked state and formats it after
+//! releasing the lock, in its own pageable code; only the copy runs in resident code.
 
-use pagewise_core::DeviceState;
 use pagewise_core::hold::{HoldAction, TimerAction};
-use pagewise_core::ioctl::{Queue, Request, decode};
-use pagewise_macros::{paged, resident};
-use pagewise_roles::{register, slot};
+use pagewise_core::ioctl::{Queue, decode, decode_hold};
+use pagewise_core::locked::{Op, answer};
+use pagewise_macros::{paged, resident, resident_wdf_call};
 use wdk::nt_success;
 use wdk_sys::{
-    _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, ULONG, ULONG_PTR,
-    WDF_IO_QUEUE_CONFIG, WDF_OBJECT_ATTRIBUTES, WDFDEVICE, WDFQUEUE, WDFREQUEST, WDFTIMER,
-    call_unsafe_wdf_function_binding,
+    _WDF_EXECUTION_LEVEL, _WDF_TRI_STATE, LONG, NTSTATUS, PCCH, PVOID, STATUS_INVALID_DEVICE_STATE,
+    STATUS_SUCCESS, ULONG, ULONG_PTR, WDF_IO_QUEUE_CONFIG, WDF_OBJECT_ATTRIBUTES, WDFDEVICE,
+    WDFQUEUE, WDFREQUEST, WDFTIMER, call_unsafe_wdf_function_binding,
 };
 
 use crate::DRIVER_VERSION;
+use crate::callbacks;
 use crate::context::{DeviceContext, interrupt_time};
 use crate::wdf::{object_attributes, sequential_queue_config};
 
@@ -56,25 +57,24 @@ fn line(line: u32) -> LONG {
 #[paged]
 pub(crate) fn create_queues(device: WDFDEVICE) -> Result<WDFQUEUE, NTSTATUS> {
     // WDF_IO_QUEUE_CONFIG_INIT(&config, WdfIoQueueDispatchSequential), power-managed.
-    let mut hold_config = sequential_queue_config();
-    hold_config.PowerManaged = _WDF_TRI_STATE::WdfTrue;
-    hold_config.EvtIoDeviceControl = Some(register::<
-        slot::EvtIoDeviceControl,
-        evt_power_io_device_control,
-    >());
+    let hold_config = callbacks::hold_queue(WDF_IO_QUEUE_CONFIG {
+        PowerManaged: _WDF_TRI_STATE::WdfTrue,
+        ..sequential_queue_config()
+    });
     let hold_queue = create_queue(device, hold_config, object_attributes())?;
 
     // WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&config, WdfIoQueueDispatchSequential), not
-    // power-managed, passive execution level.
-    let mut control_config = sequential_queue_config();
-    control_config.DefaultQueue = 1;
-    control_config.PowerManaged = _WDF_TRI_STATE::WdfFalse;
-    control_config.EvtIoDeviceControl = Some(register::<
-        slot::EvtIoDeviceControlPassive,
-        evt_control_io_device_control,
-    >());
-    let mut control_attributes = object_attributes();
-    control_attributes.ExecutionLevel = _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive;
+    // power-managed, passive execution level: the attributes below are what make the
+    // `passive` registration true.
+    let control_config = callbacks::control_queue(WDF_IO_QUEUE_CONFIG {
+        DefaultQueue: 1,
+        PowerManaged: _WDF_TRI_STATE::WdfFalse,
+        ..sequential_queue_config()
+    });
+    let control_attributes = WDF_OBJECT_ATTRIBUTES {
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+        ..object_attributes()
+    };
     create_queue(device, control_config, control_attributes)?;
     Ok(hold_queue)
 }
@@ -127,14 +127,15 @@ unsafe fn input_bytes<'a>(request: WDFREQUEST, input_length: usize) -> &'a [u8] 
     let mut length: usize = 0;
     // SAFETY: `request` is live (caller); the out-pointers are locals.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(
+        resident_wdf_call!(
             WdfRequestRetrieveInputBuffer,
             request,
             0,
             &raw mut buffer,
-            &raw mut length,
+            &raw mut length
         )
-    };
+    }
+    .unwrap_or(STATUS_INVALID_DEVICE_STATE);
     if !nt_success(status) || buffer.is_null() {
         return &[];
     }
@@ -182,14 +183,14 @@ unsafe fn output_bytes<'a>(request: WDFREQUEST, output_length: usize) -> &'a mut
 #[inline]
 unsafe fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
+    let _ = unsafe {
+        resident_wdf_call!(
             WdfRequestCompleteWithInformation,
             request,
             status,
-            information as ULONG_PTR,
-        );
-    }
+            information as ULONG_PTR
+        )
+    };
 }
 
 /// `EvtIoDeviceControl` of the default queue: validates the request, answers queries
@@ -197,8 +198,9 @@ unsafe fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
 /// queue.
 ///
 /// `PASSIVE_LEVEL` because the queue was created with `WdfExecutionLevelPassive`, and
-/// not power-managed, so never part of a power transition: `PAGE`. The copy into the
-/// output buffer happens under the spin lock, in resident code.
+/// not power-managed, so never part of a power transition: `PAGE`. Only the copies of
+/// the values it answers with are made under the spin lock, in resident code; the answer
+/// is written here.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_control_io_device_control(
     queue: WDFQUEUE,
@@ -245,7 +247,11 @@ pub(crate) unsafe extern "C" fn evt_control_io_device_control(
     }
     // SAFETY: we own the request and no input slice is alive.
     let out = unsafe { output_bytes(request, output_buffer_length) };
-    let answer = context.with_state(|state| state.answer(request_kind, out, DRIVER_VERSION));
+    // The values are copied out under the lock; the answer is written here, in pageable
+    // code, after it is released.
+    let answer = answer(request_kind, out, DRIVER_VERSION, &mut |op| {
+        context.locked(op)
+    });
     let (status, information) = match answer {
         Ok(written) => (STATUS_SUCCESS, written),
         Err(status) => (status, 0),
@@ -271,17 +277,15 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
     io_control_code: ULONG,
 ) {
     // SAFETY: the framework passes the live queue, created on our device.
-    let device = unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueGetDevice, queue) };
+    let device =
+        unsafe { resident_wdf_call!(WdfIoQueueGetDevice, queue) }.unwrap_or(core::ptr::null_mut());
     // SAFETY: we own the request; the slice ends with this statement.
-    let decoded = decode(io_control_code, unsafe {
+    let decoded = decode_hold(io_control_code, unsafe {
         input_bytes(request, input_buffer_length)
     });
     // SAFETY: the queue's device is ours.
     let status = match (decoded, unsafe { DeviceContext::get(device) }) {
-        (Ok(Request::HoldD0 { duration_ms }), Some(context)) => {
-            start_hold(device, context, duration_ms)
-        }
-        (Ok(_), Some(_)) => STATUS_INVALID_DEVICE_REQUEST,
+        (Ok(duration_ms), Some(context)) => start_hold(device, context, duration_ms),
         (Err(status), _) => status,
         (Ok(_), None) => STATUS_INVALID_DEVICE_STATE,
     };
@@ -294,47 +298,48 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
 #[inline]
 fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> NTSTATUS {
     let now = interrupt_time();
-    match context.with_state(|state| state.hold_request(now, duration_ms)) {
-        HoldAction::None | HoldAction::AlreadyHeld => STATUS_SUCCESS,
+    let due_ms = match context
+        .locked(Op::HoldRequest { now, duration_ms })
+        .into_hold()
+    {
+        HoldAction::None | HoldAction::AlreadyHeld => return STATUS_SUCCESS,
         HoldAction::StopIdleAndStartTimer { due_ms } => {
-            // SAFETY: `device` is live; WaitForD0 = FALSE as DISPATCH_LEVEL requires.
+            // SAFETY: `device` is live; WaitForD0 = FALSE as DISPATCH_LEVEL requires. A
+            // missing table entry reads as a failure: no reference was taken.
             let status = unsafe {
-                call_unsafe_wdf_function_binding!(
+                resident_wdf_call!(
                     WdfDeviceStopIdleActual,
                     device,
                     0,
                     core::ptr::null_mut(),
                     line(line!()),
-                    THIS_FILE,
+                    THIS_FILE
                 )
-            };
+            }
+            .unwrap_or(STATUS_INVALID_DEVICE_STATE);
             if !nt_success(status) {
-                context.with_state(DeviceState::hold_stop_idle_failed);
+                let _ = context.locked(Op::HoldStopIdleFailed);
                 return status;
             }
-            // SAFETY: the timer is a live child of the device. Its return value only
-            // says whether it was already queued.
-            let _ = unsafe {
-                call_unsafe_wdf_function_binding!(
-                    WdfTimerStart,
-                    context.hold_timer,
-                    relative_timeout_ms(due_ms),
-                )
-            };
-            STATUS_SUCCESS
+            due_ms
         }
-        HoldAction::RestartTimer { due_ms } => {
-            // SAFETY: as above; restarting replaces the due time.
-            let _ = unsafe {
-                call_unsafe_wdf_function_binding!(
-                    WdfTimerStart,
-                    context.hold_timer,
-                    relative_timeout_ms(due_ms),
-                )
-            };
-            STATUS_SUCCESS
-        }
-    }
+        // A hold is active and now lasts longer: restarting the timer replaces its due time.
+        HoldAction::RestartTimer { due_ms } => due_ms,
+    };
+    start_timer(context.hold_timer, due_ms);
+    STATUS_SUCCESS
+}
+
+/// `WdfTimerStart(timer, WDF_REL_TIMEOUT_IN_MS(due_ms))`. Its return value only says
+/// whether the timer was already queued, which nothing here acts on.
+///
+/// Any IRQL up to `DISPATCH_LEVEL`; resident and shared by the hold request and the timer
+/// callback (no section attribute, not inlined: one copy).
+#[inline(never)]
+fn start_timer(timer: WDFTIMER, due_ms: u32) {
+    // SAFETY: `timer` is the device's live hold timer; restarting a started timer, also
+    // from its own callback, is allowed.
+    let _ = unsafe { resident_wdf_call!(WdfTimerStart, timer, relative_timeout_ms(due_ms)) };
 }
 
 /// `EvtTimerFunc` of the hold timer: the hold is over, drop its power reference so the
@@ -345,33 +350,30 @@ fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> N
 #[resident(dispatch)]
 pub(crate) unsafe extern "C" fn evt_hold_timer(timer: WDFTIMER) {
     // SAFETY: the framework passes the live timer, whose parent is our device.
-    let device: WDFDEVICE =
-        unsafe { call_unsafe_wdf_function_binding!(WdfTimerGetParentObject, timer) }.cast();
+    let device: WDFDEVICE = unsafe { resident_wdf_call!(WdfTimerGetParentObject, timer) }
+        .unwrap_or(core::ptr::null_mut())
+        .cast();
     // SAFETY: the timer's parent is our device.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
     };
     let now = interrupt_time();
-    match context.with_state(|state| state.hold_timer_fired(now)) {
+    match context.locked(Op::HoldTimerFired(now)).into_timer() {
         TimerAction::None => {}
         TimerAction::ResumeIdle => {
             // SAFETY: drops the one reference the hold took.
-            unsafe {
-                call_unsafe_wdf_function_binding!(
+            let _ = unsafe {
+                resident_wdf_call!(
                     WdfDeviceResumeIdleActual,
                     device,
                     core::ptr::null_mut(),
                     line(line!()),
-                    THIS_FILE,
-                );
-            }
-        }
-        TimerAction::Restart { due_ms } => {
-            // SAFETY: re-arms this live timer from its own callback, which is allowed.
-            let _ = unsafe {
-                call_unsafe_wdf_function_binding!(WdfTimerStart, timer, relative_timeout_ms(due_ms))
+                    THIS_FILE
+                )
             };
         }
+        // The timer fired before a deadline that was extended meanwhile: re-arm it.
+        TimerAction::Restart { due_ms } => start_timer(timer, due_ms),
     }
 }
 
@@ -384,7 +386,7 @@ pub(crate) unsafe extern "C" fn evt_hold_timer(timer: WDFTIMER) {
 pub(crate) fn release_hold(device: WDFDEVICE, context: &DeviceContext) {
     // SAFETY: the timer is a live child of the device; not called from its callback.
     let _ = unsafe { call_unsafe_wdf_function_binding!(WdfTimerStop, context.hold_timer, 1) };
-    if context.with_state(DeviceState::release_hold) {
+    if context.locked(Op::ReleaseHold).into_flag() {
         // SAFETY: drops the one reference the hold took.
         unsafe {
             call_unsafe_wdf_function_binding!(

@@ -1,29 +1,17 @@
 //! The self-check: where did each registered callback end up in the loaded image?
 //!
-//! The placement attributes ask for a section, but the optimiser decides (PAGING.md
-//! section 5: a small paged function can be inlined into a resident caller and vice
-//! versa), so the driver reads its own section table and looks every callback up.
+//! The placement attributes ask for a section, but the optimiser decides (a small paged
+//! function can be inlined into a resident caller and vice versa; see docs/paging.md),
+//! so the driver reads its own section table and looks every callback up.
 //! The result is reported through `IOCTL_PAGEWISE_GET_CONFIG`; a build with debug
 //! assertions also asserts that nothing resident ended up pageable or in `INIT`.
 
 use pagewise_core::image::{PeHeaders, Placements};
-use pagewise_ioctl::CallbackId;
 use pagewise_macros::paged;
-use pagewise_roles::{Placed, PlacementRole, Role};
+use pagewise_roles::Role;
 use wdk_sys::{DRIVER_OBJECT, WDFDRIVER, call_unsafe_wdf_function_binding};
 
-use crate::device::{
-    evt_device_context_cleanup, evt_device_prepare_hardware, evt_device_release_hardware,
-    evt_device_self_managed_io_cleanup, evt_device_self_managed_io_flush,
-    evt_device_self_managed_io_init, evt_driver_device_add,
-};
-use crate::driver::evt_driver_unload;
-use crate::persist::evt_persist_work_item;
-use crate::power::{
-    evt_device_d0_entry, evt_device_d0_exit, evt_device_self_managed_io_restart,
-    evt_device_self_managed_io_suspend, evt_device_usage_notification_ex,
-};
-use crate::queue::{evt_control_io_device_control, evt_hold_timer, evt_power_io_device_control};
+use crate::callbacks::REGISTERED;
 use crate::wdf::trace;
 
 /// The headers of a PE image fit in its first page: `SizeOfHeaders` is at most the
@@ -31,20 +19,9 @@ use crate::wdf::trace;
 /// image includes `INIT`, which is gone once `DriverEntry` has returned.
 const HEADER_BYTES: usize = 0x1000;
 
-/// One registered callback: its id on the wire, the role its attribute declared, and
-/// its address.
-macro_rules! callback {
-    ($id:ident, $function:ident) => {
-        (
-            CallbackId::$id,
-            <<$function as Placed>::Role as PlacementRole>::ROLE,
-            ($function as *const ()).addr(),
-        )
-    };
-}
-
-/// Looks up every callback the driver registers in the section table of the image the
-/// driver object maps, and returns the table for `IOCTL_PAGEWISE_GET_CONFIG`.
+/// Looks up every callback the driver registers ([`REGISTERED`], the registration table
+/// itself) in the section table of the image the driver object maps, and returns the
+/// table for `IOCTL_PAGEWISE_GET_CONFIG`.
 ///
 /// `PASSIVE_LEVEL`, called once per device from `EvtDriverDeviceAdd`: `PAGE`.
 /// `DriverEntry` is not in the list: it is in `INIT`, whose pages are freed by now.
@@ -73,30 +50,13 @@ pub(crate) fn check_placements(driver: WDFDRIVER) -> Placements {
     };
 
     let base = start.addr();
-    let callbacks = [
-        callback!(DeviceAdd, evt_driver_device_add),
-        callback!(DriverUnload, evt_driver_unload),
-        callback!(PrepareHardware, evt_device_prepare_hardware),
-        callback!(ReleaseHardware, evt_device_release_hardware),
-        callback!(D0Entry, evt_device_d0_entry),
-        callback!(D0Exit, evt_device_d0_exit),
-        callback!(SelfManagedIoInit, evt_device_self_managed_io_init),
-        callback!(SelfManagedIoRestart, evt_device_self_managed_io_restart),
-        callback!(SelfManagedIoSuspend, evt_device_self_managed_io_suspend),
-        callback!(SelfManagedIoFlush, evt_device_self_managed_io_flush),
-        callback!(SelfManagedIoCleanup, evt_device_self_managed_io_cleanup),
-        callback!(UsageNotification, evt_device_usage_notification_ex),
-        callback!(DeviceContextCleanup, evt_device_context_cleanup),
-        callback!(ControlIoDeviceControl, evt_control_io_device_control),
-        callback!(PowerIoDeviceControl, evt_power_io_device_control),
-        callback!(HoldTimer, evt_hold_timer),
-        callback!(PersistWorkItem, evt_persist_work_item),
-    ];
-    for (id, role, address) in callbacks {
+    for registration in REGISTERED {
+        let role = registration.role;
         // An address below the base or beyond 4 GiB of it is not in this image; the
         // lookup then reports "not found", which counts as a hazard.
-        let rva = u32::try_from(address.wrapping_sub(base)).unwrap_or(u32::MAX);
-        let outcome = placements.record(&headers, id, role, rva);
+        let rva =
+            u32::try_from(registration.function.addr().wrapping_sub(base)).unwrap_or(u32::MAX);
+        let outcome = placements.record(&headers, registration.id, role, rva);
         debug_assert!(
             !matches!(role, Role::PowerUp | Role::Dispatch)
                 || matches!(outcome, pagewise_core::image::PlacementOutcome::Ok),

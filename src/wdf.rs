@@ -9,11 +9,11 @@
 
 use core::ffi::CStr;
 
+use pagewise_macros::resident_wdf_call;
 use wdk_sys::{
     _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE,
     PCWDF_OBJECT_CONTEXT_TYPE_INFO, ULONG, UNICODE_STRING, USHORT, WDF_IO_QUEUE_CONFIG,
     WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDFOBJECT,
-    call_unsafe_wdf_function_binding,
 };
 
 /// `WDF_STRUCTURE_SIZE(T)`: the `Size` member of a WDF configuration structure
@@ -29,6 +29,24 @@ pub const fn structure_size<T>() -> ULONG {
     #[allow(clippy::cast_possible_truncation)]
     let size = size as ULONG;
     size
+}
+
+/// True when the framework's function table has every entry of the KMDF version the
+/// driver was built for (`WdfFunctionTableNumEntries` of its headers).
+///
+/// Resident code calls the framework through `pagewise_macros::resident_wdf_call!`, which
+/// has no per-call bounds check; this one check, in `DriverEntry`, is what makes its table
+/// indices valid. It fails only on a framework older than the driver's KMDF version, which
+/// the INF's `KmdfLibraryVersion` already keeps from loading the driver.
+///
+/// `PASSIVE_LEVEL`, from `DriverEntry`: inlined into it, in `INIT`.
+#[inline]
+pub fn function_table_complete() -> bool {
+    // SAFETY: the framework's loader stub sets `WdfFunctionCount` when it binds the driver,
+    // before `DriverEntry` runs, and nothing writes it afterwards.
+    let count = unsafe { wdk_sys::WdfFunctionCount };
+    u32::try_from(wdk_sys::_WDFFUNCENUM::WdfFunctionTableNumEntries)
+        .is_ok_and(|needed| count >= needed)
 }
 
 /// `WDF_OBJECT_ATTRIBUTES_INIT`: zeroed, sized, execution level and synchronization
@@ -109,10 +127,9 @@ impl ContextTypeInfo {
     #[inline]
     pub unsafe fn context_of<T>(&'static self, handle: WDFOBJECT) -> *mut T {
         // SAFETY: the caller passes a live handle; the type info is a valid static.
-        unsafe {
-            call_unsafe_wdf_function_binding!(WdfObjectGetTypedContextWorker, handle, self.get())
-        }
-        .cast::<T>()
+        unsafe { resident_wdf_call!(WdfObjectGetTypedContextWorker, handle, self.get()) }
+            .unwrap_or(core::ptr::null_mut())
+            .cast::<T>()
     }
 }
 
@@ -120,7 +137,7 @@ impl ContextTypeInfo {
 /// in builds with debug assertions; compiles to nothing otherwise, arguments included.
 ///
 /// A C format string, never `core::fmt`: `wdk::println!` would pull the formatting
-/// machinery into the resident image (PAGING.md section 9). `DbgPrintEx` may be called
+/// machinery into the resident image, even in release builds. `DbgPrintEx` may be called
 /// at any IRQL up to `DIRQL`, so this is usable on every path of the driver.
 macro_rules! trace {
     ($level:ident, $fmt:literal $(, $arg:expr)* $(,)?) => {

@@ -2,7 +2,8 @@
 //!
 //! The registry lives in paged pool and its hives on disk: during a transition in an NP
 //! state the paging disk may be off, so a registry write there can hang the machine
-//! (PAGING.md section 4). The driver therefore records new counter values here at any
+//! (`WdfDeviceInitSetPowerNotPageable`: no files, registry or paged pool during
+//! transitions). The driver therefore records new counter values here at any
 //! time, and writes them only when [`PersistGate::should_write_now`] says the current
 //! point is pageable. A refused point counts as a deferred write; the values wait for the
 //! next pageable point (the next transition in a pageable state, or any passive-level

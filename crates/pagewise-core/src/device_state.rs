@@ -18,21 +18,24 @@
 //! | `EvtDeviceSelfManagedIoRestart` | [`DeviceState::on_self_managed_io_restart`] |
 //! | `EvtDeviceSelfManagedIoSuspend` | [`DeviceState::on_self_managed_io_suspend`] |
 //! | `EvtDeviceD0Exit` | [`DeviceState::on_d0_exit`] → counters to write now, if any |
-//! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action |
-//! | end of Restart/Init, if [`DeviceState::persist_pending`] | enqueue the persist work item |
-//! | persist `EvtWorkItem` (or another pageable point) | [`DeviceState::take_persist`] / [`DeviceState::persist_done`] |
-//! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`DeviceState::answer`] |
-//! | HOLD_D0 on the power-managed queue | [`DeviceState::hold_request`] |
+//! | `EvtDeviceUsageNotificationEx` | [`DeviceState::on_usage_notification`] → status + lock action (the FFI: on a copy, see [`crate::locked`]) |
+//! | end of Restart/Init, if [`DeviceState::persist_wanted`] | enqueue the persist work item |
+//! | persist `EvtWorkItem` | [`DeviceState::take_persist_in_work_item`] / [`DeviceState::persist_done`] |
+//! | `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` | [`DeviceState::take_persist_at_release`] / [`DeviceState::persist_done`] |
+//! | `EvtIoDeviceControl` | [`crate::ioctl::decode`], then [`crate::locked::answer`] |
+//! | `HOLD_D0` on the power-managed queue | [`DeviceState::hold_request`] |
 //! | hold `EvtTimerFunc` | [`DeviceState::hold_timer_fired`] |
 //! | `EvtDeviceSelfManagedIoFlush`, after stopping the hold timer | [`DeviceState::release_hold`] → resume idle |
-//! | device cleanup | [`DeviceState::on_cleanup`] → unlock / resume idle |
+//! | device cleanup | [`DeviceState::on_cleanup`] → unlock / resume idle (the FFI: on a copy, see [`crate::locked`]) |
+//!
+//! The FFI reaches all of this through one locked entry point, [`DeviceState::apply`]
+//! with a [`crate::locked::Op`]; the methods here are what each operation does.
 
 use pagewise_ioctl::{CallbackId, Config, Stats, TransitionRecord, transition_flag};
 
 use crate::deferred::{PersistGate, PersistedCounters};
 use crate::hold::{D0Hold, HoldAction, TimerAction};
 use crate::image::Placements;
-use crate::ioctl::{self, Request};
 use crate::pageability::{LockAction, Pageability, UsageDecision};
 use crate::power_state::PowerDeviceState;
 use crate::settings::Settings;
@@ -67,6 +70,54 @@ pub struct CleanupActions {
     pub lock: LockAction,
     /// `WdfDeviceResumeIdle` for a hold still active (after `WdfTimerStop(.., TRUE)`).
     pub resume_idle: bool,
+}
+
+/// What the `IOCTL_PAGEWISE_GET_CONFIG` answer is made of, copied out of the locked state
+/// so that the answer is built in the caller's pageable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigInputs {
+    /// The settings the device was created with.
+    pub settings: Settings,
+    /// The pageability state.
+    pub pageability: Pageability,
+    /// The self-check's result.
+    pub placements: Placements,
+}
+
+impl ConfigInputs {
+    /// Empty inputs, to be filled by `Op::ReadConfigInputs`.
+    #[must_use]
+    pub const fn new() -> Self {
+        ConfigInputs {
+            settings: Settings::DEFAULT,
+            pageability: Pageability::new(),
+            placements: Placements::new(),
+        }
+    }
+
+    /// The answer to `IOCTL_PAGEWISE_GET_CONFIG`.
+    #[must_use]
+    #[inline]
+    pub fn config(&self) -> Config {
+        let (callbacks, count) = self.placements.raw();
+        Config {
+            power_pageable: u32::from(self.pageability.chosen_pageable()),
+            reason: self.pageability.reason() as u32,
+            special_files: self.pageability.special_files(),
+            effective_nonpageable: u32::from(self.pageability.effective_nonpageable()),
+            power_down_locked: u32::from(self.pageability.is_locked()),
+            idle_timeout_ms: self.settings.idle_timeout_ms,
+            callback_count: u32::try_from(count).unwrap_or(0),
+            reserved: 0,
+            callbacks: *callbacks,
+        }
+    }
+}
+
+impl Default for ConfigInputs {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Everything the driver keeps per device. See the module documentation.
@@ -111,6 +162,8 @@ impl DeviceState {
         self.settings = settings;
         self.pageability
             .set_choice(settings.power_pageable, settings.reason);
+        self.pageability
+            .set_special_file_support(settings.special_file_support);
         self.stats.set_persisted(stored.d0_entries, stored.d0_exits);
         self.persist.load(stored);
         self.placements = *placements;
@@ -134,6 +187,9 @@ impl DeviceState {
         flags
     }
 
+    /// Not inlined: five callbacks log, all under the spin lock, and one resident copy
+    /// serves them.
+    #[inline(never)]
     fn push_log(&mut self, callback: CallbackId, t: &Transition, previous: u8, target: u8) {
         let record = TransitionRecord {
             sequence: 0,
@@ -159,9 +215,12 @@ impl DeviceState {
         });
     }
 
-    /// `EvtDeviceD0Entry(PreviousState)`: counts it, logs it, starts the time-to-working
-    /// measurement at `t.start_100ns`. Never writes the registry (that would lengthen
-    /// resume); the new counts wait for a pageable point.
+    /// `EvtDeviceD0Entry(PreviousState)`: counts it, logs it, and when it is a resume
+    /// (see [`PowerDeviceState::is_resume_from`]) starts the time-to-working measurement
+    /// at `t.start_100ns`. A start from `D3Final`, the first or one after a `PnP` stop,
+    /// is not measured even though KMDF ends the latter with
+    /// `EvtDeviceSelfManagedIoRestart` too. Never writes the registry (that would
+    /// lengthen resume); the new counts wait for a pageable point.
     pub fn on_d0_entry(&mut self, t: &Transition) {
         self.push_log(
             CallbackId::D0Entry,
@@ -171,7 +230,11 @@ impl DeviceState {
         );
         if nt_success(t.status) {
             self.stats.d0_entry();
-            self.resume.d0_entry(t.start_100ns);
+            if PowerDeviceState::is_resume_from(t.power_state) {
+                self.resume.d0_entry(t.start_100ns);
+            } else {
+                self.resume.cancel();
+            }
             self.record_counters();
         }
     }
@@ -214,32 +277,56 @@ impl DeviceState {
             .take(t.np || self.pageability.effective_nonpageable())
     }
 
-    /// True when counters wait for a pageable point. The FFI checks it at the end of
-    /// `EvtDeviceSelfManagedIoRestart` and `EvtDeviceSelfManagedIoInit` (the device and
-    /// the system are working again, so the paging path is up) and then enqueues the
-    /// persist work item, which calls [`DeviceState::take_persist`].
+    /// True when the persist work item should be queued: counters wait for a pageable
+    /// point and the device is not effectively nonpageable, so the work item will be
+    /// allowed to write them. The FFI asks at the end of `EvtDeviceSelfManagedIoRestart`
+    /// and `EvtDeviceSelfManagedIoInit` (the device and the system are working again).
+    ///
+    /// The answer comes from state the driver owns, not from
+    /// `WdfDeviceGetDevicePowerState`, whose value KMDF defines only inside `PnP` and
+    /// power callbacks and which, during a start, passes through `D0Starting` states
+    /// that have no NP bit even on a power-nonpageable device. A power-nonpageable
+    /// device (or one on a special-file path) never queues the work item: its counters
+    /// wait for `EvtDeviceReleaseHardware`, or for the next pageable point once it has
+    /// left the path.
     #[must_use]
-    pub const fn persist_pending(&self) -> bool {
-        self.persist.is_pending()
+    pub fn persist_wanted(&self) -> bool {
+        self.persist.is_pending() && !self.pageability.effective_nonpageable()
     }
 
-    /// A passive-level point outside power transitions (the persist work item,
-    /// `EvtDeviceReleaseHardware`): the counters to write now, if any are pending and `np`
-    /// is false. `np` is the caller's `WdfDevStateIsNP` of the device's power state; a
-    /// point refused for it counts as a deferred write, like a refused `D0Exit`.
-    pub fn take_persist(&mut self, np: bool) -> Option<PersistedCounters> {
-        self.persist.take(np)
+    /// The persist work item: the counters to write now, or `None` when nothing is
+    /// pending, a write is in flight, or the device became effectively nonpageable since
+    /// the item was queued (a refusal that counts as a deferred write).
+    pub fn take_persist_in_work_item(&mut self) -> Option<PersistedCounters> {
+        self.persist.take(self.pageability.effective_nonpageable())
     }
 
-    /// The registry write of counters handed out by [`DeviceState::on_d0_exit`] or
-    /// [`DeviceState::take_persist`] finished.
+    /// `EvtDeviceReleaseHardware`: the last pageable point of the device, after its last
+    /// power transition, so the counters are written whatever the pageability. The FFI
+    /// calls it after `WdfWorkItemFlush`: while the work item's own write is in flight,
+    /// this returns `None` (one write at a time), and the final counts would be lost.
+    pub fn take_persist_at_release(&mut self) -> Option<PersistedCounters> {
+        self.persist.take(false)
+    }
+
+    /// The registry write of counters handed out by [`DeviceState::on_d0_exit`],
+    /// [`DeviceState::take_persist_in_work_item`] or
+    /// [`DeviceState::take_persist_at_release`] finished.
     pub fn persist_done(&mut self, ok: bool) {
         self.persist.complete(ok);
     }
 
     /// `EvtDeviceUsageNotificationEx(type, in_path)`: return `status`, execute `action`.
+    /// The FFI makes the same change on a copy of the pageability state, outside the
+    /// lock, and publishes it with [`DeviceState::set_pageability`] (see
+    /// [`crate::locked`]).
     pub fn on_usage_notification(&mut self, file_type: u32, in_path: bool) -> UsageDecision {
         self.pageability.on_usage_notification(file_type, in_path)
+    }
+
+    /// Publishes a pageability state a `PnP` callback computed from a copy.
+    pub fn set_pageability(&mut self, pageability: Pageability) {
+        self.pageability = pageability;
     }
 
     /// A validated `HoldD0` on the power-managed queue at `now`.
@@ -274,45 +361,20 @@ impl DeviceState {
         }
     }
 
-    /// Answers a query decoded by [`ioctl::decode`] into `out`; returns the bytes
-    /// written (`Information`). `HoldD0` writes nothing and returns 0: it is served by
-    /// [`DeviceState::hold_request`].
-    ///
-    /// # Errors
-    ///
-    /// `STATUS_BUFFER_TOO_SMALL` / `STATUS_INVALID_PARAMETER` for an unusable output.
-    pub fn answer(
-        &mut self,
-        request: Request,
-        out: &mut [u8],
-        driver_version: u32,
-    ) -> Result<usize, NtStatus> {
-        match request {
-            Request::GetVersion => ioctl::fill_version(out, driver_version),
-            Request::GetConfig => ioctl::fill_config(out, &self.config()),
-            Request::GetStats => ioctl::fill_stats(out, &self.stats()),
-            Request::GetLog { first_sequence } => {
-                ioctl::fill_log(out, &mut self.log, first_sequence)
-            }
-            Request::HoldD0 { .. } => Ok(0),
+    /// What the answer to `IOCTL_PAGEWISE_GET_CONFIG` is made of.
+    #[must_use]
+    pub fn config_inputs(&self) -> ConfigInputs {
+        ConfigInputs {
+            settings: self.settings,
+            pageability: self.pageability,
+            placements: self.placements,
         }
     }
 
     /// The answer to `IOCTL_PAGEWISE_GET_CONFIG`.
     #[must_use]
     pub fn config(&self) -> Config {
-        let (callbacks, count) = self.placements.raw();
-        Config {
-            power_pageable: u32::from(self.pageability.chosen_pageable()),
-            reason: self.pageability.reason() as u32,
-            special_files: self.pageability.special_files(),
-            effective_nonpageable: u32::from(self.pageability.effective_nonpageable()),
-            power_down_locked: u32::from(self.pageability.is_locked()),
-            idle_timeout_ms: self.settings.idle_timeout_ms,
-            callback_count: u32::try_from(count).unwrap_or(0),
-            reserved: 0,
-            callbacks: *callbacks,
-        }
+        self.config_inputs().config()
     }
 
     /// The answer to `IOCTL_PAGEWISE_GET_STATS`.
@@ -341,6 +403,11 @@ impl DeviceState {
     #[must_use]
     pub const fn log(&self) -> &TransitionLog {
         &self.log
+    }
+
+    /// The transition log, for a copy-out that moves its read watermark.
+    pub(crate) fn log_mut(&mut self) -> &mut TransitionLog {
+        &mut self.log
     }
 
     /// The self-check's placements.
@@ -378,11 +445,28 @@ mod tests {
     #[repr(C, align(8))]
     struct Out([u8; 4096]);
 
+    /// A device without special-file support (its section is locked only while it is
+    /// effectively nonpageable); [`created_with_special_files`] for one with it.
     fn created(power_pageable: u32, stored: PersistedCounters) -> (DeviceState, LockAction) {
+        created_with(power_pageable, 0, stored)
+    }
+
+    fn created_with_special_files(
+        power_pageable: u32,
+        stored: PersistedCounters,
+    ) -> (DeviceState, LockAction) {
+        created_with(power_pageable, 1, stored)
+    }
+
+    fn created_with(
+        power_pageable: u32,
+        special_file_support: u32,
+        stored: PersistedCounters,
+    ) -> (DeviceState, LockAction) {
         let settings = Settings::from_raw(RawSettings {
             power_pageable: Some(power_pageable),
             idle_timeout_ms: Some(2_000),
-            special_file_support: None,
+            special_file_support: Some(special_file_support),
         });
         let mut state = DeviceState::new();
         let action = state.on_device_created(settings, stored, &Placements::new());
@@ -426,7 +510,10 @@ mod tests {
         s.on_self_managed_io_suspend(&at(1_000, 1_001, 0, true));
         assert_eq!(s.on_d0_exit(&at(1_010, 1_020, D3, true)), None);
         assert_eq!(s.stats().deferred_writes, 1);
-        assert!(s.persist_pending());
+        assert!(
+            !s.persist_wanted(),
+            "a nonpageable device never queues the work item"
+        );
         // Resume: D0Entry from D3, Restart: one sample, from D0Entry start to Restart end.
         s.on_d0_entry(&at(5_000, 5_100, D3, true));
         assert_eq!(
@@ -440,16 +527,15 @@ mod tests {
             (10, 9)
         );
         assert_eq!(stats.last_resume_100ns, 700);
-        // A work item that finds the device in an NP state writes nothing and counts
-        // the refusal as deferred; a pageable point writes the latest lifetime counts.
+        // Nothing queues the work item; if it ran anyway it would write nothing and count
+        // the refusal as deferred. EvtDeviceReleaseHardware writes the latest counts.
+        assert!(!s.persist_wanted());
         let deferred = s.stats().deferred_writes;
-        assert_eq!(s.take_persist(true), None);
+        assert_eq!(s.take_persist_in_work_item(), None);
         assert_eq!(s.stats().deferred_writes, deferred + 1);
-        assert!(s.persist_pending());
-        assert_eq!(s.take_persist(false), Some(counters(12, 10)));
+        assert_eq!(s.take_persist_at_release(), Some(counters(12, 10)));
         s.persist_done(true);
-        assert!(!s.persist_pending());
-        assert_eq!(s.take_persist(false), None);
+        assert_eq!(s.take_persist_at_release(), None);
         assert_eq!(s.stats().persisted_writes, 1);
 
         let config = s.config();
@@ -503,36 +589,122 @@ mod tests {
 
     #[test]
     fn pageable_device_persists_at_d0_exit_unless_on_a_special_path() {
-        let (mut s, action) = created(1, counters(0, 0));
-        assert_eq!(action, LockAction::None);
+        let (mut s, action) = created_with_special_files(1, counters(0, 0));
+        assert_eq!(
+            action,
+            LockAction::Lock,
+            "special files possible: locked now"
+        );
         s.on_d0_entry(&at(0, 1, D3_FINAL, false));
         s.on_self_managed_io_init(&at(2, 3, 0, false));
+        assert!(
+            s.persist_wanted(),
+            "the first start's counts go out at once"
+        );
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(1, 0)));
+        s.persist_done(true);
         assert_eq!(s.on_d0_exit(&at(10, 11, D3, false)), Some(counters(1, 1)));
         s.persist_done(true);
         let flags = s.log().get(0).expect("entry").flags;
-        assert_eq!(flags, transition_flag::POWER_PAGEABLE);
+        assert_eq!(
+            flags,
+            transition_flag::POWER_PAGEABLE | transition_flag::POWER_DOWN_LOCKED
+        );
 
-        // Now a paging file lands on the device: it locks and behaves NP.
+        // Now a paging file lands on the device: it behaves NP; the lock is already held.
         let d = s.on_usage_notification(PAGING, true);
-        assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::Lock));
+        assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::None));
         assert_eq!(s.config().special_files, special_file::PAGING);
         s.on_d0_entry(&at(100, 101, D3, true));
         s.on_self_managed_io_restart(&at(102, 103, 0, true));
+        assert!(!s.persist_wanted(), "no work item while on the path");
         // Even if the FFI's NP test said false, the device on a paging path defers.
         assert_eq!(s.on_d0_exit(&at(200, 201, D3, false)), None);
         assert_eq!(s.stats().deferred_writes, 1);
         let d = s.on_usage_notification(PAGING, false);
-        assert_eq!(d.action, LockAction::Unlock);
-        assert_eq!(s.take_persist(false), Some(counters(2, 2)));
+        assert_eq!(d.action, LockAction::None, "locked until cleanup");
+        assert!(
+            s.persist_wanted(),
+            "off the path: the next restart queues it"
+        );
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(2, 2)));
         s.persist_done(false);
         assert_eq!(
-            s.take_persist(false),
+            s.take_persist_in_work_item(),
             Some(counters(2, 2)),
             "retried after a failure"
         );
         s.persist_done(true);
         let cleanup = s.on_cleanup();
-        assert_eq!(cleanup.lock, LockAction::None);
+        assert_eq!(cleanup.lock, LockAction::Unlock);
+    }
+
+    #[test]
+    fn a_work_item_queued_before_a_path_arrives_writes_nothing() {
+        let (mut s, _) = created(1, counters(0, 0));
+        s.on_d0_entry(&at(0, 1, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(2, 3, 0, false));
+        assert!(s.persist_wanted());
+        // The item is queued; a paging file arrives before it runs.
+        let d = s.on_usage_notification(PAGING, true);
+        assert_eq!(d.action, LockAction::Lock);
+        assert_eq!(s.take_persist_in_work_item(), None);
+        assert_eq!(s.stats().deferred_writes, 1);
+        // At removal the counts go out regardless.
+        assert_eq!(s.take_persist_at_release(), Some(counters(1, 0)));
+    }
+
+    /// `EvtDeviceReleaseHardware` flushes the work item before its own write: while the
+    /// item's write is in flight, the final take gets nothing, and the counts of the last
+    /// `D0Exit` would never reach the registry.
+    #[test]
+    fn release_hardware_writes_the_final_counts_once_the_work_item_finished() {
+        let (mut s, _) = created(1, counters(0, 0));
+        s.on_d0_entry(&at(0, 1, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(2, 3, 0, false));
+        let in_flight = s.take_persist_in_work_item();
+        assert_eq!(in_flight, Some(counters(1, 0)));
+        // Removal: the last D0Exit (target D3Final) in an NP state defers its counts.
+        assert_eq!(s.on_d0_exit(&at(10, 11, D3_FINAL, true)), None);
+        assert_eq!(
+            s.take_persist_at_release(),
+            None,
+            "without the flush: the final counts are refused while the item writes"
+        );
+        // With the flush, the item has completed first.
+        s.persist_done(true);
+        assert_eq!(s.take_persist_at_release(), Some(counters(1, 1)));
+        s.persist_done(true);
+        assert_eq!(s.stats().persisted_writes, 2);
+    }
+
+    #[test]
+    fn a_pnp_stop_and_start_is_not_a_resume() {
+        let (mut s, _) = created(1, counters(0, 0));
+        // First start.
+        s.on_d0_entry(&at(0, 10, D3_FINAL, false));
+        s.on_self_managed_io_init(&at(20, 30, 0, false));
+        // PnP stop (rebalance, devcon restart): suspend, D0Exit to D3Final, then the
+        // start: D0Entry from D3Final and, because self-managed I/O was initialised
+        // before, Restart rather than Init.
+        s.on_self_managed_io_suspend(&at(100, 101, 0, false));
+        let _ = s.on_d0_exit(&at(110, 111, D3_FINAL, false));
+        s.on_d0_entry(&at(1_000, 1_010, D3_FINAL, false));
+        assert_eq!(
+            s.on_self_managed_io_restart(&at(1_020, 1_030, 0, false)),
+            None
+        );
+        assert_eq!(s.stats().resumes, 0);
+        // A real resume after it is measured.
+        s.on_self_managed_io_suspend(&at(2_000, 2_001, 0, false));
+        let _ = s.on_d0_exit(&at(2_010, 2_011, D3, false));
+        s.on_d0_entry(&at(3_000, 3_010, D3, false));
+        assert_eq!(
+            s.on_self_managed_io_restart(&at(3_020, 3_100, 0, false)),
+            Some(100)
+        );
+        let stats = s.stats();
+        assert_eq!((stats.resumes, stats.d0_entries), (1, 3));
     }
 
     #[test]
@@ -575,41 +747,42 @@ mod tests {
 
     #[test]
     fn answers_come_from_the_state() {
+        use crate::ioctl::Request;
+        use crate::locked::answer;
         let (mut s, _) = created(0, counters(3, 4));
         s.on_d0_entry(&at(1, 2, D3_FINAL, true));
         let mut out = Out([0; 4096]);
+        let ask = |s: &mut DeviceState, request: Request, out: &mut [u8], version: u32| {
+            answer(request, out, version, &mut |op| s.apply(op))
+        };
 
-        let n = s
-            .answer(
-                decode(IOCTL_PAGEWISE_GET_CONFIG, &[]).expect("ok"),
-                &mut out.0,
-                1,
-            )
-            .expect("fits");
+        let config_request = decode(IOCTL_PAGEWISE_GET_CONFIG, &[]).expect("ok");
+        let n = ask(&mut s, config_request, &mut out.0, 1).expect("fits");
         assert_eq!(Config::read_from(&out.0[..n]), Ok(s.config()));
 
-        let n = s.answer(Request::GetStats, &mut out.0, 1).expect("fits");
+        let n = ask(&mut s, Request::GetStats, &mut out.0, 1).expect("fits");
         let stats = Stats::read_from(&out.0[..n]).expect("decodes");
         assert_eq!((stats.d0_entries, stats.persisted_d0_exits), (1, 4));
 
-        let n = s
-            .answer(Request::GetLog { first_sequence: 0 }, &mut out.0, 1)
-            .expect("fits");
+        let n = ask(&mut s, Request::GetLog { first_sequence: 0 }, &mut out.0, 1).expect("fits");
         let header = LogHeader::read_from(&out.0[..n]).expect("decodes");
         assert_eq!((header.count, header.next_sequence), (1, 1));
         assert_eq!(n, 24 + 32);
 
         assert_eq!(
-            s.answer(Request::GetStats, &mut out.0[..95], 1),
+            ask(&mut s, Request::GetStats, &mut out.0[..95], 1),
             Err(STATUS_BUFFER_TOO_SMALL)
         );
         assert_eq!(
-            s.answer(Request::HoldD0 { duration_ms: 5 }, &mut out.0[..0], 1),
+            ask(
+                &mut s,
+                Request::HoldD0 { duration_ms: 5 },
+                &mut out.0[..0],
+                1
+            ),
             Ok(0)
         );
-        let n = s
-            .answer(Request::GetVersion, &mut out.0, 0x0001_0203)
-            .expect("fits");
+        let n = ask(&mut s, Request::GetVersion, &mut out.0, 0x0001_0203).expect("fits");
         assert_eq!(n, 8);
         assert_eq!(
             u32::from_le_bytes(out.0[4..8].try_into().expect("4")),
@@ -653,7 +826,10 @@ mod tests {
         );
         assert_eq!(config.reason, PageabilityReason::Default as u32);
         assert_eq!(config.power_pageable, 1);
-        assert_eq!(config.power_down_locked, 0);
+        assert_eq!(
+            config.power_down_locked, 1,
+            "the default enables special files, which locks the section at device add"
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! bytes). [`PeHeaders::parse`] reads its headers, [`PeHeaders::section_containing`]
 //! finds the section of a callback's RVA (`function address - DriverStart`), and
 //! [`check_placement`] compares that section with the role the placement attribute
-//! declared. Optimisation can move code (PAGING.md section 5: LTO inlines a small paged
-//! function into a resident caller, and a resident helper into a paged one), so the
-//! result is reported, not assumed.
+//! declared. Optimisation can move code (a `link_section` covers one out-of-line body:
+//! LTO inlines a small paged function into a resident caller, and a resident helper into
+//! a paged one; see docs/paging.md), so the result is reported, not assumed.
 //!
 //! Every malformed input is an [`ImageError`]: all reads go through bounds-checked
 //! helpers, so no input can make this code panic or read outside the slice.
@@ -435,8 +435,8 @@ impl Placements {
     ///
     /// `#[inline]`: its only caller is the driver's self-check in `PAGE`. A library
     /// function without it is emitted out of line in `.text`, resident for the driver's
-    /// whole life for the sake of one call at device add (PAGING.md section 5); inlined, it
-    /// takes its caller's section.
+    /// whole life for the sake of one call at device add (helpers without a section
+    /// attribute land in `.text`); inlined, it takes its caller's section.
     #[inline]
     pub fn record(
         &mut self,

@@ -9,7 +9,7 @@
 //!    control queue; `IOCTL_PAGEWISE_HOLD_D0` is forwarded to the power-managed queue,
 //!    whose dispatch brings an idle device back to D0 first;
 //! 3. fill the output with one of the `fill_*` functions (or
-//!    [`crate::DeviceState::answer`]), which check the output's size and alignment,
+//!    [`crate::locked::answer`]), which check the output's size and alignment,
 //!    never write past it, and return the byte count for the request's `Information`.
 //!
 //! Input shorter than its structure, misaligned, or with an out-of-range value is
@@ -116,16 +116,32 @@ pub fn decode(code: u32, input: &[u8]) -> Result<Request, NtStatus> {
             })
         }
         IOCTL_PAGEWISE_HOLD_D0 => {
-            let hold = HoldD0::read_from(input).map_err(|_| STATUS_INVALID_PARAMETER)?;
-            if hold.duration_ms > MAX_HOLD_D0_MS {
-                return Err(STATUS_INVALID_PARAMETER);
-            }
-            Ok(Request::HoldD0 {
-                duration_ms: hold.duration_ms,
-            })
+            decode_hold(code, input).map(|duration_ms| Request::HoldD0 { duration_ms })
         }
         _ => Err(STATUS_INVALID_DEVICE_REQUEST),
     }
+}
+
+/// Validates a request that reached the power-managed queue, where only
+/// `IOCTL_PAGEWISE_HOLD_D0` belongs, and returns the hold's duration. The same checks as
+/// [`decode`] for that code; any other code is `STATUS_INVALID_DEVICE_REQUEST`.
+///
+/// The queue's handler is resident (it may run at `DISPATCH_LEVEL`), and this is what it
+/// re-validates with: one code and one structure, so the decoder of every other request
+/// stays in the pageable control queue.
+///
+/// # Errors
+///
+/// As [`decode`].
+pub fn decode_hold(code: u32, input: &[u8]) -> Result<u32, NtStatus> {
+    if code != IOCTL_PAGEWISE_HOLD_D0 {
+        return Err(STATUS_INVALID_DEVICE_REQUEST);
+    }
+    let hold = HoldD0::read_from(input).map_err(|_| STATUS_INVALID_PARAMETER)?;
+    if hold.duration_ms > MAX_HOLD_D0_MS {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    Ok(hold.duration_ms)
 }
 
 /// The status for an output buffer the answer cannot be written to.
@@ -458,6 +474,44 @@ mod tests {
             Request::GetLog { first_sequence: 0 },
         ] {
             assert_eq!(r.queue(), Queue::Control);
+        }
+    }
+
+    /// The power-managed queue's decoder agrees with the full one: it accepts exactly what
+    /// `decode` turns into a `HoldD0`, fails a bad hold with the same status, and refuses
+    /// every other code as a request that does not belong on that queue.
+    #[test]
+    fn hold_decoder_agrees_with_the_full_decoder() {
+        let mut arena = Arena([GUARD; 2048]);
+        for (i, byte) in arena.0.iter_mut().enumerate().take(16) {
+            *byte = u8::try_from(i * 37 % 251).expect("small");
+        }
+        let codes = [
+            IOCTL_PAGEWISE_GET_VERSION,
+            IOCTL_PAGEWISE_GET_CONFIG,
+            IOCTL_PAGEWISE_GET_STATS,
+            IOCTL_PAGEWISE_GET_LOG,
+            IOCTL_PAGEWISE_HOLD_D0,
+            0,
+            u32::MAX,
+        ];
+        for durations in [0u32, 1, MAX_HOLD_D0_MS, MAX_HOLD_D0_MS + 1, u32::MAX] {
+            arena.0[..4].copy_from_slice(&durations.to_le_bytes());
+            for code in codes {
+                for (offset, len) in [(0, 0), (0, 3), (0, 4), (0, 16), (1, 4), (2, 8)] {
+                    let input = &arena.0[offset..offset + len];
+                    let full = decode(code, input);
+                    let hold = decode_hold(code, input);
+                    match full {
+                        Ok(Request::HoldD0 { duration_ms }) => assert_eq!(hold, Ok(duration_ms)),
+                        _ if code != IOCTL_PAGEWISE_HOLD_D0 => {
+                            assert_eq!(hold, Err(STATUS_INVALID_DEVICE_REQUEST));
+                        }
+                        Ok(other) => panic!("HOLD_D0 decoded as {other:?}"),
+                        Err(status) => assert_eq!(hold, Err(status), "{offset} {len}"),
+                    }
+                }
+            }
         }
     }
 }

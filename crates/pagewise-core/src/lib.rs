@@ -12,8 +12,9 @@
 //! Nothing in this crate allocates, formats or panics on a driver path:
 //! - no `alloc`: every buffer is a fixed-size array inside the device context, which
 //!   the framework allocates from nonpaged pool;
-//! - no `core::fmt` on driver paths (PAGING.md section 9): types derive `Debug` for the
-//!   tests, and no driver-side function formats anything;
+//! - no `core::fmt` on driver paths (library code lands in `.text` whatever section its
+//!   caller is in, so formatting machinery would be resident; see docs/paging.md): types
+//!   derive `Debug` for the tests, and no driver-side function formats anything;
 //! - no panics: outside tests the crate denies the clippy lints that find the ways
 //!   safe code can panic (slice indexing, unchecked arithmetic, `unwrap`, `expect`,
 //!   `panic!`, `unreachable!`). Every index is a `get`/`get_mut`, every sum is
@@ -48,6 +49,7 @@ pub mod device_state;
 pub mod hold;
 pub mod image;
 pub mod ioctl;
+pub mod locked;
 pub mod pageability;
 pub mod power_state;
 pub mod settings;

@@ -5,19 +5,41 @@
 //! - the choice at init ([`crate::settings::Settings::power_pageable`]), fixed for the
 //!   life of the device object;
 //! - special files: while the device is on a paging, hibernation, dump or boot path,
-//!   KMDF clears `DO_POWER_PAGABLE` and runs the device's transitions in the NP states
-//!   (PAGING.md section 4), so the driver must behave as nonpageable too.
+//!   KMDF clears `DO_POWER_PAGABLE` and runs the device's transitions in the NP states,
+//!   so the driver must behave as nonpageable too.
 //!
 //! While the device is effectively nonpageable its power-down callbacks (the `PAGEPWR`
 //! section) may run when the paging disk is already off, so that section must be locked
-//! in memory (`MmLockPagableCodeSection`) before any such transition, and unlocked
-//! (`MmUnlockPagableImageSection`) when it is no longer needed: when the last special
-//! file leaves a device chosen pageable, or at device cleanup.
+//! in memory before any such transition, and unlocked when it is no longer needed.
+//!
+//! # When the section is locked
+//!
+//! - A device chosen nonpageable: from `EvtDriverDeviceAdd` to device cleanup.
+//! - A device with special-file support (`WdfDeviceSetSpecialFileSupport`): also from
+//!   `EvtDriverDeviceAdd` to cleanup, whether or not a special file ever arrives. KMDF
+//!   clears `DO_POWER_PAGABLE` when it *receives* `IRP_MN_DEVICE_USAGE_NOTIFICATION`,
+//!   then sends the IRP down the stack, and calls `EvtDeviceUsageNotificationEx` only
+//!   after the lower drivers succeeded. Between the two the device already runs its
+//!   transitions in NP states; a power-down racing the notification there would run
+//!   `PAGEPWR` unlocked. Locking from the start closes that window; the price is the
+//!   section's pages (about 1 KiB of code) staying resident on such a device.
+//! - A device chosen pageable without special-file support: never. KMDF fails an
+//!   entering notification it was not told to support before the driver sees it, so no
+//!   path can make such a device nonpageable. (The state machine still locks if one is
+//!   reported anyway: it is defensive, not trusting.)
+//!
+//! # The handle
+//!
+//! The first lock is `MmLockPagableCodeSection(<an address in PAGEPWR>)`, which looks the
+//! section up in the loaded module and returns a handle. The handle stays valid while the
+//! image is loaded, so the FFI keeps it and every later lock is the cheap
+//! `MmLockPagableSectionByHandle(handle)` ([`LockAction::Relock`]), as Microsoft's
+//! guidance on pageable code recommends; `MmUnlockPagableImageSection(handle)` unlocks.
 //!
 //! [`Pageability`] is a pure state machine: each event returns a [`LockAction`] that the
-//! FFI executes. It locks only when unlocked and unlocks only when locked, so the FFI's
-//! lock handle is taken and released in pairs by construction; the tests drive random
-//! event sequences through it to check that.
+//! FFI executes. It locks only when unlocked and unlocks only when locked, so lock and
+//! unlock calls pair up by construction; the tests drive random event sequences through
+//! it to check that.
 
 use pagewise_ioctl::{PageabilityReason, special_file};
 
@@ -29,9 +51,13 @@ use crate::status::{NtStatus, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS};
 pub enum LockAction {
     /// Nothing.
     None,
-    /// `MmLockPagableCodeSection(<a function in PAGEPWR>)` and keep the handle.
+    /// The first lock: `MmLockPagableCodeSection(<a function in PAGEPWR>)`, and keep the
+    /// handle it returns for the life of the device.
     Lock,
-    /// `MmUnlockPagableImageSection(handle)` and forget the handle.
+    /// A later lock: `MmLockPagableSectionByHandle(handle)` with the kept handle.
+    Relock,
+    /// `MmUnlockPagableImageSection(handle)`; the handle is kept for a later
+    /// [`LockAction::Relock`].
     Unlock,
 }
 
@@ -96,6 +122,17 @@ pub struct UsageDecision {
     pub action: LockAction,
 }
 
+/// The FFI's hold on the power-down section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    /// Never locked: the FFI has no handle yet.
+    NeverLocked,
+    /// Locked; the FFI holds the handle.
+    Locked,
+    /// Unlocked after a lock; the FFI keeps the handle for [`LockAction::Relock`].
+    Unlocked,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Device object created, no power transition yet: nothing locked on purpose.
@@ -111,10 +148,12 @@ enum Phase {
 pub struct Pageability {
     chosen_pageable: bool,
     reason: PageabilityReason,
+    /// `WdfDeviceSetSpecialFileSupport` was called: the section stays locked.
+    special_file_support: bool,
     /// Paths the device is on, per [`SpecialFile`]: several paging files can live on one
     /// device, and each enters and leaves on its own.
     paths: [u32; 4],
-    locked: bool,
+    section: Section,
     phase: Phase,
 }
 
@@ -125,8 +164,9 @@ impl Pageability {
         Pageability {
             chosen_pageable: true,
             reason: PageabilityReason::Default,
+            special_file_support: false,
             paths: [0; 4],
-            locked: false,
+            section: Section::NeverLocked,
             phase: Phase::Created,
         }
     }
@@ -136,6 +176,13 @@ impl Pageability {
     pub fn set_choice(&mut self, power_pageable: bool, reason: PageabilityReason) {
         self.chosen_pageable = power_pageable;
         self.reason = reason;
+    }
+
+    /// Records whether `EvtDriverDeviceAdd` calls `WdfDeviceSetSpecialFileSupport`: with
+    /// it, the section is locked from before the first transition to cleanup (see the
+    /// module documentation). Call before [`Pageability::before_first_transition`].
+    pub fn set_special_file_support(&mut self, supported: bool) {
+        self.special_file_support = supported;
     }
 
     /// Call once before the device's first power transition (at the end of
@@ -148,15 +195,17 @@ impl Pageability {
         self.sync()
     }
 
-    /// `EvtDeviceUsageNotificationEx(type, in_path)`. Entering a path on a pageable
-    /// device locks the section now: the framework's next transitions use NP states.
-    /// Leaving the last path of a device chosen pageable unlocks it. A leave with no
-    /// matching enter (the framework reverting a notification this driver never
-    /// counted) changes nothing. After cleanup, entering is vetoed.
+    /// `EvtDeviceUsageNotificationEx(type, in_path)`: counts the path. With special-file
+    /// support the section is locked already; a device that somehow enters a path
+    /// without it gets the section locked now, and unlocked when its last path leaves
+    /// (unless it was chosen nonpageable). A leave with no matching enter changes
+    /// nothing. After cleanup, entering is vetoed.
     ///
-    /// When a lower driver fails the notification after this callback succeeded, KMDF
-    /// calls the callback again with `in_path` reversed; that arrives here as an
-    /// ordinary notification and undoes the count.
+    /// KMDF calls the callback only after the lower drivers accepted the notification,
+    /// and never calls it again for the same notification: when the callback fails,
+    /// KMDF itself sends the reverse notification down the stack and restores
+    /// `DO_POWER_PAGABLE`. A notification this returns a failure for is therefore not
+    /// counted, and nothing else has to be undone here.
     pub fn on_usage_notification(&mut self, file_type: u32, in_path: bool) -> UsageDecision {
         let Some(kind) = SpecialFile::from_wdf(file_type) else {
             return UsageDecision {
@@ -207,21 +256,19 @@ impl Pageability {
         self.sync()
     }
 
-    /// Brings `locked` to what the state wants; the only place that changes it, so a
-    /// lock is never taken twice and never released unless taken.
+    /// Brings the section to what the state wants; the only place that changes it, so a
+    /// lock is never taken twice, never released unless taken, and the section is looked
+    /// up by address only the first time.
     fn sync(&mut self) -> LockAction {
-        let want = self.phase == Phase::Active && self.effective_nonpageable();
-        match (self.locked, want) {
-            (false, true) => {
-                self.locked = true;
-                LockAction::Lock
-            }
-            (true, false) => {
-                self.locked = false;
-                LockAction::Unlock
-            }
-            _ => LockAction::None,
-        }
+        let want = self.phase == Phase::Active && self.needs_lock();
+        let (section, action) = match (self.section, want) {
+            (Section::NeverLocked, true) => (Section::Locked, LockAction::Lock),
+            (Section::Unlocked, true) => (Section::Locked, LockAction::Relock),
+            (Section::Locked, false) => (Section::Unlocked, LockAction::Unlock),
+            (unchanged, _) => (unchanged, LockAction::None),
+        };
+        self.section = section;
+        action
     }
 
     /// The choice at init.
@@ -261,10 +308,23 @@ impl Pageability {
         !self.chosen_pageable || self.special_files() != 0
     }
 
-    /// True while the FFI holds a lock handle on the power-down section.
+    /// True while the power-down section must stay locked: the device is effectively
+    /// nonpageable, or may become so without notice (special-file support).
+    #[must_use]
+    pub fn needs_lock(&self) -> bool {
+        self.special_file_support || self.effective_nonpageable()
+    }
+
+    /// True while the FFI holds a lock on the power-down section.
     #[must_use]
     pub const fn is_locked(&self) -> bool {
-        self.locked
+        matches!(self.section, Section::Locked)
+    }
+
+    /// Whether special-file support was recorded.
+    #[must_use]
+    pub const fn special_file_support(&self) -> bool {
+        self.special_file_support
     }
 }
 
@@ -284,12 +344,16 @@ mod tests {
     const BOOT: u32 = 4;
     const POST_DISPLAY: u32 = 5;
 
-    /// Executes actions the way the FFI does, holding at most one handle, and fails the
-    /// test on a double lock or an unlock without a handle.
+    /// Executes actions the way the FFI does: the first lock looks the section up and
+    /// keeps the handle, later locks go through the handle, an unlock keeps it. Fails the
+    /// test on a second lookup, a relock without a handle or while locked, and an unlock
+    /// of an unlocked section.
     #[derive(Default)]
     struct Ffi {
         handle: bool,
+        locked: bool,
         locks: u32,
+        relocks: u32,
         unlocks: u32,
     }
 
@@ -298,39 +362,53 @@ mod tests {
             match action {
                 LockAction::None => {}
                 LockAction::Lock => {
-                    assert!(!self.handle, "double lock");
+                    assert!(!self.handle, "section looked up a second time");
+                    assert!(!self.locked, "double lock");
                     self.handle = true;
+                    self.locked = true;
                     self.locks += 1;
                 }
+                LockAction::Relock => {
+                    assert!(self.handle, "relock without a handle");
+                    assert!(!self.locked, "double lock");
+                    self.locked = true;
+                    self.relocks += 1;
+                }
                 LockAction::Unlock => {
-                    assert!(self.handle, "unlock without a lock");
-                    self.handle = false;
+                    assert!(self.locked, "unlock without a lock");
+                    self.locked = false;
                     self.unlocks += 1;
                 }
             }
         }
     }
 
-    fn device(pageable: bool) -> (Pageability, Ffi) {
+    fn device_with(pageable: bool, special_file_support: bool) -> (Pageability, Ffi) {
         let mut p = Pageability::new();
-        let reason = PageabilityReason::Setting;
-        p.set_choice(pageable, reason);
+        p.set_choice(pageable, PageabilityReason::Setting);
+        p.set_special_file_support(special_file_support);
         let mut ffi = Ffi::default();
         ffi.run(p.before_first_transition());
         (p, ffi)
     }
 
+    /// Without special-file support: KMDF would refuse entering notifications, which
+    /// these tests still send to check that the state machine copes.
+    fn device(pageable: bool) -> (Pageability, Ffi) {
+        device_with(pageable, false)
+    }
+
     fn notify(p: &mut Pageability, ffi: &mut Ffi, file: u32, in_path: bool) -> NtStatus {
         let d = p.on_usage_notification(file, in_path);
         ffi.run(d.action);
-        assert_eq!(ffi.handle, p.is_locked());
+        assert_eq!(ffi.locked, p.is_locked());
         d.status
     }
 
     #[test]
     fn nonpageable_device_locks_before_first_transition_and_unlocks_at_cleanup() {
         let (mut p, mut ffi) = device(false);
-        assert!(ffi.handle && p.is_locked() && p.effective_nonpageable());
+        assert!(ffi.locked && p.is_locked() && p.effective_nonpageable());
         assert_eq!(p.before_first_transition(), LockAction::None, "idempotent");
         assert_eq!(notify(&mut p, &mut ffi, PAGING, true), STATUS_SUCCESS);
         assert_eq!(notify(&mut p, &mut ffi, PAGING, false), STATUS_SUCCESS);
@@ -339,7 +417,7 @@ mod tests {
             "chosen nonpageable: leaving a path keeps the lock"
         );
         ffi.run(p.on_cleanup());
-        assert!(!ffi.handle);
+        assert!(!ffi.locked);
         assert_eq!((ffi.locks, ffi.unlocks), (1, 1));
     }
 
@@ -351,11 +429,35 @@ mod tests {
         assert_eq!((ffi.locks, ffi.unlocks), (0, 0));
     }
 
+    /// KMDF clears `DO_POWER_PAGABLE` before the notification travels down the stack and
+    /// calls the callback only afterwards: a device that may get a special file locks at
+    /// device add, so no power-down can run unlocked in between.
+    #[test]
+    fn special_file_support_locks_at_device_add_and_notifications_leave_the_lock_alone() {
+        let (mut p, mut ffi) = device_with(true, true);
+        assert!(p.special_file_support());
+        assert!(ffi.locked, "locked before the first transition");
+        assert!(
+            !p.effective_nonpageable(),
+            "still power-pageable: the registry may be used between transitions"
+        );
+        for (file, in_path) in [(PAGING, true), (DUMP, true), (PAGING, false), (DUMP, false)] {
+            let d = p.on_usage_notification(file, in_path);
+            assert_eq!((d.status, d.action), (STATUS_SUCCESS, LockAction::None));
+            ffi.run(d.action);
+        }
+        assert!(p.is_locked(), "the last leave keeps the lock");
+        ffi.run(p.on_cleanup());
+        assert!(!ffi.locked);
+        assert_eq!((ffi.locks, ffi.relocks, ffi.unlocks), (1, 0, 1));
+    }
+
     #[test]
     fn nothing_is_locked_before_the_first_transition() {
         let mut p = Pageability::new();
         p.set_choice(false, PageabilityReason::Setting);
-        assert!(p.effective_nonpageable());
+        p.set_special_file_support(true);
+        assert!(p.effective_nonpageable() && p.needs_lock());
         assert!(!p.is_locked());
         assert_eq!(p.on_cleanup(), LockAction::None);
     }
@@ -389,21 +491,27 @@ mod tests {
         assert!(!p.is_locked());
     }
 
+    /// Each enter and its leave cancel out, and every lock after the first goes through
+    /// the handle the first one returned.
     #[test]
-    fn a_failed_notification_is_reverted_by_the_reverse_call() {
-        // The callback succeeded, a lower driver failed the IRP, KMDF calls back with
-        // in_path reversed.
+    fn later_locks_reuse_the_handle_of_the_first() {
         let (mut p, mut ffi) = device(true);
-        notify(&mut p, &mut ffi, HIBERNATION, true);
+        assert_eq!(
+            p.on_usage_notification(HIBERNATION, true).action,
+            LockAction::Lock
+        );
+        ffi.run(LockAction::Lock);
         notify(&mut p, &mut ffi, HIBERNATION, false);
         assert_eq!(p.special_files(), 0);
         assert!(!p.is_locked());
-        // A failed leave: KMDF reverts it with an enter.
-        notify(&mut p, &mut ffi, DUMP, true);
+        let again = p.on_usage_notification(DUMP, true);
+        assert_eq!(again.action, LockAction::Relock, "no second lookup");
+        ffi.run(again.action);
         notify(&mut p, &mut ffi, DUMP, false);
         notify(&mut p, &mut ffi, DUMP, true);
         assert!(p.is_locked());
-        assert_eq!((ffi.locks, ffi.unlocks), (3, 2));
+        ffi.run(p.on_cleanup());
+        assert_eq!((ffi.locks, ffi.relocks, ffi.unlocks), (1, 2, 3));
     }
 
     #[test]
@@ -435,7 +543,7 @@ mod tests {
         notify(&mut p, &mut ffi, BOOT, true);
         assert_eq!(p.special_files(), special_file::BOOT);
         ffi.run(p.on_cleanup());
-        assert!(!ffi.handle, "cleanup releases the handle even on a path");
+        assert!(!ffi.locked, "cleanup releases the lock even on a path");
         assert!(p.effective_nonpageable(), "still reported as on the path");
         assert_eq!(
             notify(&mut p, &mut ffi, PAGING, true),
@@ -474,8 +582,9 @@ mod tests {
         assert_eq!(p.path_count(SpecialFile::Paging), u32::MAX);
     }
 
-    /// Random event sequences, both choices at init: the lock follows
-    /// `effective_nonpageable` while active, and every lock is released by cleanup.
+    /// Random event sequences, every combination of choice and special-file support:
+    /// the lock follows `needs_lock` while active, the section is looked up at most once,
+    /// and every lock is released by cleanup.
     #[test]
     fn random_sequences_keep_locks_balanced() {
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -486,20 +595,21 @@ mod tests {
             (seed >> 33) % n
         };
         for round in 0..2_000 {
-            let (mut p, mut ffi) = device(round % 2 == 0);
+            let (mut p, mut ffi) = device_with(round % 2 == 0, round % 4 < 2);
             let steps = next(40);
             for _ in 0..steps {
                 let file = u32::try_from(next(6)).expect("small");
                 let status = notify(&mut p, &mut ffi, file, next(2) == 0);
                 assert_eq!(status, STATUS_SUCCESS);
-                assert_eq!(p.is_locked(), p.effective_nonpageable());
+                assert_eq!(p.is_locked(), p.needs_lock());
             }
             if next(4) == 0 {
                 ffi.run(p.before_first_transition());
             }
             ffi.run(p.on_cleanup());
-            assert!(!ffi.handle, "round {round}: a lock outlived cleanup");
-            assert_eq!(ffi.locks, ffi.unlocks, "round {round}");
+            assert!(!ffi.locked, "round {round}: a lock outlived cleanup");
+            assert!(ffi.locks <= 1, "round {round}: section looked up twice");
+            assert_eq!(ffi.locks + ffi.relocks, ffi.unlocks, "round {round}");
             assert_eq!(
                 p.on_usage_notification(PAGING, true).action,
                 LockAction::None

@@ -1,7 +1,7 @@
 //! WDF power-state values and the NP test.
 //!
 //! `WdfDevStateIsNP` is an inline function in `wdfdevice.h`, not a framework export, so
-//! `wdk-sys` has no binding for it (PAGING.md section 4): the driver writes it itself.
+//! `wdk-sys` has no binding for it: the driver writes it itself.
 //! Every `WDF_DEVICE_POWER_STATE` the framework uses while the device is
 //! power-nonpageable has bit 0x8000 set (`WdfDevStatePowerD0NP`, ...).
 
@@ -106,6 +106,21 @@ impl PowerDeviceState {
     pub const fn is_low_power(self) -> bool {
         matches!(self, Self::D1 | Self::D2 | Self::D3)
     }
+
+    /// True when a `D0Entry` whose `PreviousState` is `value` is a resume, the return of
+    /// a device that was working before: from D1, D2 or D3 (S0 idle or a system sleep),
+    /// or from `PrepareForHibernation`, the state KMDF records for a device on the
+    /// hibernation path that left D0 for S4. A `D0Entry` from `D3Final` is a start: the
+    /// first one, or the one after a `PnP` stop (a rebalance, `devcon restart`). KMDF
+    /// follows the latter with `EvtDeviceSelfManagedIoRestart` as it does a resume, so
+    /// only the previous state tells them apart. Unknown values are not resumes.
+    #[must_use]
+    pub const fn is_resume_from(value: u32) -> bool {
+        match Self::from_u32(value) {
+            Some(state) => state.is_low_power() || matches!(state, Self::PrepareForHibernation),
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,5 +151,28 @@ mod tests {
         assert!(PowerDeviceState::D3.is_low_power());
         assert!(!PowerDeviceState::D3Final.is_low_power());
         assert!(!PowerDeviceState::D0.is_low_power());
+    }
+
+    #[test]
+    fn only_low_power_and_hibernation_states_start_a_resume() {
+        let resumes: std::vec::Vec<PowerDeviceState> = PowerDeviceState::ALL
+            .into_iter()
+            .filter(|&state| PowerDeviceState::is_resume_from(state as u32))
+            .collect();
+        assert_eq!(
+            resumes,
+            [
+                PowerDeviceState::D1,
+                PowerDeviceState::D2,
+                PowerDeviceState::D3,
+                PowerDeviceState::PrepareForHibernation
+            ]
+        );
+        // A PnP stop and start comes back from D3Final: a start, not a resume.
+        assert!(!PowerDeviceState::is_resume_from(
+            PowerDeviceState::D3Final as u32
+        ));
+        assert!(!PowerDeviceState::is_resume_from(8));
+        assert!(!PowerDeviceState::is_resume_from(u32::MAX));
     }
 }

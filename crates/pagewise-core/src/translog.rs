@@ -137,6 +137,10 @@ impl TransitionLog {
     /// touched. The read watermark moves past the last record included (see
     /// [`TransitionLog::overwritten`]).
     ///
+    /// [`TransitionLog::claim`] then [`TransitionLog::write_claim`] on the same log. A
+    /// reader that shares the log with writers claims under their lock and writes from a
+    /// copy taken with the claim, after releasing it.
+    ///
     /// # Errors
     ///
     /// `out` shorter than a header or not 8-byte aligned; `out` is untouched then.
@@ -145,25 +149,58 @@ impl TransitionLog {
         first_sequence: u64,
         out: &mut [u8],
     ) -> Result<(LogHeader, usize), WireError> {
-        let start = if first_sequence < self.oldest_sequence() {
-            self.oldest_sequence()
-        } else if first_sequence > self.next_sequence {
-            self.next_sequence
-        } else {
-            first_sequence
-        };
+        check_output(out)?;
+        let claim = self.claim(first_sequence, Self::records_that_fit(out.len()));
+        let written = self.write_claim(&claim, out)?;
+        Ok((claim.header, written))
+    }
+
+    /// Claims the records a reader with room for `capacity` records gets from
+    /// `first_sequence` on, and moves the read watermark past them: from now on they
+    /// count as read, whatever overwrites them. O(1); the caller copies the log (or
+    /// writes the answer) before anything else can push.
+    #[must_use]
+    pub fn claim(&mut self, first_sequence: u64, capacity: usize) -> LogClaim {
+        let oldest = self.oldest_sequence();
+        let start = first_sequence.clamp(oldest, self.next_sequence);
         let available = self.next_sequence.saturating_sub(start);
-        let fit = u64::try_from(Self::records_that_fit(out.len())).unwrap_or(u64::MAX);
-        let count = available.min(fit);
+        let count = available.min(u64::try_from(capacity).unwrap_or(u64::MAX));
         let header = LogHeader {
             next_sequence: self.next_sequence,
-            oldest_sequence: self.oldest_sequence(),
+            oldest_sequence: oldest,
             count: u32::try_from(count).unwrap_or(0),
             capacity: CAPACITY_U32,
         };
-        let mut written = header.write_to(out)?;
-        let mut sequence = start;
-        let end = start.saturating_add(u64::from(header.count));
+        let through = start.saturating_add(u64::from(header.count));
+        if through > self.read_through {
+            self.read_through = through;
+        }
+        LogClaim { header, start }
+    }
+
+    /// Writes the answer to a `claim` made on this log, or on the log this is a copy of,
+    /// taken when the claim was made: the header, then the claimed records. Returns the
+    /// bytes written; nothing past them is touched.
+    ///
+    /// # Errors
+    ///
+    /// `out` shorter than the answer or not 8-byte aligned; `out` is untouched then.
+    #[inline]
+    pub fn write_claim(&self, claim: &LogClaim, out: &mut [u8]) -> Result<usize, WireError> {
+        let needed = HEADER_SIZE.saturating_add(
+            usize::try_from(claim.header.count)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(RECORD_SIZE),
+        );
+        let Some(out) = out.get_mut(..needed) else {
+            return Err(WireError::TooSmall {
+                needed,
+                given: out.len(),
+            });
+        };
+        let mut written = claim.header.write_to(out)?;
+        let end = claim.start.saturating_add(u64::from(claim.header.count));
+        let mut sequence = claim.start;
         while sequence < end {
             let Some(record) = self.get(sequence) else {
                 break;
@@ -177,11 +214,34 @@ impl TransitionLog {
             written = written.saturating_add(n);
             sequence = sequence.saturating_add(1);
         }
-        if sequence > self.read_through {
-            self.read_through = sequence;
-        }
-        Ok((header, written))
+        Ok(written)
     }
+}
+
+/// What [`TransitionLog::claim`] gave a reader: the header of its answer and the sequence
+/// number of the first record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogClaim {
+    /// The answer's header.
+    pub header: LogHeader,
+    /// Sequence number of the first claimed record.
+    pub start: u64,
+}
+
+/// The checks `LogHeader::write_to` makes, without writing: a failed copy-out leaves
+/// both the buffer and the watermark alone.
+pub(crate) fn check_output(out: &[u8]) -> Result<(), WireError> {
+    if out.len() < HEADER_SIZE {
+        return Err(WireError::TooSmall {
+            needed: HEADER_SIZE,
+            given: out.len(),
+        });
+    }
+    let align = core::mem::align_of::<LogHeader>();
+    if !out.as_ptr().addr().is_multiple_of(align) {
+        return Err(WireError::Misaligned { align });
+    }
+    Ok(())
 }
 
 impl Default for TransitionLog {

@@ -49,6 +49,7 @@ fn probed_driver_paths_keep_no_panic_handler() {
     for probe in [
         "probe_device_add",
         "probe_power",
+        "probe_pageability",
         "probe_ioctl",
         "probe_timer",
         "probe_config",

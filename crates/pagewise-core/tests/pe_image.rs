@@ -3,7 +3,7 @@
 //! The fixture `core_section_probe` (a member of `crates/pagecheck/tests/fixtures/rust`) is a
 //! `no_std` cdylib with one exported function in each of `.text`, `PAGE`, `PAGEPWR` and `INIT`.
 //! `pe-fixtures` builds it for `x86_64-pc-windows-msvc` with Debian's rustc and
-//! `-Zbuild-std=core` and links it with `lld-link` as a driver (PAGING.md section 8); this test
+//! `-Zbuild-std=core` and links it with `lld-link` as a driver (docs/paging.md); this test
 //! checks that `pagewise_core::image` finds every exported function in the section its
 //! attribute named, and that it agrees with the `object` crate on every section and every RVA.
 //!

@@ -49,14 +49,15 @@
 //!
 //! # Registration is checked by type
 //!
-//! A driver stores callbacks only through [`pagewise_roles::register`], naming the slot and
-//! the marker type. (The example is not compiled as a doctest: the expansion calls
+//! A driver stores callbacks only through [`callbacks!`], a table with one block per WDF
+//! configuration structure in which each field names the function that goes into it. The
+//! field name selects the slot (`pagewise_roles::config`), and the slot decides which
+//! placements it accepts. (The example is not compiled as a doctest: the expansion calls
 //! `::wdk::paged_code!()` and the callbacks use wdk-sys types, which build only against a
-//! WDK. `tests/ui/pass/*.rs` compile and run the same pattern against a stub `wdk`.)
+//! WDK. `tests/ui/pass/*.rs` compile and run the same pattern against stand-ins.)
 //!
 //! ```ignore
-//! use pagewise_macros::{paged, resident};
-//! use pagewise_roles::{register, slot};
+//! use pagewise_macros::{callbacks, paged, resident};
 //!
 //! #[resident(power_up)]
 //! unsafe extern "C" fn evt_device_d0_entry(
@@ -75,26 +76,32 @@
 //!     STATUS_SUCCESS
 //! }
 //!
-//! callbacks.EvtDeviceD0Entry =
-//!     Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_entry>());
-//! callbacks.EvtDeviceD0Exit =
-//!     Some(register::<slot::EvtDeviceD0Exit, evt_device_d0_exit>());
+//! callbacks! {
+//!     const REGISTERED: [CallbackId];
+//!
+//!     fn pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS) {
+//!         EvtDeviceD0Entry: evt_device_d0_entry => CallbackId::D0Entry,
+//!         EvtDeviceD0Exit: evt_device_d0_exit => CallbackId::D0Exit,
+//!     }
+//! }
 //! ```
 //!
-//! Registering a function whose placement the slot does not accept, for example the
-//! `#[paged(power_down)]` function above as `EvtDeviceD0Entry`, fails to compile with:
+//! Putting the `#[paged(power_down)]` function above into `EvtDeviceD0Entry` fails to
+//! compile, at the field:
 //!
 //! ```text
 //! error[E0277]: a function placed as `pagewise_roles::role::PowerDown` cannot be registered in a slot that needs `pagewise_roles::needs::PowerUp`
-//!   --> src/device.rs:40:25
+//!   --> src/callbacks.rs:28:9
 //!    |
-//! 40 |     Some(register::<slot::EvtDeviceD0Entry, evt_device_d0_exit>());
-//!    |                     ^^^^^^^^^^^^^^^^^^^^^^ placement does not meet this callback slot's needs
+//! 28 |         EvtDeviceD0Entry: evt_device_d0_exit => CallbackId::D0Entry,
+//!    |         ^^^^^^^^^^^^^^^^ placement does not meet this callback slot's needs
 //!    |
 //!    = note: mark the function with the placement attribute the slot needs: power-up slots take #[resident(power_up)], ...
 //! ```
 //!
-//! (`tests/ui/fail/*.stderr` hold the complete messages.)
+//! (`tests/ui/fail/*.stderr` hold the complete messages.) There is no way to name the slot
+//! apart from the field: `pagewise_roles::register::<Slot, f>()`, the check underneath,
+//! is disallowed in the driver by the workspace's `clippy.toml`.
 //!
 //! A function without a placement attribute has no marker type, so it cannot be registered
 //! at all.
@@ -114,7 +121,9 @@
 
 use proc_macro::TokenStream;
 
+mod callbacks;
 mod expand;
+mod resident_wdf;
 #[cfg(test)]
 mod tests;
 
@@ -140,4 +149,71 @@ pub fn paged(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn resident(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Resident, attr.into(), item.into()).into()
+}
+
+/// The driver's registration table: every callback it registers, grouped by the WDF
+/// configuration structure whose field it goes into, and the list of all of them.
+///
+/// ```ignore
+/// pagewise_macros::callbacks! {
+///     /// Every registration below, for the self-check.
+///     pub(crate) const REGISTERED: [CallbackId];
+///
+///     /// For `WdfDeviceInitSetPnpPowerEventCallbacks`.
+///     pub(crate) fn pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS) {
+///         EvtDeviceD0Entry: evt_device_d0_entry => CallbackId::D0Entry,
+///         EvtDeviceD0Exit: evt_device_d0_exit => CallbackId::D0Exit,
+///     }
+///
+///     /// The default queue, created with `WdfExecutionLevelPassive`.
+///     pub(crate) fn control_queue(WDF_IO_QUEUE_CONFIG(passive)) {
+///         EvtIoDeviceControl: evt_control_io_device_control => CallbackId::ControlIoDeviceControl,
+///     }
+/// }
+///
+/// let mut callbacks = pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS {
+///     Size: ..,
+///     ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+/// });
+/// ```
+///
+/// Each block becomes an `#[inline(always)]` function that takes the structure, sized and
+/// otherwise filled in by the caller, and returns it with the listed callback fields set;
+/// inlined, its stores run from the caller's section. The field name is the slot:
+/// `pagewise_roles::config::<STRUCTURE>[::<kind>]::<field>` names the
+/// [`pagewise_roles::slot`] the field takes, so the slot cannot be named apart from the
+/// field. A function whose placement that slot does not accept, a field with no slot, or a
+/// field whose rules depend on the object written without the kind
+/// (`WDF_OBJECT_ATTRIBUTES(device)`, `WDF_IO_QUEUE_CONFIG(passive)`) is a compile error at
+/// the field name. The leading `const` is an array of
+/// [`pagewise_roles::Registration`]s, one per entry in table order, each with the id
+/// written after `=>`: the same table is the list the driver's self-check walks.
+///
+/// The structure's name must be in scope: it is the type the function builds.
+#[proc_macro]
+pub fn callbacks(input: TokenStream) -> TokenStream {
+    callbacks::expand(input.into()).into()
+}
+
+/// A WDF call for resident code: `resident_wdf_call!(WdfTimerStart, timer, due)` calls
+/// `WdfTimerStart` as `wdk_sys::call_unsafe_wdf_function_binding!` does, through the
+/// framework's function table, and returns `Some(result)`, or `None` for an empty table
+/// entry. Like that macro it must be used inside an `unsafe` block, with arguments that
+/// meet the WDF function's contract.
+///
+/// What it leaves out is the per-call check of the table index against the table's
+/// length, whose failure path panics: in resident code that check puts a branch, a panic
+/// call and (through the panic handler) `KeBugCheckEx` into the driver's never-paged
+/// memory, at every call site. The driver checks the table once instead: `DriverEntry`
+/// refuses to run unless the framework's table has every entry of the KMDF version the
+/// driver was built for (`WdfFunctionTableNumEntries`), which makes every index of that
+/// version valid for the driver's lifetime. The function-pointer type and the table index
+/// are the names wdk-sys generates for the function (`PFN_WDFTIMERSTART`,
+/// `WdfTimerStartTableIndex`), derived from the function's name as windows-drivers-rs'
+/// macro derives them.
+///
+/// The expansion names `::wdk_sys`: the crate depends on it under that name.
+#[proc_macro]
+pub fn resident_wdf_call(input: TokenStream) -> TokenStream {
+    resident_wdf::expand(input.into()).into()
 }

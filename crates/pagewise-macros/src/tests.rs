@@ -351,3 +351,80 @@ fn expansion_uses_the_names_defined_in_pagewise_roles() {
         );
     }
 }
+
+/// `callbacks!`: what a table expands to, and what it refuses to parse.
+mod callbacks_table {
+    use crate::callbacks::expand;
+    use quote::quote;
+
+    fn expanded(input: proc_macro2::TokenStream) -> String {
+        expand(input).to_string()
+    }
+
+    #[test]
+    fn one_function_per_block_and_one_list_entry_per_field() {
+        let out = expanded(quote! {
+            pub(crate) const REGISTERED: [u16];
+            fn power(WDF_PNPPOWER_EVENT_CALLBACKS) {
+                EvtDeviceD0Entry: entry => 6,
+                EvtDeviceD0Exit: exit => 7,
+            }
+            fn queue(WDF_IO_QUEUE_CONFIG(passive)) {
+                EvtIoDeviceControl: control => 15
+            }
+        });
+        assert!(
+            out.contains(
+                "fn power (base : WDF_PNPPOWER_EVENT_CALLBACKS) -> WDF_PNPPOWER_EVENT_CALLBACKS"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("inline (always)"), "{out}");
+        // The slot is the structure's field, through pagewise_roles::config.
+        assert!(
+            out.contains(
+                ":: pagewise_roles :: config :: WDF_PNPPOWER_EVENT_CALLBACKS :: EvtDeviceD0Entry , entry"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                ":: pagewise_roles :: config :: WDF_IO_QUEUE_CONFIG :: passive :: EvtIoDeviceControl , control"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(".. base"), "{out}");
+        assert!(
+            out.contains("pub (crate) const REGISTERED : [:: pagewise_roles :: Registration < u16 > ; 3usize]"),
+            "{out}"
+        );
+        assert_eq!(out.matches("Registration :: __new").count(), 3, "{out}");
+        // The checked store is the only place a slot is named: the list is not checked
+        // twice, so a mismatch is reported once.
+        assert_eq!(out.matches("__register_field").count(), 3, "{out}");
+    }
+
+    #[test]
+    fn the_list_comes_first_and_blocks_are_well_formed() {
+        let missing_list = expanded(quote! {
+            fn power(WDF_PNPPOWER_EVENT_CALLBACKS) { EvtDeviceD0Entry: entry => 6 }
+        });
+        assert!(
+            missing_list.contains("starts with the list of registrations"),
+            "{missing_list}"
+        );
+        let two_kinds = expanded(quote! {
+            const REGISTERED: [u16];
+            fn queue(WDF_IO_QUEUE_CONFIG(passive) extra) { EvtIoDeviceControl: control => 15 }
+        });
+        assert!(
+            two_kinds.contains("expected `STRUCTURE` or `STRUCTURE(kind)`"),
+            "{two_kinds}"
+        );
+        let no_id = expanded(quote! {
+            const REGISTERED: [u16];
+            fn power(WDF_PNPPOWER_EVENT_CALLBACKS) { EvtDeviceD0Entry: entry }
+        });
+        assert!(no_id.contains("compile_error"), "{no_id}");
+    }
+}

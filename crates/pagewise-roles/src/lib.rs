@@ -5,18 +5,28 @@
 //!   `#[resident(power_up)]` and `#[resident(dispatch)]` into a section attribute, a
 //!   [`RoleRecord`] in the discardable [`section::ROLE_RECORDS`] section and a [`Placed`]
 //!   marker type;
-//! - the driver registers callbacks only through [`register`], so the compiler rejects a
-//!   function whose role does not meet the slot's [`Slot::Needs`];
+//! - the driver registers callbacks only through `pagewise_macros::callbacks!`, where the
+//!   configuration structure and the field name select the slot ([`config`]), so the
+//!   compiler rejects a function whose role does not meet that slot's [`Slot::Needs`], and
+//!   the same table lists every registration ([`Registration`]) for the driver's
+//!   self-check;
 //! - `cargo pagecheck` reads the records back from the linked image with [`parse_records`].
+//!
+//! [`register`] is the type check underneath: it names the slot and the function
+//! separately, so a driver that called it directly could put a function checked against
+//! one slot into another structure's field. The workspace's `clippy.toml` disallows it;
+//! tools and tests may use it.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+pub mod config;
 pub mod slot;
 
-/// Section names. PAGING.md section 2: `PAGE` plus at most four characters is pageable,
-/// `INIT` is discarded when `DriverEntry` returns, everything else is resident.
+/// Section names. The kernel loader pages a section whose name is `PAGE` plus at most four
+/// characters, discards `INIT` when `DriverEntry` returns, and keeps everything else
+/// resident.
 pub mod section {
     /// Discarded after `DriverEntry` returns.
     pub const INIT: &str = "INIT";
@@ -356,6 +366,9 @@ impl Accepts<role::Dispatch> for needs::Passive {}
 
 /// The function `C` as a value for callback slot `S`; a compile error unless `C`'s placement
 /// meets what `S` needs.
+///
+/// A driver registers through `pagewise_macros::callbacks!` instead, which derives `S`
+/// from the field the function goes into.
 #[must_use]
 pub const fn register<S, C>() -> C::Fn
 where
@@ -364,6 +377,47 @@ where
     S::Needs: Accepts<C::Role>,
 {
     C::FUNCTION
+}
+
+/// [`register`] under the name `pagewise_macros::callbacks!` expands to, so that
+/// disallowing `register` in a driver's clippy configuration leaves the macro usable. Not
+/// for direct use.
+#[doc(hidden)]
+#[must_use]
+pub const fn __register_field<S, C>() -> C::Fn
+where
+    S: Slot,
+    C: Placed,
+    S::Needs: Accepts<C::Role>,
+{
+    C::FUNCTION
+}
+
+/// One callback a `pagewise_macros::callbacks!` table registers: the driver's own id for
+/// it, the role its placement attribute declared, and its address.
+#[derive(Clone, Copy, Debug)]
+pub struct Registration<I> {
+    /// The id the table gave it (the driver's wire id of the callback, say).
+    pub id: I,
+    /// The role of the function's placement attribute.
+    pub role: Role,
+    /// The function.
+    pub function: *const (),
+}
+
+impl<I> Registration<I> {
+    /// The entry for function `C`. `function` must be `C` itself;
+    /// `pagewise_macros::callbacks!` passes the same name for both, and checks the slot
+    /// where it stores the function. Not for direct use.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn __new<C: Placed>(id: I, function: *const ()) -> Registration<I> {
+        Registration {
+            id,
+            role: <C::Role as PlacementRole>::ROLE,
+            function,
+        }
+    }
 }
 
 #[cfg(test)]

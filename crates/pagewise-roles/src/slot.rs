@@ -1,9 +1,10 @@
 //! The KMDF callback slots a driver registers functions in, each with what it needs.
 //!
-//! This is the paging map of PAGING.md section 3 in code: one marker type per callback,
-//! whose [`Slot::Needs`](crate::Slot::Needs) decides at compile time which placements
-//! [`register`](crate::register) accepts, and whose [`SlotInfo`] documents the IRQL and
-//! the rule. [`ALL`] lists every row, for the README's table and for tools.
+//! This is the project's paging map (docs/paging.md) in code: one marker type per
+//! callback, whose [`Slot::Needs`] decides at compile time which
+//! placements [`register`](crate::register) accepts, and whose [`SlotInfo`] documents the
+//! IRQL and the rule. [`ALL`] lists every row, for the README's table and for tools.
+//! [`crate::config`] maps each WDF configuration field to its slot.
 
 use crate::{Slot, needs};
 
