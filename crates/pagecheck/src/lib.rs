@@ -252,25 +252,25 @@ pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Erro
         .map_err(|e| Error::new(format!("{}: {e}", image_path.display())))?;
     let image =
         Image::parse(bytes).map_err(|e| Error::new(format!("{}: {e}", image_path.display())))?;
+    // Without the CodeView record no PDB can be proved to belong to this build, and symbols
+    // of another build would name the wrong functions: refuse, and say why.
+    let Some(codeview) = image.codeview.as_ref() else {
+        return Err(Error::new(format!(
+            "{}: the image has no CodeView debug record: it was linked without /DEBUG, so no PDB can be matched \
+             to it; relink with /DEBUG (the wdk-build flow passes it)",
+            image_path.display()
+        )));
+    };
     let pdb_path = match &options.pdb {
         Some(p) => p.clone(),
-        None => pdb::locate(image_path, image.codeview.as_ref()).ok_or_else(|| {
+        None => pdb::locate(image_path, Some(codeview)).ok_or_else(|| {
             Error::new(format!(
-                "{}: no PDB found beside the image{} (pass --pdb)",
+                "{}: no PDB beside the image or at `{}`, the path the linker recorded; pass it with --pdb",
                 image_path.display(),
-                image
-                    .codeview
-                    .as_ref()
-                    .map_or_else(String::new, |cv| format!(" or at `{}`", cv.path))
+                codeview.path
             ))
         })?,
     };
-    if image.codeview.is_none() {
-        return Err(Error::new(format!(
-            "{}: the image has no CodeView record, so no PDB can be matched to it (link with /DEBUG)",
-            image_path.display()
-        )));
-    }
     let symbols = Symbols::load(&pdb_path, &image)?;
     analyze(
         &image,

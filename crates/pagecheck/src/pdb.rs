@@ -164,7 +164,38 @@ pub fn locate(image_path: &Path, codeview: Option<&CodeView>) -> Option<PathBuf>
 }
 
 fn pdb_err(path: &Path, e: &pdb2::Error) -> Error {
-    Error::new(format!("{}: unreadable PDB: {e}", path.display()))
+    Error::new(format!("{}: {}", path.display(), pdb_message(e)))
+}
+
+/// A PDB reader's error in words: what is wrong with the file, not the reader's names.
+#[must_use]
+pub fn pdb_message(e: &pdb2::Error) -> String {
+    use pdb2::Error as E;
+    match e {
+        E::UnrecognizedFileFormat => "not a PDB file (no MSF 7.0 header)".to_owned(),
+        E::InvalidPageSize(size) => format!("damaged PDB: page size {size} is not one MSF allows"),
+        E::PageReferenceOutOfRange(page) => {
+            format!("truncated or damaged PDB: page {page} lies past the end of the file")
+        }
+        E::StreamNotFound(stream) => format!("damaged PDB: stream {stream} is missing"),
+        E::StreamNameNotFound => "incomplete PDB: a named stream it needs is missing".to_owned(),
+        E::InvalidStreamLength(what) => {
+            format!("damaged PDB: the {what} stream has an impossible length")
+        }
+        E::IoError(io) => format!("cannot read the PDB: {io}"),
+        E::UnexpectedEof => "truncated PDB: a stream ends in the middle of a record".to_owned(),
+        E::UnimplementedFeature(what) => {
+            format!("the PDB uses a feature this reader does not support ({what})")
+        }
+        E::GlobalSymbolsNotFound => "incomplete PDB: it has no global symbol stream".to_owned(),
+        E::SymbolTooShort => {
+            "damaged PDB: a symbol record is shorter than its kind needs".to_owned()
+        }
+        E::UnimplementedSymbolKind(kind) => {
+            format!("the PDB has a symbol record of a kind this reader does not know ({kind:#06x})")
+        }
+        other => format!("damaged PDB: {other}"),
+    }
 }
 
 impl Symbols {

@@ -89,6 +89,38 @@ pub fn lock_roots(held: &[(usize, Held)]) -> Vec<Root> {
     roots
 }
 
+/// The function a `--root` symbol names: a function's readable or raw name, or a PDB symbol
+/// at the first byte of a function.
+fn root_function(functions: &Functions, symbols: &Symbols, name: &str) -> Result<usize, Error> {
+    if let Some(f) = functions.by_name(name) {
+        return Ok(f);
+    }
+    let Some(symbol) = symbols.find(name) else {
+        return Err(Error::new(format!(
+            "unknown root symbol `{name}`: no function of that name in the PDB"
+        )));
+    };
+    if symbol.kind == crate::pdb::SymbolKind::Data {
+        return Err(Error::new(format!(
+            "root symbol `{name}` is data, not code: --root names a function"
+        )));
+    }
+    match functions.containing(symbol.rva) {
+        Some(f) if functions.list[f].start == symbol.rva => Ok(f),
+        Some(f) => Err(Error::new(format!(
+            "root symbol `{name}` is at {:#x}, {:#x} bytes into `{}`, not at the start of a function: --root \
+             names the function itself",
+            symbol.rva,
+            symbol.rva - functions.list[f].start,
+            functions.list[f].name
+        ))),
+        None => Err(Error::new(format!(
+            "root symbol `{name}` is at {:#x}, outside every function of the image's code",
+            symbol.rva
+        ))),
+    }
+}
+
 /// A resolved root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Root {
@@ -148,19 +180,7 @@ pub fn collect(
         });
     }
     for spec in specs {
-        let function = functions
-            .by_name(&spec.symbol)
-            .or_else(|| {
-                symbols
-                    .find(&spec.symbol)
-                    .and_then(|s| functions.containing(s.rva))
-            })
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "unknown root symbol `{}`: no function of that name in the PDB",
-                    spec.symbol
-                ))
-            })?;
+        let function = root_function(functions, symbols, &spec.symbol)?;
         roots.push(Root {
             role: spec.role,
             function,

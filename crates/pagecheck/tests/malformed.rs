@@ -71,7 +71,8 @@ fn missing_pdb_and_pdb_of_another_image() {
     let dir = scratch("malformed-pdb");
     let alone = common::copy_to(&clean.image, &dir, "alone.sys");
     let line = assert_bad_input(&run([&alone]), "no pdb");
-    assert!(line.contains("no PDB found"), "{line}");
+    assert!(line.contains("no PDB beside the image"), "{line}");
+    assert!(line.contains("pass it with --pdb"), "{line}");
 
     let line = assert_bad_input(
         &run([
@@ -228,4 +229,70 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     // The verdict survives: the image has a violation.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
+
+#[test]
+fn an_image_linked_without_debug_says_so_with_or_without_pdb() {
+    let clean = common::c("clean");
+    let mut bytes = std::fs::read(&clean.image).expect("read");
+    // Empty the debug data directory (entry 6 of the PE32+ optional header's 16, at 112 + 6*8).
+    let directory = common::optional_header(&bytes) + 112 + 6 * 8;
+    bytes[directory..directory + 8].fill(0);
+    let path = common::write_variant(&clean, "no-codeview", &bytes);
+    for args in [
+        vec![path.clone()],
+        vec![path.clone(), "--pdb".into(), clean.pdb.clone()],
+    ] {
+        let line = assert_bad_input(&run(&args), "no CodeView");
+        assert!(line.contains("linked without /DEBUG"), "{line}");
+        assert!(line.contains("relink with /DEBUG"), "{line}");
+    }
+}
+
+#[test]
+fn pdb_errors_are_told_in_words() {
+    let clean = common::c("clean");
+    let dir = scratch("malformed-pdb-words");
+    let garbage = dir.join("garbage.pdb");
+    std::fs::write(&garbage, b"this is not a program database\n".repeat(64)).expect("write");
+    let line = assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--pdb".as_ref(),
+            garbage.as_os_str(),
+        ]),
+        "garbage pdb",
+    );
+    assert!(line.contains("not a PDB file"), "{line}");
+    // A real PDB cut short.
+    let whole = std::fs::read(&clean.pdb).expect("read pdb");
+    let cut = dir.join("cut.pdb");
+    std::fs::write(&cut, &whole[..whole.len() / 3]).expect("write");
+    let line = assert_bad_input(
+        &run([clean.image.as_os_str(), "--pdb".as_ref(), cut.as_os_str()]),
+        "cut pdb",
+    );
+    assert!(line.contains("PDB"), "{line}");
+    for variant in [
+        "UnrecognizedFileFormat",
+        "UnexpectedEof",
+        "PageReferenceOutOfRange",
+        "SymbolTooShort",
+    ] {
+        assert!(!line.contains(variant), "{line}");
+    }
+}
+
+#[test]
+fn a_data_symbol_is_not_a_root() {
+    let clean = common::c("clean");
+    let line = assert_bad_input(
+        &run([
+            clean.image.as_os_str(),
+            "--root".as_ref(),
+            "dispatch=g_lock".as_ref(),
+        ]),
+        "data root",
+    );
+    assert!(line.contains("is data, not code"), "{line}");
 }
