@@ -87,15 +87,22 @@ fn rust_violation_one_chain_from_records() {
         "{}",
         out.stdout
     );
+    // One line per link: the source line, then the function and the image offset of the call
+    // (of the function's start for the last link).
+    let source = "crates/pagecheck/tests/fixtures/rust/rust_violation/src/lib.rs:";
     assert!(
         out.stdout
-            .contains(" --> chain: rust_violation::evt_device_d0_entry (.text+0x"),
+            .lines()
+            .any(|l| l.starts_with(&format!("  --> {source}"))
+                && l.contains(" in rust_violation::evt_device_d0_entry (.text+0x")),
         "{}",
         out.stdout
     );
     assert!(
         out.stdout
-            .contains("-> rust_violation::load_calibration (PAGE+0x0)"),
+            .lines()
+            .any(|l| l.starts_with(&format!("  --> {source}"))
+                && l.ends_with(" in rust_violation::load_calibration (PAGE+0x0)")),
         "{}",
         out.stdout
     );

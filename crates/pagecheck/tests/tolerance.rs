@@ -14,7 +14,12 @@ fn analyse_edited(name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
     edit(&mut bytes);
     let path = common::write_variant(&image, name, &bytes);
     let out = run([path.as_os_str()]);
-    assert!(out.code == 0 || out.code == 1, "{name}: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.code == 0 || out.code == 1,
+        "{name}: {}{}",
+        out.stdout,
+        out.stderr
+    );
     out.stdout
 }
 
