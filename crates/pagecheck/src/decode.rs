@@ -177,6 +177,9 @@ pub enum Value {
     MaybeAddress(u32),
     /// A number.
     Const(u64),
+    /// One of two small numbers (the paths into a join disagree on a constant): enough for a
+    /// framework call whose index is chosen by a branch.
+    Pair(u32, u32),
     /// An address in the function's own frame: the stack pointer at entry plus this.
     Stack(i32),
     /// The function's incoming argument `index` (0 = `rcx`), plus `offset` when it is
@@ -238,6 +241,15 @@ impl Value {
             }
             (Value::Address(a) | Value::MaybeAddress(a), _)
             | (_, Value::Address(a) | Value::MaybeAddress(a)) => Value::MaybeAddress(a),
+            (Value::Const(a), Value::Const(b)) => match (u32::try_from(a), u32::try_from(b)) {
+                (Ok(a), Ok(b)) => Value::Pair(a.min(b), a.max(b)),
+                _ => Value::Unknown,
+            },
+            (Value::Pair(a, b), Value::Const(c)) | (Value::Const(c), Value::Pair(a, b))
+                if c == u64::from(a) || c == u64::from(b) =>
+            {
+                Value::Pair(a, b)
+            }
             _ => Value::Unknown,
         }
     }
@@ -538,8 +550,12 @@ impl View for Context<'_> {
     }
 
     fn special_function(&self, rva: u32) -> Option<Special> {
-        self.special_at(rva)
-            .filter(|s| matches!(s, Special::Copy | Special::Fill | Special::Irql(_)))
+        self.special_at(rva).filter(|s| {
+            matches!(
+                s,
+                Special::Copy | Special::Fill | Special::Irql(_) | Special::LockSection
+            )
+        })
     }
 }
 
@@ -887,7 +903,7 @@ fn walk_function<V: View>(
             continue;
         }
         state.step(view, scratch, instr, graph, flow.as_deref_mut());
-        live = falls_through(instr);
+        live = falls_through(instr) && !std::mem::take(&mut state.dead_fallthrough);
         if !live && !state.flow {
             state.machine.reset();
         }
@@ -1121,6 +1137,11 @@ struct FunctionState {
     every_instruction: bool,
     /// Linear mode: something here needs the dataflow pass.
     wants_flow: bool,
+    /// Dataflow mode: the last instruction tested a pointer that cannot be null (a
+    /// framework table entry, an import): a `je` on it is never taken, a `jne` always.
+    tested_nonnull: bool,
+    /// Dataflow mode: this instruction's fall-through cannot happen.
+    dead_fallthrough: bool,
     info: InstructionInfoFactory,
 }
 
@@ -1138,6 +1159,8 @@ impl FunctionState {
             table_targets: Vec::new(),
             every_instruction: false,
             wants_flow: false,
+            tested_nonnull: false,
+            dead_fallthrough: false,
             info: InstructionInfoFactory::new(),
         }
     }
@@ -1395,6 +1418,8 @@ impl FunctionState {
         // inside the image, so the difference fits.
         #[allow(clippy::cast_possible_truncation)]
         let site = instr.ip().wrapping_sub(image.image_base()) as u32;
+        // Set by this instruction if it is such a test; flags it left otherwise are gone.
+        let nonnull = std::mem::take(&mut self.tested_nonnull);
         let mnemonic = instr.mnemonic();
         match mnemonic {
             Mnemonic::Call | Mnemonic::Jmp => {
@@ -1490,9 +1515,13 @@ impl FunctionState {
                                 self.unresolved(graph, site, is_call, true);
                             }
                         } else if self.machine.value(instr.memory_base()) == Value::WdfTable {
-                            let index = wdf_index(instr);
                             self.wants_flow = true;
+                            let (index, other) = self.wdf_indices(instr);
                             graph.externals.push((site, External::Wdf(index)));
+                            if let Some(other) = other {
+                                // The index is one of two: the call is either method.
+                                graph.externals.push((site, External::Wdf(Some(other))));
+                            }
                             wdf_call = index;
                         } else if self.flow
                             && let Value::Stack(off) = self.machine.address(instr)
@@ -1733,6 +1762,20 @@ impl FunctionState {
                     _ => None,
                 };
             }
+            Mnemonic::Test
+                if self.flow
+                    && instr.op0_kind() == OpKind::Register
+                    && instr.op1_kind() == OpKind::Register
+                    && instr.op0_register() == instr.op1_register() =>
+            {
+                // The framework fills its table before DriverEntry (a driver that checks it
+                // fails to load otherwise) and the loader binds every import: the "missing
+                // entry" branches the bindings emit after this test are never taken.
+                self.tested_nonnull = matches!(
+                    self.machine.value(instr.op0_register()),
+                    Value::WdfSlot(_) | Value::Import(_) | Value::GuardDispatch
+                );
+            }
             Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Bt | Mnemonic::Nop => {}
             Mnemonic::Push => {
                 if self.flow {
@@ -1797,6 +1840,13 @@ impl FunctionState {
             | Mnemonic::Loop
             | Mnemonic::Loope
             | Mnemonic::Loopne => {
+                // A test of a pointer that is never null decides the branch.
+                if nonnull && mnemonic == Mnemonic::Je {
+                    return;
+                }
+                if nonnull && mnemonic == Mnemonic::Jne {
+                    self.dead_fallthrough = true;
+                }
                 // Conditional jumps: a `jcc` out of the function is a conditional tail call.
                 if instr.op0_kind() == OpKind::NearBranch64
                     && let Some(target) = image.rva_of_va(instr.near_branch_target())
@@ -2573,6 +2623,34 @@ fn read_arg(image: &impl ImageBytes, frame: &Frame, arg: kmdf::Arg, value: Value
     }
 }
 
+impl FunctionState {
+    /// The table indices `[table + disp]` or `[table + reg*scale + disp]` can name: one, two
+    /// when the index register holds one of two constants, none when it is unknown.
+    fn wdf_indices(&self, instr: &Instruction) -> (Option<u32>, Option<u32>) {
+        let index = instr.memory_index();
+        if index == Register::None {
+            return (wdf_index(instr), None);
+        }
+        let slot = |v: u64| {
+            let offset = v
+                .checked_mul(u64::from(instr.memory_index_scale()))?
+                .checked_add(instr.memory_displacement64())?;
+            offset
+                .is_multiple_of(8)
+                .then(|| u32::try_from(offset / 8).ok())
+                .flatten()
+        };
+        match self.machine.value(index) {
+            Value::Const(c) => (slot(c), None),
+            Value::Pair(a, b) => match (slot(u64::from(a)), slot(u64::from(b))) {
+                (Some(a), Some(b)) => (Some(a), Some(b)),
+                _ => (None, None),
+            },
+            _ => (None, None),
+        }
+    }
+}
+
 /// The table index of `[reg + disp]`; unknown when an index register is involved.
 fn wdf_index(instr: &Instruction) -> Option<u32> {
     if instr.memory_index() != Register::None {
@@ -2675,6 +2753,83 @@ mod tests {
         );
         push_offsets(&mut graph);
         graph
+    }
+
+    /// Decodes `code` at 0x1000 in dataflow mode; returns the graph and what the walk found.
+    fn decode_flow(view: &Fake, code: &[u8]) -> (CallGraph, FlowOut) {
+        let mut graph = CallGraph::default();
+        push_offsets(&mut graph);
+        let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
+        let mut scratch = Scratch::default();
+        let summaries = std::collections::HashMap::new();
+        let mut env = FlowEnv {
+            summaries: &summaries,
+            out: FlowOut::default(),
+        };
+        let stop = 0x1000 + u32::try_from(code.len()).expect("small");
+        decode_range(
+            view,
+            &mut decoder,
+            &mut scratch,
+            code.len(),
+            0x1000,
+            stop,
+            &mut graph,
+            Some(&mut env),
+        );
+        push_offsets(&mut graph);
+        (graph, env.out)
+    }
+
+    #[test]
+    fn an_index_chosen_by_a_branch_names_both_methods() {
+        // test ecx,ecx; je .a; mov eax,0x200; jmp .call; .a: mov eax,0x1f8;
+        // .call: mov r8,[rip+WdfFunctions]; call [r8+rax]; ret
+        let mut code = vec![
+            0x85, 0xc9, 0x74, 0x07, 0xb8, 0x00, 0x02, 0x00, 0x00, 0xeb, 0x05,
+        ];
+        code.extend([0xb8, 0xf8, 0x01, 0x00, 0x00]);
+        code.extend([0x4c, 0x8b, 0x05]);
+        code.extend(rel(0x2000, 0x1017));
+        code.extend([0x41, 0xff, 0x14, 0x00, 0xc3]);
+        let (graph, _) = decode_flow(&fake(&[]), &code);
+        let mut indices: Vec<Option<u32>> = graph
+            .externals_of(0)
+            .iter()
+            .map(|&(_, e)| match e {
+                External::Wdf(i) => i,
+                External::Import(_) => None,
+            })
+            .collect();
+        indices.sort_unstable();
+        // WdfDeviceInitSetPowerNotPageable (63) or WdfDeviceInitSetPowerPageable (64).
+        assert_eq!(indices, [Some(63), Some(64)]);
+        // The linear pass, which forgets at the join, cannot name it.
+        let linear = decode(&fake(&[]), &code);
+        assert_eq!(linear.externals_of(0), &[(0x1017, External::Wdf(None))]);
+    }
+
+    #[test]
+    fn a_missing_table_entry_branch_is_never_taken() {
+        // The binding's shape around a lock: acquire (316), then the release entry (317) is
+        // tested and, were it null, the function would return holding the lock.
+        //   mov rax,[rip+W]; mov rax,[rax+0x9e0]; call rax
+        //   mov rax,[rip+W]; mov rax,[rax+0x9e8]; test rax,rax; je .out; jmp rax
+        //   .out: ret
+        let mut code = vec![0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x1007));
+        code.extend([0x48, 0x8b, 0x80, 0xe0, 0x09, 0x00, 0x00, 0xff, 0xd0]);
+        code.extend([0x48, 0x8b, 0x05]);
+        code.extend(rel(0x2000, 0x1017));
+        code.extend([0x48, 0x8b, 0x80, 0xe8, 0x09, 0x00, 0x00]);
+        code.extend([0x48, 0x85, 0xc0, 0x74, 0x02, 0xff, 0xe0, 0xc3]);
+        let (_, out) = decode_flow(&fake(&[]), &code);
+        // Every path that returns has released the lock.
+        assert_eq!(out.summary.acquires, None);
+        assert!(!out.summary.releases);
+        // The release is a call made holding the lock (it runs at DISPATCH_LEVEL too).
+        assert_eq!(out.held.len(), 1);
+        assert_eq!(out.held[0].acquire, "WdfSpinLockAcquire");
     }
 
     /// Function 0's edges as `(site, target, kind)`, in the order the decoder found them.

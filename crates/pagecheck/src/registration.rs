@@ -93,9 +93,15 @@ impl Registrations {
     }
 }
 
-/// Reads the registration calls into registrations.
+/// Reads the registration calls into registrations. A framework call whose method cannot be
+/// named (its index computed at run time) may take callbacks: it is reported unreadable.
 #[must_use]
-pub fn resolve(image: &Image, functions: &Functions, calls: &[RegCall]) -> Registrations {
+pub fn resolve(
+    image: &Image,
+    functions: &Functions,
+    calls: &[RegCall],
+    graph: &CallGraph,
+) -> Registrations {
     let code_function = |rva: u32| {
         image
             .section_of(rva)
@@ -184,6 +190,16 @@ pub fn resolve(image: &Image, functions: &Functions, calls: &[RegCall]) -> Regis
                 site: call.site,
                 via: call.via.clone(),
                 what,
+            });
+        }
+    }
+    for &(site, external) in &graph.externals {
+        if external == External::Wdf(None) {
+            out.unreadable.push(Unreadable {
+                method: "WdfFunctions[?]",
+                site,
+                via: Vec::new(),
+                what: vec!["the method: its table index is computed at run time".to_owned()],
             });
         }
     }
