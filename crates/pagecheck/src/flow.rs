@@ -120,6 +120,15 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
             .collect();
     }
     flow.unsettled = !todo.is_empty();
+    // A helper that hands its caller's structure to the framework, with no direct caller to
+    // resolve it (called through a pointer): its registrations stay open, and are reported as
+    // unreadable rather than dropped.
+    let mut orphans: Vec<(u32, RegCall)> = summaries
+        .iter()
+        .filter(|(start, _)| callers.get(start).is_none_or(Vec::is_empty))
+        .flat_map(|(&start, summary)| summary.forwards.iter().map(move |c| (start, c.clone())))
+        .collect();
+    orphans.sort_by_key(|(start, c)| (*start, c.site));
     flow.walked = results.len();
     let mut ordered: Vec<usize> = results.keys().copied().collect();
     ordered.sort_unstable();
@@ -132,5 +141,6 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
             replaced.insert(f, items);
         }
     }
+    flow.calls.extend(orphans.into_iter().map(|(_, c)| c));
     (graph.with_replaced(&replaced), flow)
 }

@@ -137,6 +137,9 @@ pub struct Summary {
     pub code_bytes: u64,
     /// Instructions decoded.
     pub instructions: u64,
+    /// Functions walked again in dataflow mode (they call the framework, take addresses, copy
+    /// constant data or make indirect calls).
+    pub dataflow_functions: usize,
     /// Errors (fail the check).
     pub errors: usize,
     /// Warnings.
@@ -358,6 +361,7 @@ pub fn analyze(
             functions: functions.len(),
             code_bytes: calls.code_bytes,
             instructions: calls.instructions,
+            dataflow_functions: flow.walked,
             errors,
             warnings: violations.len() - errors,
         },
@@ -369,7 +373,17 @@ pub fn analyze(
         externals,
         registrations,
         policy: policy_report,
-        warnings: image.warnings.clone(),
+        warnings: {
+            let mut warnings = image.warnings.clone();
+            if flow.unsettled {
+                warnings.push(
+                    "helper summaries were still changing after the last round: registrations made through \
+                     deeper chains of helpers may be missing"
+                        .to_owned(),
+                );
+            }
+            warnings
+        },
         deny_warnings: options.deny_warnings,
         image_base: image.image_base,
         source_root: options
