@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::decode::{CallGraph, EdgeKind, Held};
 use crate::functions::{Function, Functions};
 use crate::image::{self, Image, Residency};
-use crate::pdb::{Lines, SourceLine};
+use crate::pdb::SourceLine;
 use crate::registration::{Policy, Registrations};
 use crate::roots::{Origin, Root};
 
@@ -326,10 +326,6 @@ pub struct Graph<'a> {
     pub held: &'a HashMap<usize, Vec<Held>>,
     /// What an indirect call may reach.
     pub indirect: &'a IndirectTargets,
-    /// The PDB's line tables.
-    pub lines: &'a Lines,
-    /// What source paths are reported relative to.
-    pub source_root: Option<&'a std::path::Path>,
 }
 
 /// The functions an indirect call in the image may reach: those in its Control Flow Guard
@@ -480,9 +476,7 @@ impl Graph<'_> {
             section: self.image.sections[f.section].name.clone(),
             site,
             mangled: (f.raw != f.name).then(|| f.raw.clone()),
-            source: self
-                .lines
-                .at(site.unwrap_or(f.start), f.start, self.source_root),
+            source: None,
         }
     }
 
@@ -493,7 +487,7 @@ impl Graph<'_> {
             section: self.section_name(rva),
             site: None,
             mangled: None,
-            source: self.lines.at(rva, rva, self.source_root),
+            source: None,
         }
     }
 

@@ -974,6 +974,8 @@ struct Machine {
     held: u8,
     /// The acquire of the innermost lock held, and where.
     acquired: Option<(&'static str, u32)>,
+    /// Dataflow mode: some SSE register holds something else than [`Value::Unknown`].
+    xmm_written: bool,
 }
 
 /// [`Machine::held`] at a join no path has reached yet.
@@ -988,6 +990,7 @@ impl Machine {
             bound: None,
             held: 0,
             acquired: None,
+            xmm_written: false,
         }
     }
 
@@ -1000,6 +1003,7 @@ impl Machine {
             bound: None,
             held: HELD_TOP,
             acquired: None,
+            xmm_written: true,
         }
     }
 
@@ -1032,10 +1036,14 @@ impl Machine {
     fn reset(&mut self) {
         self.regs = [Value::Unknown; 16];
         self.bound = None;
+        // The linear pass never writes the frame or the SSE registers: keep its resets cheap.
         if !self.frame.cells().is_empty() {
             self.frame.clear();
         }
-        self.xmm = [[Value::Unknown; 2]; 16];
+        if self.xmm_written {
+            self.xmm = [[Value::Unknown; 2]; 16];
+            self.xmm_written = false;
+        }
     }
 
     /// Linear mode, at a join reached by falling through: only code addresses survive, as
@@ -1061,6 +1069,7 @@ impl Machine {
                 self.xmm[i][1].meet(other.xmm[i][1]),
             ];
         }
+        out.xmm_written = self.xmm_written || other.xmm_written;
         // A lock held on either path is held here: what runs next may run at DISPATCH_LEVEL.
         out.held = match (self.held, other.held) {
             (HELD_TOP, h) | (h, HELD_TOP) => h,
@@ -1142,7 +1151,8 @@ struct FunctionState {
     tested_nonnull: bool,
     /// Dataflow mode: this instruction's fall-through cannot happen.
     dead_fallthrough: bool,
-    info: InstructionInfoFactory,
+    /// Dataflow mode: what an instruction writes, for the instructions not modelled.
+    info: Option<Box<InstructionInfoFactory>>,
 }
 
 impl FunctionState {
@@ -1161,7 +1171,7 @@ impl FunctionState {
             wants_flow: false,
             tested_nonnull: false,
             dead_fallthrough: false,
-            info: InstructionInfoFactory::new(),
+            info: flow.then(|| Box::new(InstructionInfoFactory::new())),
         }
     }
 
@@ -1894,6 +1904,7 @@ impl FunctionState {
     /// else, forgetting every register and frame byte the instruction writes.
     #[allow(clippy::too_many_lines)]
     fn step_other<V: View>(&mut self, ctx: &V, instr: &Instruction, out: Option<&mut FlowOut>) {
+        self.machine.xmm_written = true;
         let mnemonic = instr.mnemonic();
         let (k0, k1) = (
             instr.op0_kind(),
@@ -2318,7 +2329,11 @@ impl FunctionState {
     /// Forgets every general-purpose and SSE register the instruction writes, and the frame
     /// bytes it stores to.
     fn forget_written(&mut self, instr: &Instruction) {
-        let info = self.info.info(instr);
+        let Some(factory) = self.info.as_mut() else {
+            self.machine.reset();
+            return;
+        };
+        let info = factory.info(instr);
         for used in info.used_registers() {
             if matches!(
                 used.access(),

@@ -39,8 +39,10 @@ pub struct Flow {
 #[must_use]
 pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
     let functions = ctx.functions();
-    let image = ctx.image();
     let n = functions.len();
+    if !graph.wants_flow.iter().any(|&w| w) {
+        return (graph, Flow::default());
+    }
     // Who calls (or tail-jumps to) each function start.
     let mut callers: HashMap<u32, Vec<usize>> = HashMap::new();
     for f in 0..n {
@@ -61,53 +63,17 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
         }
         let mut changed: Vec<u32> = Vec::new();
         for &f in &todo {
-            let function = &functions.list[f];
-            let section = &image.sections[function.section];
-            let data = image.section_data(function.section);
-            let start = (function.start - section.rva) as usize;
-            let end = ((function.end - section.rva) as usize).min(data.len());
-            if start >= end {
+            let Some((items, mut out)) = walk(ctx, f, &summaries, &mut scratch) else {
                 continue;
-            }
-            let mut decoder = Decoder::with_ip(
-                64,
-                data,
-                image.image_base.wrapping_add(u64::from(section.rva)),
-                DecoderOptions::NONE,
-            );
-            if decoder.set_position(start).is_err() {
-                continue;
-            }
-            decoder.set_ip(image.image_base.wrapping_add(u64::from(function.start)));
-            let mut items = CallGraph::default();
-            decode::push_offsets(&mut items);
-            let mut env = FlowEnv {
-                summaries: &summaries,
-                out: decode::FlowOut::default(),
             };
-            decode::decode_range(
-                ctx,
-                &mut decoder,
-                &mut scratch,
-                end,
-                function.start,
-                function.end,
-                &mut items,
-                Some(&mut env),
-            );
-            decode::push_offsets(&mut items);
-            let mut out = env.out;
-            if summaries
-                .get(&function.start)
-                .unwrap_or(&Summary::default())
-                != &out.summary
-            {
-                changed.push(function.start);
+            let start = functions.list[f].start;
+            if summaries.get(&start).unwrap_or(&Summary::default()) != &out.summary {
+                changed.push(start);
                 let summary = std::mem::take(&mut out.summary);
                 if summary.is_empty() {
-                    summaries.remove(&function.start);
+                    summaries.remove(&start);
                 } else {
-                    summaries.insert(function.start, summary);
+                    summaries.insert(start, summary);
                 }
             }
             results.insert(f, (items, out));
@@ -143,4 +109,49 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
     }
     flow.calls.extend(orphans.into_iter().map(|(_, c)| c));
     (graph.with_replaced(&replaced), flow)
+}
+
+/// Walks function `f` in dataflow mode with the helper summaries known so far; `None` when its
+/// bytes cannot be decoded from where the table says it starts.
+fn walk(
+    ctx: &Context<'_>,
+    f: usize,
+    summaries: &HashMap<u32, Summary>,
+    scratch: &mut Scratch,
+) -> Option<(CallGraph, decode::FlowOut)> {
+    let image = ctx.image();
+    let function = &ctx.functions().list[f];
+    let section = &image.sections[function.section];
+    let data = image.section_data(function.section);
+    let start = (function.start - section.rva) as usize;
+    let end = ((function.end - section.rva) as usize).min(data.len());
+    if start >= end {
+        return None;
+    }
+    let mut decoder = Decoder::with_ip(
+        64,
+        data,
+        image.image_base.wrapping_add(u64::from(section.rva)),
+        DecoderOptions::NONE,
+    );
+    decoder.set_position(start).ok()?;
+    decoder.set_ip(image.image_base.wrapping_add(u64::from(function.start)));
+    let mut items = CallGraph::default();
+    decode::push_offsets(&mut items);
+    let mut env = FlowEnv {
+        summaries,
+        out: decode::FlowOut::default(),
+    };
+    decode::decode_range(
+        ctx,
+        &mut decoder,
+        scratch,
+        end,
+        function.start,
+        function.end,
+        &mut items,
+        Some(&mut env),
+    );
+    decode::push_offsets(&mut items);
+    Some((items, env.out))
 }

@@ -261,16 +261,13 @@ mod tests {
             }],
             0x1080,
         );
-        let symbols = Symbols {
-            lines: crate::pdb::Lines::default(),
-            symbols: vec![Symbol {
-                rva: 0x1000,
-                len: None,
-                name: "f".to_owned(),
-                raw: "f".to_owned(),
-                kind: SymbolKind::Public,
-            }],
-        };
+        let symbols = Symbols::from_list(vec![Symbol {
+            rva: 0x1000,
+            len: None,
+            name: "f".to_owned(),
+            raw: "f".to_owned(),
+            kind: SymbolKind::Public,
+        }]);
         Functions::build(&image, &symbols)
     }
 

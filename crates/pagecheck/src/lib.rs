@@ -284,6 +284,38 @@ pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Erro
     )
 }
 
+/// Problems in reading the image that did not stop the analysis, for the report.
+fn report_warnings(image: &Image, flow: &flow::Flow) -> Vec<String> {
+    let mut warnings = image.warnings.clone();
+    if flow.unsettled {
+        warnings.push(
+            "helper summaries were still changing after the last round: registrations made through \
+             deeper chains of helpers may be missing"
+                .to_owned(),
+        );
+    }
+    warnings
+}
+
+/// Every section with the residency the report shows (discardable data counts as discarded).
+fn section_reports(image: &Image) -> Vec<SectionReport> {
+    image
+        .sections
+        .iter()
+        .map(|s| SectionReport {
+            name: s.name.clone(),
+            rva: s.rva,
+            size: s.virtual_size,
+            characteristics: s.characteristics,
+            residency: if !s.is_code() && s.characteristics & image::SCN_DISCARDABLE != 0 {
+                image::Residency::Discardable
+            } else {
+                s.residency
+            },
+        })
+        .collect()
+}
+
 /// Runs every check on an image and its (already matched) symbols.
 ///
 /// # Errors
@@ -335,8 +367,6 @@ pub fn analyze(
         policy: &policy,
         held: &held,
         indirect: &indirect,
-        lines: &symbols.lines,
-        source_root: options.source_root.as_deref(),
     };
 
     let mut violations = checks::section_rules(image);
@@ -345,6 +375,7 @@ pub fn analyze(
     violations.extend(graph.registration_checks(&roots));
     violations.extend(graph.init_discipline());
     violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
+    add_source_lines(&mut violations, symbols, options.source_root.as_deref());
     let (footprint, slack) = graph.footprint(&findings.referenced);
 
     let (unresolved, externals) = indirect_and_external(image, &graph, &findings.reached);
@@ -373,39 +404,34 @@ pub fn analyze(
         externals,
         registrations,
         policy: policy_report,
-        warnings: {
-            let mut warnings = image.warnings.clone();
-            if flow.unsettled {
-                warnings.push(
-                    "helper summaries were still changing after the last round: registrations made through \
-                     deeper chains of helpers may be missing"
-                        .to_owned(),
-                );
-            }
-            warnings
-        },
+        warnings: report_warnings(image, &flow),
         deny_warnings: options.deny_warnings,
         image_base: image.image_base,
         source_root: options
             .source_root
             .as_ref()
             .map(|p| p.display().to_string()),
-        sections: image
-            .sections
-            .iter()
-            .map(|s| SectionReport {
-                name: s.name.clone(),
-                rva: s.rva,
-                size: s.virtual_size,
-                characteristics: s.characteristics,
-                residency: if !s.is_code() && s.characteristics & image::SCN_DISCARDABLE != 0 {
-                    image::Residency::Discardable
-                } else {
-                    s.residency
-                },
-            })
-            .collect(),
+        sections: section_reports(image),
     })
+}
+
+/// Gives every link of every finding the source line of its site (or of its function's
+/// start), reading the line tables of only the modules those lines are in.
+fn add_source_lines(violations: &mut [Violation], symbols: &Symbols, root: Option<&Path>) {
+    let rvas: Vec<u32> = violations
+        .iter()
+        .flat_map(|v| v.chain.iter().map(|l| l.site.unwrap_or(l.rva)))
+        .collect();
+    let lines = symbols.lines_at(&rvas);
+    if lines.is_empty() {
+        return;
+    }
+    for link in violations.iter_mut().flat_map(|v| v.chain.iter_mut()) {
+        // A data link (`<data at ...>`) has no function and no line.
+        if !link.symbol.starts_with("<data") {
+            link.source = lines.at(link.site.unwrap_or(link.rva), link.rva, root);
+        }
+    }
 }
 
 /// Refuses an image whose role records cannot all be read: dropping one would drop the check

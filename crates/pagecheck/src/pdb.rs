@@ -5,7 +5,6 @@
 //! since 2022; `pdb2` carries its fixes and is what `pdb-addr2line` and samply build on).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use pdb2::FallibleIterator;
@@ -44,8 +43,12 @@ pub struct Symbol {
 pub struct Symbols {
     /// All symbols with an RVA, sorted by RVA then kind.
     pub symbols: Vec<Symbol>,
-    /// The line tables of every module.
-    pub lines: Lines,
+    /// `(start, end, module, offset)` of every procedure: which module's line table covers an
+    /// RVA, and where in it the procedure's lines are.
+    procedures: Vec<(u32, u32, usize, pdb2::PdbInternalSectionOffset)>,
+    /// The PDB file, opened again to read line tables when a finding needs them (reading
+    /// every module's would cost more than the whole analysis of a large driver).
+    path: Option<PathBuf>,
 }
 
 /// A place in the source, as the PDB records it.
@@ -199,15 +202,98 @@ pub fn pdb_message(e: &pdb2::Error) -> String {
 }
 
 impl Symbols {
+    /// Symbols with no PDB behind them (no line tables): for images read without one and for
+    /// tests.
+    #[must_use]
+    pub fn from_list(symbols: Vec<Symbol>) -> Self {
+        Symbols {
+            symbols,
+            ..Symbols::default()
+        }
+    }
+
     /// Opens `path`, checks that its GUID and age match the image's `CodeView` record, and
     /// reads its symbols.
     ///
     /// # Errors
     /// Missing file, not a PDB, a GUID or age mismatch, malformed streams.
     pub fn load(path: &Path, image: &Image) -> Result<Symbols, Error> {
-        let file = File::open(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| Error::new(format!("{}: cannot open PDB: {e}", path.display())))?;
-        Symbols::read(file, image.codeview.as_ref(), path)
+        let mut symbols = Symbols::read(file, image.codeview.as_ref(), path)?;
+        symbols.path = Some(path.to_owned());
+        Ok(symbols)
+    }
+
+    /// The line tables of the modules whose procedures hold `rvas`. Empty when the PDB has no
+    /// line information, or was not read from a file.
+    #[must_use]
+    pub fn lines_at(&self, rvas: &[u32]) -> Lines {
+        let mut lines = Lines::default();
+        let Some(path) = &self.path else {
+            return lines;
+        };
+        // The procedures holding the RVAs, by module.
+        let mut wanted: Vec<(usize, pdb2::PdbInternalSectionOffset)> = rvas
+            .iter()
+            .filter_map(|&rva| {
+                let i = self
+                    .procedures
+                    .partition_point(|p| p.0 <= rva)
+                    .checked_sub(1)?;
+                let (start, end, module, offset) = self.procedures[i];
+                (rva >= start && rva < end.max(start + 1)).then_some((module, offset))
+            })
+            .collect();
+        wanted.sort_unstable_by_key(|&(module, offset)| (module, offset.section, offset.offset));
+        wanted.dedup();
+        if wanted.is_empty() {
+            return lines;
+        }
+        // The file was read once already; if it cannot be read again (replaced meanwhile), the
+        // findings keep their image offsets only.
+        let Some(mut pdb) = std::fs::File::open(path)
+            .ok()
+            .and_then(|f| pdb2::PDB::open(f).ok())
+        else {
+            return lines;
+        };
+        let (Ok(dbi), Ok(address_map), Ok(strings)) = (
+            pdb.debug_information(),
+            pdb.address_map(),
+            pdb.string_table(),
+        ) else {
+            return lines;
+        };
+        let Ok(mut modules) = dbi.modules() else {
+            return lines;
+        };
+        let mut file_ids: HashMap<String, u32> = HashMap::new();
+        let mut index = 0usize;
+        while let Ok(Some(module)) = modules.next() {
+            let first = wanted.partition_point(|&(m, _)| m < index);
+            let procedures: Vec<pdb2::PdbInternalSectionOffset> = wanted[first..]
+                .iter()
+                .take_while(|&&(m, _)| m == index)
+                .map(|&(_, offset)| offset)
+                .collect();
+            if !procedures.is_empty()
+                && let Ok(Some(info)) = pdb.module_info(&module)
+            {
+                read_lines(
+                    &info,
+                    &procedures,
+                    &strings,
+                    &address_map,
+                    &mut lines,
+                    &mut file_ids,
+                );
+            }
+            index += 1;
+        }
+        lines.entries.sort_unstable();
+        lines.entries.dedup_by_key(|e| e.0);
+        lines
     }
 
     /// Reads symbols from any seekable source (used by the fuzz target); `expected` is the
@@ -271,24 +357,22 @@ impl Symbols {
             }
         }
 
-        // No string table: no line information (a PDB written without it still has symbols).
-        let strings = pdb.string_table().ok();
-        let mut lines = Lines::default();
-        let mut file_ids: HashMap<String, u32> = HashMap::new();
+        let mut procedures = Vec::new();
         let mut modules = dbi.modules().map_err(|e| pdb_err(path, &e))?;
+        let mut module_index = 0usize;
         while let Some(module) = modules.next().map_err(|e| pdb_err(path, &e))? {
+            let this = module_index;
+            module_index += 1;
             let Some(info) = pdb.module_info(&module).map_err(|e| pdb_err(path, &e))? else {
                 continue;
             };
-            if let Some(strings) = &strings {
-                read_lines(&info, strings, &address_map, &mut lines, &mut file_ids);
-            }
             let mut iter = info.symbols().map_err(|e| pdb_err(path, &e))?;
             while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
                 let Ok(data) = symbol.parse() else { continue };
                 match data {
                     pdb2::SymbolData::Procedure(p) => {
                         if let Some(rva) = p.offset.to_rva(&address_map) {
+                            procedures.push((rva.0, rva.0.saturating_add(p.len), this, p.offset));
                             let raw = p.name.to_string().into_owned();
                             symbols.push(Symbol {
                                 rva: rva.0,
@@ -307,9 +391,12 @@ impl Symbols {
             }
         }
         symbols.sort_by_key(|a| (a.rva, a.kind));
-        lines.entries.sort_unstable();
-        lines.entries.dedup_by_key(|e| e.0);
-        Ok(Symbols { symbols, lines })
+        procedures.sort_unstable_by_key(|p| (p.0, p.2));
+        Ok(Symbols {
+            symbols,
+            procedures,
+            path: None,
+        })
     }
 
     /// Finds a symbol by raw or readable name. A Rust path matches with or without the
@@ -329,10 +416,11 @@ impl Symbols {
     }
 }
 
-/// Adds a module's line program to `lines`. A module whose lines cannot be read only loses
-/// its source lines: findings still name functions and image offsets.
+/// Adds the lines of the module's procedures at `procedures` to `lines`. A module whose lines
+/// cannot be read only loses its source lines: findings still name functions and image offsets.
 fn read_lines(
     info: &pdb2::ModuleInfo<'_>,
+    procedures: &[pdb2::PdbInternalSectionOffset],
     strings: &pdb2::StringTable<'_>,
     address_map: &pdb2::AddressMap<'_>,
     lines: &mut Lines,
@@ -341,30 +429,40 @@ fn read_lines(
     let Ok(program) = info.line_program() else {
         return;
     };
-    let mut iter = program.lines();
-    while let Ok(Some(line)) = iter.next() {
-        if HIDDEN_LINES.contains(&line.line_start) || line.line_start == 0 {
-            continue;
+    // File names are resolved once per file of the module, not once per line.
+    let mut module_files: HashMap<u32, u32> = HashMap::new();
+    for &procedure in procedures {
+        let mut iter = program.lines_for_symbol(procedure);
+        while let Ok(Some(line)) = iter.next() {
+            if HIDDEN_LINES.contains(&line.line_start) || line.line_start == 0 {
+                continue;
+            }
+            let Some(rva) = line.offset.to_rva(address_map) else {
+                continue;
+            };
+            let id = if let Some(&id) = module_files.get(&line.file_index.0) {
+                id
+            } else {
+                let Ok(file) = program.get_file_info(line.file_index) else {
+                    continue;
+                };
+                let Ok(name) = file.name.to_string_lossy(strings) else {
+                    continue;
+                };
+                let next = u32::try_from(lines.files.len()).unwrap_or(u32::MAX);
+                let id = *file_ids
+                    .entry(name.into_owned())
+                    .or_insert_with_key(|name| {
+                        lines.files.push(name.clone());
+                        next
+                    });
+                module_files.insert(line.file_index.0, id);
+                id
+            };
+            lines
+                .entries
+                .push((rva.0, id, line.line_start, line.column_start.unwrap_or(0)));
         }
-        let Some(rva) = line.offset.to_rva(address_map) else {
-            continue;
-        };
-        let Ok(file) = program.get_file_info(line.file_index) else {
-            continue;
-        };
-        let Ok(name) = file.name.to_string_lossy(strings) else {
-            continue;
-        };
-        let next = u32::try_from(lines.files.len()).unwrap_or(u32::MAX);
-        let id = *file_ids
-            .entry(name.into_owned())
-            .or_insert_with_key(|name| {
-                lines.files.push(name.clone());
-                next
-            });
-        lines
-            .entries
-            .push((rva.0, id, line.line_start, line.column_start.unwrap_or(0)));
     }
 }
 
