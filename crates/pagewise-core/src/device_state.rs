@@ -827,8 +827,8 @@ mod tests {
         assert_eq!(config.reason, PageabilityReason::Default as u32);
         assert_eq!(config.power_pageable, 1);
         assert_eq!(
-            config.power_down_locked, 1,
-            "the default enables special files, which locks the section at device add"
+            config.power_down_locked, 0,
+            "the default is power-pageable without special-file support: nothing locked"
         );
     }
 

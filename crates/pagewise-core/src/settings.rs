@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|
 //! | `PowerPageable` | DWORD | absent = 1 | 0 or 1 | 1: `WdfDeviceInitSetPowerPageable`; 0: `WdfDeviceInitSetPowerNotPageable` |
 //! | `IdleTimeoutMs` | DWORD | 5000 | 1000..=600000, clamped | S0 idle timeout for `WdfDeviceAssignS0IdleSettings` |
-//! | `SpecialFileSupport` | DWORD | 1 | 0 or 1 | 1: `WdfDeviceSetSpecialFileSupport` for paging, hibernation and dump |
+//! | `SpecialFileSupport` | DWORD | 0 | 0 or 1 | 1: `WdfDeviceSetSpecialFileSupport` for paging, hibernation and dump |
 //!
 //! The driver also keeps two counters in the same key, written at pageable points
 //! ([`crate::deferred`]): [`LIFETIME_D0_ENTRIES`] and [`LIFETIME_D0_EXITS`].
@@ -41,7 +41,10 @@ value_name!(
 );
 value_name!(
     /// DWORD: 1 = call `WdfDeviceSetSpecialFileSupport` for paging, hibernation and dump
-    /// files, 0 = do not (the framework then fails those usage notifications).
+    /// files, 0 = do not (the framework then fails those usage notifications). Absent: 0.
+    /// Off by default: the root-enumerated software device never hosts such a file, and
+    /// with support on the power-down section stays locked for the device's whole life
+    /// ([`crate::pageability`]).
     SPECIAL_FILE_SUPPORT, SPECIAL_FILE_SUPPORT_W = "SpecialFileSupport"
 );
 value_name!(
@@ -123,7 +126,7 @@ impl Settings {
         power_pageable: true,
         reason: PageabilityReason::Default,
         idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
-        special_file_support: true,
+        special_file_support: false,
         issues: 0,
     };
 
@@ -191,7 +194,7 @@ mod tests {
         assert!(s.power_pageable);
         assert_eq!(s.reason, PageabilityReason::Default);
         assert_eq!(s.idle_timeout_ms, 5_000);
-        assert!(s.special_file_support);
+        assert!(!s.special_file_support);
         assert_eq!(s.issues, 0);
         assert_eq!(Settings::default(), s);
     }
@@ -245,7 +248,10 @@ mod tests {
         assert!(!Settings::from_raw(raw(None, None, Some(0))).special_file_support);
         assert!(Settings::from_raw(raw(None, None, Some(1))).special_file_support);
         let bad = Settings::from_raw(raw(None, None, Some(7)));
-        assert!(bad.special_file_support);
+        assert!(
+            !bad.special_file_support,
+            "invalid falls back to the default, off"
+        );
         assert_eq!(bad.issues, issue::SPECIAL_FILE_SUPPORT_INVALID);
     }
 

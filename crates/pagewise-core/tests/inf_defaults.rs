@@ -1,6 +1,7 @@
 //! The INF's `AddReg` defaults and the settings code agree: same value names, DWORD type, and
-//! values that `Settings::from_raw` accepts as given (no clamping, no "invalid" report) and that
-//! equal the documented defaults. A rename or a new default on one side fails here.
+//! values that `Settings::from_raw` accepts as given (no clamping, no "invalid" report), that
+//! equal the documented defaults and what the driver assumes when a value is absent
+//! (`Settings::DEFAULT`). A rename or a new default on one side fails here.
 
 use pagewise_core::settings::{
     DEFAULT_IDLE_TIMEOUT_MS, IDLE_TIMEOUT_MS, POWER_PAGEABLE, RawSettings, SPECIAL_FILE_SUPPORT,
@@ -65,7 +66,22 @@ fn inf_defaults_match_the_settings_code() {
     );
     assert_eq!(settings.reason, PageabilityReason::Setting);
     assert_eq!(settings.idle_timeout_ms, DEFAULT_IDLE_TIMEOUT_MS);
-    assert!(settings.special_file_support);
+    // The root-enumerated software device never hosts a paging, hibernation or dump file,
+    // and special-file support keeps PAGEPWR locked from device add to cleanup: off unless
+    // an administrator sets SpecialFileSupport=1.
+    assert_eq!(
+        dword(SPECIAL_FILE_SUPPORT),
+        0,
+        "the INF turns special-file support off"
+    );
+    assert!(!settings.special_file_support);
+    // An absent value means what the INF writes.
+    assert_eq!(
+        settings.special_file_support,
+        Settings::DEFAULT.special_file_support
+    );
+    assert_eq!(settings.power_pageable, Settings::DEFAULT.power_pageable);
+    assert_eq!(settings.idle_timeout_ms, Settings::DEFAULT.idle_timeout_ms);
     // Every HKR value the INF writes is one the driver reads.
     for (name, _, _) in &values {
         assert!(
