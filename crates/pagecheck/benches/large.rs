@@ -4,10 +4,14 @@
 //! largest at least 40,000 functions and 10 MB of code), runs the whole analysis (read the
 //! image, match and read the PDB, build the function table, decode every function, all
 //! checks) and `llvm-objdump -d` on the same file, and prints the medians, their ratio and the
-//! time per megabyte of code at each size (linear growth keeps it flat).
+//! time per megabyte of code at each size (linear growth keeps it flat). At the largest size it
+//! also measures the KMDF variant (`generate_large_kmdf_c_units`: every eighth function creates
+//! a framework timer), where the dataflow pass and registration inference run on thousands of
+//! functions; the `dataflow` column counts the functions walked by that pass.
 //!
 //! `cargo bench -p cargo-pagecheck --bench large`; `PAGECHECK_BENCH_SIZES=10000,20000,45000`
-//! and `PAGECHECK_BENCH_RUNS=5` override the defaults.
+//! and `PAGECHECK_BENCH_RUNS=5` override the defaults; `PAGECHECK_BENCH_KMDF=0` skips the KMDF
+//! variant.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -96,8 +100,10 @@ fn main() {
         .max(1);
     let units = std::thread::available_parallelism().map_or(2, usize::from) * 4;
     println!(
-        "{:>9} {:>12} {:>11} {:>11} {:>11} {:>12} {:>8} {:>12} {:>12}",
+        "{:>6} {:>9} {:>9} {:>12} {:>11} {:>11} {:>11} {:>12} {:>8} {:>12} {:>12}",
+        "image",
         "functions",
+        "dataflow",
         "code bytes",
         "instrs",
         "pagecheck",
@@ -109,10 +115,24 @@ fn main() {
     );
     let mut per_mb = Vec::new();
     let mut decode_per_mb = Vec::new();
-    for &n in &sizes {
-        let sources = pe_fixtures::generate_large_c_units(n, 0x5eed, units);
-        let image = pe_fixtures::c_sources(&format!("bench_{n}"), &sources, &[])
-            .expect("build benchmark image");
+    let kmdf = std::env::var("PAGECHECK_BENCH_KMDF").map_or(true, |v| v != "0");
+    let mut plan: Vec<(usize, bool)> = sizes.iter().map(|&n| (n, false)).collect();
+    if kmdf && let Some(&largest) = sizes.iter().max() {
+        plan.push((largest, true));
+    }
+    for (n, kmdf) in plan {
+        let (sources, name) = if kmdf {
+            (
+                pe_fixtures::generate_large_kmdf_c_units(n, 0x5eed, units),
+                format!("bench_kmdf_{n}"),
+            )
+        } else {
+            (
+                pe_fixtures::generate_large_c_units(n, 0x5eed, units),
+                format!("bench_{n}"),
+            )
+        };
+        let image = pe_fixtures::c_sources(&name, &sources, &[]).expect("build benchmark image");
         // One unmeasured run warms the page cache for both tools.
         let _ = time_analysis(&image.image, 1);
         let (analysis, report) = time_analysis(&image.image, runs);
@@ -122,11 +142,15 @@ fn main() {
         let mb = report.summary.code_bytes as f64 / 1_000_000.0;
         let ms_per_mb = analysis.as_secs_f64() * 1000.0 / mb;
         let decode_ms_per_mb = decode.as_secs_f64() * 1000.0 / mb;
-        per_mb.push(ms_per_mb);
-        decode_per_mb.push(decode_ms_per_mb);
+        if !kmdf {
+            per_mb.push(ms_per_mb);
+            decode_per_mb.push(decode_ms_per_mb);
+        }
         println!(
-            "{:>9} {:>12} {:>11} {:>9.1}ms {:>9.1}ms {:>12} {:>8} {:>10.2}ms {:>10.2}ms",
+            "{:>6} {:>9} {:>9} {:>12} {:>11} {:>9.1}ms {:>9.1}ms {:>12} {:>8} {:>10.2}ms {:>10.2}ms",
+            if kmdf { "kmdf" } else { "plain" },
             report.summary.functions,
+            report.summary.dataflow_functions,
             report.summary.code_bytes,
             report.summary.instructions,
             analysis.as_secs_f64() * 1000.0,
@@ -146,7 +170,7 @@ fn main() {
     for (what, series) in [("total", &per_mb), ("decode", &decode_per_mb)] {
         if let (Some(first), Some(last)) = (series.first(), series.last()) {
             println!(
-                "linearity ({what}): time per MB at the largest size / at the smallest = {:.2} (1.00 = linear)",
+                "linearity ({what}, plain): time per MB at the largest size / at the smallest = {:.2} (1.00 = linear)",
                 last / first
             );
         }

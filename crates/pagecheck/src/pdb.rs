@@ -141,6 +141,15 @@ pub fn relative_to(path: &str, root: Option<&Path>) -> (String, bool) {
 /// are returned unchanged.
 #[must_use]
 pub fn demangle(raw: &str) -> String {
+    // Only Rust's two manglings (legacy `_ZN`, v0 `_R`, with or without the extra underscore
+    // some platforms add) can demangle; C names, the bulk of a C driver's PDB, skip the
+    // demangler's searches.
+    let rust = ["_ZN", "ZN", "__ZN", "_R", "R", "__R"]
+        .iter()
+        .any(|p| raw.starts_with(p));
+    if !rust {
+        return raw.to_owned();
+    }
     match rustc_demangle::try_demangle(raw) {
         Ok(d) => format!("{d:#}"),
         Err(_) => raw.to_owned(),
@@ -390,7 +399,19 @@ impl Symbols {
                 }
             }
         }
-        symbols.sort_by_key(|a| (a.rva, a.kind));
+        // By RVA then kind, ties in reading order. The keys are sorted, not the symbols: moving
+        // tens of thousands of records through a comparison sort costs more than reading them.
+        let mut order: Vec<(u32, SymbolKind, usize)> = symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.rva, s.kind, i))
+            .collect();
+        order.sort_unstable();
+        let mut slots: Vec<Option<Symbol>> = symbols.into_iter().map(Some).collect();
+        let symbols: Vec<Symbol> = order
+            .into_iter()
+            .filter_map(|(_, _, i)| slots[i].take())
+            .collect();
         procedures.sort_unstable_by_key(|p| (p.0, p.2));
         Ok(Symbols {
             symbols,

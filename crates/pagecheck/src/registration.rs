@@ -78,18 +78,54 @@ pub struct Registrations {
     pub list: Vec<Registration>,
     /// Calls with arguments or fields that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// `(function, index in list)`, sorted: a driver with thousands of registered callbacks is
+    /// asked about each of them, so looking one up must not scan the list.
+    #[serde(skip)]
+    by_function: Vec<(usize, usize)>,
 }
 
 impl Registrations {
-    /// The registrations of `function`.
-    pub fn of(&self, function: usize) -> impl Iterator<Item = &Registration> {
-        self.list.iter().filter(move |r| r.function == function)
+    /// Registrations from a list (in call order).
+    #[must_use]
+    pub fn new(list: Vec<Registration>, unreadable: Vec<Unreadable>) -> Self {
+        let mut by_function: Vec<(usize, usize)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.function, i))
+            .collect();
+        by_function.sort_unstable();
+        Registrations {
+            list,
+            unreadable,
+            by_function,
+        }
     }
 
-    /// The registration of `function` with the strictest needs (where it is checked from).
+    /// The registrations of `function` with their indices in `list`, in call order.
+    pub fn indexed_of(&self, function: usize) -> impl Iterator<Item = (usize, &Registration)> {
+        let first = self.by_function.partition_point(|&(f, _)| f < function);
+        self.by_function[first..]
+            .iter()
+            .take_while(move |&&(f, _)| f == function)
+            .map(|&(_, i)| (i, &self.list[i]))
+    }
+
+    /// The registrations of `function`, in call order.
+    pub fn of(&self, function: usize) -> impl Iterator<Item = &Registration> {
+        self.indexed_of(function).map(|(_, r)| r)
+    }
+
+    /// The registration of `function` with the strictest needs (where it is checked from),
+    /// with its index; of equally strict ones, the last in call order.
     #[must_use]
-    pub fn strictest(&self, function: usize) -> Option<&Registration> {
-        self.of(function).max_by_key(|r| r.runs)
+    pub fn strictest(&self, function: usize) -> Option<(usize, &Registration)> {
+        self.indexed_of(function).reduce(|best, next| {
+            if next.1.runs >= best.1.runs {
+                next
+            } else {
+                best
+            }
+        })
     }
 }
 
@@ -120,7 +156,8 @@ pub fn resolve(
                 matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
             })
         });
-    let mut out = Registrations::default();
+    let mut list = Vec::new();
+    let mut unreadable = Vec::new();
     for call in calls {
         let passive = execution_level_passive(call, devices_passive);
         let mut what = Vec::new();
@@ -171,7 +208,7 @@ pub fn resolve(
                     what.push(format!("{} (points outside the code)", field.name));
                     continue;
                 };
-                out.list.push(Registration {
+                list.push(Registration {
                     function,
                     symbol: functions.list[function].name.clone(),
                     slot: field.name,
@@ -185,7 +222,7 @@ pub fn resolve(
             }
         }
         if !what.is_empty() {
-            out.unreadable.push(Unreadable {
+            unreadable.push(Unreadable {
                 method: call.method.name,
                 site: call.site,
                 via: call.via.clone(),
@@ -195,7 +232,7 @@ pub fn resolve(
     }
     for &(site, external) in &graph.externals {
         if external == External::Wdf(None) {
-            out.unreadable.push(Unreadable {
+            unreadable.push(Unreadable {
                 method: "WdfFunctions[?]",
                 site,
                 via: Vec::new(),
@@ -203,7 +240,7 @@ pub fn resolve(
             });
         }
     }
-    out
+    Registrations::new(list, unreadable)
 }
 
 /// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes

@@ -193,13 +193,7 @@ pub fn collect(
     registered.sort_unstable();
     registered.dedup();
     for function in registered {
-        let strictest = registrations
-            .list
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.function == function)
-            .max_by_key(|(_, r)| r.runs);
-        if let Some((index, r)) = strictest {
+        if let Some((index, r)) = registrations.strictest(function) {
             roots.push(Root {
                 role: r.role(),
                 function,

@@ -708,3 +708,48 @@ fn an_image_with_nothing_to_check_is_refused() {
     let image = common::c("resident_calls_paged");
     refused_in_every_format(&image.image, "no roots");
 }
+
+/// The benchmark's KMDF image at a small size: every eighth function creates a timer with its
+/// first callee as `EvtTimerFunc`, and pagecheck must find each of those registrations (so the
+/// benchmark's KMDF figure measures inference, not an image it skips).
+#[test]
+fn the_kmdf_benchmark_image_registers_a_timer_in_every_eighth_function() {
+    let functions = 96;
+    let sources = pe_fixtures::generate_large_kmdf_c_units(functions, 0x5eed, 2);
+    let image = pe_fixtures::c_sources("bench_kmdf_small", &sources, &[]).expect("build");
+    let options = pagecheck::Options {
+        roots: vec!["power-up=f0".parse().expect("root")],
+        ..pagecheck::Options::default()
+    };
+    let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");
+    // The callback of function i's timer, from its source: `c.EvtTimerFunc = (...)f<n>;`.
+    let mut expected: Vec<String> = sources
+        .concat()
+        .lines()
+        .filter_map(|l| l.split("c.EvtTimerFunc = (void (*)(void *))").nth(1))
+        .map(|rest| rest.trim_end_matches(';').to_owned())
+        .collect();
+    assert_eq!(expected.len(), functions / 8);
+    let mut found: Vec<String> = report
+        .registrations
+        .list
+        .iter()
+        .filter(|r| r.method == "WdfTimerCreate" && r.slot == "EvtTimerFunc")
+        .map(|r| r.symbol.clone())
+        .collect();
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected);
+    assert!(report.registrations.unreadable.is_empty());
+    assert!(report.summary.dataflow_functions >= functions / 8);
+    // Every timer callback is a dispatch-level root.
+    for symbol in &expected {
+        assert!(
+            report
+                .roots
+                .iter()
+                .any(|r| &r.symbol == symbol && r.role == "dispatch"),
+            "{symbol} is not a dispatch root"
+        );
+    }
+}

@@ -149,7 +149,7 @@ fn marker_doc(name: &str, role: Role) -> String {
     };
     format!(
         " Placement marker of the function `{name}` (role `{role_name}`, {placed}): \
-         name it in `pagewise_roles::register::<Slot, {name}>()`."
+         register `{name}` in a `callbacks!` table, which checks it against the slot."
     )
 }
 

@@ -10,7 +10,7 @@ pub unsafe extern "system" fn driver_entry(
 ) -> NTSTATUS {
     unsafe { create_driver(driver, registry_path) }
 }
-/// Placement marker of the function `driver_entry` (role `init`, section `INIT`): name it in `pagewise_roles::register::<Slot, driver_entry>()`.
+/// Placement marker of the function `driver_entry` (role `init`, section `INIT`): register `driver_entry` in a `callbacks!` table, which checks it against the slot.
 #[allow(non_camel_case_types, dead_code)]
 pub enum driver_entry {}
 /// SAFETY: `#[init]` placed `driver_entry` as `init` just above; this impl and the function come from the same expansion.

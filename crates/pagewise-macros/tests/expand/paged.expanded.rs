@@ -10,7 +10,7 @@ extern "C" fn evt_driver_device_add(
     let settings = read_settings(device_init);
     create_device(device_init, &settings)
 }
-/// Placement marker of the function `evt_driver_device_add` (role `paged`, section `PAGE`): name it in `pagewise_roles::register::<Slot, evt_driver_device_add>()`.
+/// Placement marker of the function `evt_driver_device_add` (role `paged`, section `PAGE`): register `evt_driver_device_add` in a `callbacks!` table, which checks it against the slot.
 #[allow(non_camel_case_types, dead_code)]
 enum evt_driver_device_add {}
 /// SAFETY: `#[paged]` placed `evt_driver_device_add` as `paged` just above; this impl and the function come from the same expansion.

@@ -11,7 +11,7 @@ pub(crate) unsafe extern "C" fn evt_device_d0_exit(
     log_transition(device, target_state);
     STATUS_SUCCESS
 }
-/// Placement marker of the function `evt_device_d0_exit` (role `power-down`, section `PAGEPWR`): name it in `pagewise_roles::register::<Slot, evt_device_d0_exit>()`.
+/// Placement marker of the function `evt_device_d0_exit` (role `power-down`, section `PAGEPWR`): register `evt_device_d0_exit` in a `callbacks!` table, which checks it against the slot.
 #[allow(non_camel_case_types, dead_code)]
 pub(crate) enum evt_device_d0_exit {}
 /// SAFETY: `#[paged(power_down)]` placed `evt_device_d0_exit` as `power-down` just above; this impl and the function come from the same expansion.

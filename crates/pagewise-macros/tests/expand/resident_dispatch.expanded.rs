@@ -13,7 +13,7 @@ unsafe extern "C" fn evt_io_device_control(
     output_buffer_length = output_buffer_length.min(MAX_OUTPUT);
     complete(request, io_control_code, output_buffer_length);
 }
-/// Placement marker of the function `evt_io_device_control` (role `dispatch`, resident: no section attribute, the compiler's default `.text` is never paged): name it in `pagewise_roles::register::<Slot, evt_io_device_control>()`.
+/// Placement marker of the function `evt_io_device_control` (role `dispatch`, resident: no section attribute, the compiler's default `.text` is never paged): register `evt_io_device_control` in a `callbacks!` table, which checks it against the slot.
 #[allow(non_camel_case_types, dead_code)]
 enum evt_io_device_control {}
 /// SAFETY: `#[resident(dispatch)]` placed `evt_io_device_control` as `dispatch` just above; this impl and the function come from the same expansion.

@@ -10,7 +10,7 @@ pub unsafe extern "C" fn evt_device_d0_entry(
 ) -> NTSTATUS {
     STATUS_SUCCESS
 }
-/// Placement marker of the function `evt_device_d0_entry` (role `power-up`, resident: no section attribute, the compiler's default `.text` is never paged): name it in `pagewise_roles::register::<Slot, evt_device_d0_entry>()`.
+/// Placement marker of the function `evt_device_d0_entry` (role `power-up`, resident: no section attribute, the compiler's default `.text` is never paged): register `evt_device_d0_entry` in a `callbacks!` table, which checks it against the slot.
 #[cfg(windows)]
 #[cfg_attr(feature = "trace", cfg(debug_assertions))]
 #[allow(non_camel_case_types, dead_code)]
