@@ -230,17 +230,23 @@ pub fn resolve(
             });
         }
     }
-    for &(site, external) in &graph.externals {
-        if external == External::Wdf(None) {
-            unreadable.push(Unreadable {
-                method: "WdfFunctions[?]",
-                site,
-                via: Vec::new(),
-                what: vec!["the method: its table index is computed at run time".to_owned()],
-            });
-        }
-    }
+    unreadable.extend(unnamed_methods(graph));
     Registrations::new(list, unreadable)
+}
+
+/// Framework calls whose method has no name (the table index is computed at run time): any of
+/// them may take callbacks, so each is unreadable.
+fn unnamed_methods(graph: &CallGraph) -> impl Iterator<Item = Unreadable> + '_ {
+    graph
+        .externals
+        .iter()
+        .filter(|&&(_, external)| external == External::Wdf(None))
+        .map(|&(site, _)| Unreadable {
+            method: "WdfFunctions[?]",
+            site,
+            via: Vec::new(),
+            what: vec!["the method: its table index is computed at run time".to_owned()],
+        })
 }
 
 /// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
