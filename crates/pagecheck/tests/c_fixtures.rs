@@ -433,15 +433,11 @@ fn wdf_call_shape_is_external_and_named() {
     );
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     assert!(report.unresolved.is_empty(), "{:#?}", report.unresolved);
-    let wdf: Vec<(&str, u32)> = report
-        .externals
-        .iter()
-        .filter(|e| e.kind == "wdf")
-        .map(|e| (e.name.as_str(), e.calls))
-        .collect();
+    let wdf = common::wdf_calls(&report);
+    let wdf: Vec<(&str, u32)> = wdf.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     assert_eq!(
         wdf,
-        vec![
+        [
             ("WdfDeviceCreate", 1),
             ("WdfDeviceGetDevicePowerState", 1),
             ("WdfDriverCreate", 1),

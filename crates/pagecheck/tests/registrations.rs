@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{chain_symbols, inferred, run};
+use common::{chain_symbols, inferred, run, wdf_calls};
 use pagecheck::checks::{Level, Rule};
 use pagecheck::roots::Origin;
 use serde_json::Value;
@@ -196,16 +196,6 @@ fn reg_driver_table() -> Vec<(String, &'static str, &'static str, &'static str)>
             "WdfDriverCreate",
         ),
     ])
-}
-
-/// The framework calls a report counts, by name.
-fn wdf_calls(report: &pagecheck::Report) -> Vec<(String, u32)> {
-    report
-        .externals
-        .iter()
-        .filter(|e| e.kind == "wdf")
-        .map(|e| (e.name.clone(), e.calls))
-        .collect()
 }
 
 #[test]

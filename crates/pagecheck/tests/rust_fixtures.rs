@@ -199,15 +199,11 @@ fn rust_wdf_shape_names_framework_calls() {
     let image = common::rust("rust_wdf_shape");
     let report = analyze(&image, &[]);
     assert!(!report.failed(), "{:#?}", report.violations);
-    let wdf: Vec<(&str, u32)> = report
-        .externals
-        .iter()
-        .filter(|e| e.kind == "wdf")
-        .map(|e| (e.name.as_str(), e.calls))
-        .collect();
+    let wdf = common::wdf_calls(&report);
+    let wdf: Vec<(&str, u32)> = wdf.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     assert_eq!(
         wdf,
-        vec![
+        [
             ("WdfDeviceCreate", 1),
             ("WdfDeviceGetDevicePowerState", 1),
             ("WdfDriverCreate", 1),

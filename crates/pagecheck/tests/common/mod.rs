@@ -211,3 +211,13 @@ pub fn inferred(name: &str) -> (pe_fixtures::Image, Report) {
     let report = analyze(&image, &[]);
     (image, report)
 }
+
+/// The framework calls a report counts, by name.
+pub fn wdf_calls(report: &pagecheck::Report) -> Vec<(String, u32)> {
+    report
+        .externals
+        .iter()
+        .filter(|e| e.kind == "wdf")
+        .map(|e| (e.name.clone(), e.calls))
+        .collect()
+}
