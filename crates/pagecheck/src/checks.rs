@@ -601,9 +601,8 @@ impl Graph<'_> {
         {
             let _ = write!(
                 text,
-                ": {} of {}, registered by {} at {}",
-                r.slot,
-                r.structure,
+                ": {}, registered by {} at {}",
+                r.slot_phrase(),
                 r.method,
                 self.code_place(r.site)
             );
@@ -627,7 +626,9 @@ impl Graph<'_> {
             .registration
             .and_then(|i| self.registrations.list.get(i))
             .is_some_and(|r| {
-                r.structure == "WDF_IO_QUEUE_CONFIG" || r.structure.ends_with("WDFQUEUE")
+                r.structure == "WDF_IO_QUEUE_CONFIG"
+                    || r.structure.ends_with("WDFQUEUE")
+                    || r.slot == "EvtIoQueueState"
             });
         let (rule, level, why, fix) = match mode {
             Mode::Dispatch => (
@@ -880,9 +881,8 @@ impl Graph<'_> {
         for r in &self.registrations.list {
             let f = &self.functions.list[r.function];
             let registered = format!(
-                "{} of {}, registered by {} at {}",
-                r.slot,
-                r.structure,
+                "{}, registered by {} at {}",
+                r.slot_phrase(),
                 r.method,
                 self.code_place(r.site)
             );

@@ -195,6 +195,35 @@ pub const INTERRUPT_CONFIG: Structure = Structure {
     ],
 };
 
+/// `WDF_USB_CONTINUOUS_READER_CONFIG`: a read completes at the IRQL the I/O target completed
+/// it, up to `DISPATCH_LEVEL`; the failure callback runs at `PASSIVE_LEVEL`.
+pub const USB_CONTINUOUS_READER_CONFIG: Structure = Structure {
+    name: "WDF_USB_CONTINUOUS_READER_CONFIG",
+    fields: &[
+        f(48, "EvtUsbTargetPipeReadComplete", Dispatch),
+        f(64, "EvtUsbTargetPipeReadersFailed", Passive),
+    ],
+};
+
+/// `WDF_WMI_PROVIDER_CONFIG` (its `GUID` puts the callback at 32).
+pub const WMI_PROVIDER_CONFIG: Structure = Structure {
+    name: "WDF_WMI_PROVIDER_CONFIG",
+    fields: &[f(32, "EvtWmiProviderFunctionControl", Passive)],
+};
+
+/// `WDF_WMI_INSTANCE_CONFIG`: every WMI callback runs at `PASSIVE_LEVEL`. A provider
+/// configuration it points to is not followed: its callback is read when the driver passes
+/// it to `WdfWmiProviderCreate`.
+pub const WMI_INSTANCE_CONFIG: Structure = Structure {
+    name: "WDF_WMI_INSTANCE_CONFIG",
+    fields: &[
+        f(32, "EvtWmiInstanceQueryInstance", Passive),
+        f(40, "EvtWmiInstanceSetInstance", Passive),
+        f(48, "EvtWmiInstanceSetItem", Passive),
+        f(56, "EvtWmiInstanceExecuteMethod", Passive),
+    ],
+};
+
 /// Offset of `ExecutionLevel` in `WDF_OBJECT_ATTRIBUTES`.
 pub const EXECUTION_LEVEL_OFFSET: u16 = 24;
 /// `WdfExecutionLevelPassive`.
@@ -278,6 +307,22 @@ impl Method {
 const REQUEST_CANCEL: Field = f(0, "EvtRequestCancel", Dispatch);
 /// The completion routine of `WdfRequestSetCompletionRoutine`.
 const COMPLETION_ROUTINE: Field = f(0, "EvtRequestCompletionRoutine", Dispatch);
+/// `EvtIoQueueState`, passed to `WdfIoQueueStop`, `Drain`, `Purge`, `StopAndPurge` and
+/// `ReadyNotify`: up to `DISPATCH_LEVEL` unless the queue was created passive, which the
+/// call does not show, so it is checked as dispatch.
+const QUEUE_STATE: Field = f(0, "EvtIoQueueState", Dispatch);
+/// `EvtIoInCallerContext` runs at the IRQL of the thread that sent the request: up to
+/// `DISPATCH_LEVEL` when that is another driver.
+const IN_CALLER_CONTEXT: Field = f(0, "EvtIoInCallerContext", Dispatch);
+/// `EvtDeviceWdmIrpPreprocess` runs at the IRQL the IRP arrives at (power IRPs at up to
+/// `DISPATCH_LEVEL`).
+const WDM_IRP_PREPROCESS: Field = f(0, "EvtDeviceWdmIrpPreprocess", Dispatch);
+/// `EvtDeviceWdmIrpDispatch`, like the preprocess callback, at the IRP's IRQL.
+const WDM_IRP_DISPATCH: Field = f(0, "EvtDeviceWdmIrpDispatch", Dispatch);
+/// `EvtProgramDma` runs at `DISPATCH_LEVEL`.
+const PROGRAM_DMA: Field = f(0, "EvtProgramDma", Dispatch);
+/// `EvtDeviceShutdownNotification` of a control device runs at `PASSIVE_LEVEL`.
+const SHUTDOWN_NOTIFICATION: Field = f(0, "EvtDeviceShutdownNotification", Passive);
 
 const fn other(name: &'static str) -> Arg {
     Arg::Attributes(Object::Other(name))
@@ -292,6 +337,22 @@ pub const METHODS: &[Method] = &[
     m("WdfChildListCreate", &[(3, other("WDFCHILDLIST"))]),
     m("WdfCollectionCreate", &[(1, other("WDFCOLLECTION"))]),
     m("WdfCommonBufferCreate", &[(3, other("WDFCOMMONBUFFER"))]),
+    m(
+        "WdfControlDeviceInitSetShutdownNotification",
+        &[(2, Arg::Callback(&SHUTDOWN_NOTIFICATION))],
+    ),
+    m(
+        "WdfDeviceConfigureWdmIrpDispatchCallback",
+        &[(4, Arg::Callback(&WDM_IRP_DISPATCH))],
+    ),
+    m(
+        "WdfDeviceInitAssignWdmIrpPreprocessCallback",
+        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+    ),
+    m(
+        "WdfDeviceInitSetIoInCallerContextCallback",
+        &[(2, Arg::Callback(&IN_CALLER_CONTEXT))],
+    ),
     m(
         "WdfDeviceInitSetPnpPowerEventCallbacks",
         &[(2, Arg::Config(&PNPPOWER_EVENT_CALLBACKS))],
@@ -318,6 +379,14 @@ pub const METHODS: &[Method] = &[
         &[(2, other("WDFDMATRANSACTION"))],
     ),
     m(
+        "WdfDmaTransactionInitialize",
+        &[(2, Arg::Callback(&PROGRAM_DMA))],
+    ),
+    m(
+        "WdfDmaTransactionInitializeUsingRequest",
+        &[(3, Arg::Callback(&PROGRAM_DMA))],
+    ),
+    m(
         "WdfDpcCreate",
         &[(1, Arg::Config(&DPC_CONFIG)), (2, other("WDFDPC"))],
     ),
@@ -338,6 +407,14 @@ pub const METHODS: &[Method] = &[
     m(
         "WdfIoQueueCreate",
         &[(2, Arg::Config(&IO_QUEUE_CONFIG)), (3, other("WDFQUEUE"))],
+    ),
+    m("WdfIoQueueDrain", &[(2, Arg::Callback(&QUEUE_STATE))]),
+    m("WdfIoQueuePurge", &[(2, Arg::Callback(&QUEUE_STATE))]),
+    m("WdfIoQueueReadyNotify", &[(2, Arg::Callback(&QUEUE_STATE))]),
+    m("WdfIoQueueStop", &[(2, Arg::Callback(&QUEUE_STATE))]),
+    m(
+        "WdfIoQueueStopAndPurge",
+        &[(2, Arg::Callback(&QUEUE_STATE))],
     ),
     m("WdfIoTargetCreate", &[(2, other("WDFIOTARGET"))]),
     m("WdfMemoryCreate", &[(1, other("WDFMEMORY"))]),
@@ -373,6 +450,24 @@ pub const METHODS: &[Method] = &[
         &[(1, Arg::Config(&TIMER_CONFIG)), (2, other("WDFTIMER"))],
     ),
     m("WdfUsbTargetDeviceCreate", &[(2, other("WDFUSBDEVICE"))]),
+    m(
+        "WdfUsbTargetPipeConfigContinuousReader",
+        &[(2, Arg::Config(&USB_CONTINUOUS_READER_CONFIG))],
+    ),
+    m(
+        "WdfWmiInstanceCreate",
+        &[
+            (2, Arg::Config(&WMI_INSTANCE_CONFIG)),
+            (3, other("WDFWMIINSTANCE")),
+        ],
+    ),
+    m(
+        "WdfWmiProviderCreate",
+        &[
+            (2, Arg::Config(&WMI_PROVIDER_CONFIG)),
+            (3, other("WDFWMIPROVIDER")),
+        ],
+    ),
     m(
         "WdfWorkItemCreate",
         &[
@@ -414,6 +509,20 @@ mod tests {
         }
         // Spot checks against WDFFUNCENUM of the 1.33 headers.
         assert_eq!(method(152).map(|m| m.name), Some("WdfIoQueueCreate"));
+        assert_eq!(method(155).map(|m| m.name), Some("WdfIoQueueStop"));
+        assert_eq!(
+            method(74).map(|m| m.name),
+            Some("WdfDeviceInitSetIoInCallerContextCallback")
+        );
+        assert_eq!(
+            method(404).map(|m| m.name),
+            Some("WdfDeviceConfigureWdmIrpDispatchCallback")
+        );
+        assert_eq!(
+            method(350).map(|m| m.name),
+            Some("WdfUsbTargetPipeConfigContinuousReader")
+        );
+        assert_eq!(method(373).map(|m| m.name), Some("WdfWmiInstanceCreate"));
         assert_eq!(
             method(393).map(|m| m.name),
             Some("WdfRequestMarkCancelableEx")

@@ -38,7 +38,21 @@ pub struct Registration {
     pub possible: bool,
 }
 
+/// What [`Registration::structure`] holds for a callback passed as an argument of the call.
+pub const ARGUMENT: &str = "argument";
+
 impl Registration {
+    /// The slot as messages name it: `EvtIoRead of WDF_IO_QUEUE_CONFIG`, or for a callback
+    /// passed directly, `EvtIoQueueState (an argument)`.
+    #[must_use]
+    pub fn slot_phrase(&self) -> String {
+        if self.structure == ARGUMENT {
+            format!("{} (an argument)", self.slot)
+        } else {
+            format!("{} of {}", self.slot, self.structure)
+        }
+    }
+
     /// The role a function needs to serve this slot.
     #[must_use]
     pub fn role(&self) -> Role {
@@ -171,7 +185,7 @@ pub fn resolve(
                     o.attribute_fields(),
                     format!("WDF_OBJECT_ATTRIBUTES of the {}", o.name()),
                 ),
-                Arg::Callback(f) => (std::slice::from_ref(f), "argument".to_owned()),
+                Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
             };
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,

@@ -426,6 +426,110 @@ fn misplaced_callbacks_are_reported_with_their_slot_and_site() {
     assert_eq!(run([&image.image]).code, 1);
 }
 
+/// Callbacks passed directly (in registers and on the stack) and in the WMI and USB reader
+/// configurations: each one is a root with its slot's role, and the one misplaced (a queue
+/// state callback in PAGE) is the only finding.
+#[test]
+fn callbacks_passed_directly_and_in_wmi_and_usb_configurations() {
+    let (image, report) = inferred("reg_more");
+    assert_eq!(
+        registrations(&report),
+        table(&[
+            (
+                "EvtDriverDeviceAdd",
+                "EvtDriverDeviceAdd",
+                "paged",
+                "WdfDriverCreate"
+            ),
+            (
+                "EvtIoInCallerContext",
+                "EvtIoInCallerContext",
+                "dispatch",
+                "WdfDeviceInitSetIoInCallerContextCallback"
+            ),
+            (
+                "EvtWdmIrpPreprocess",
+                "EvtDeviceWdmIrpPreprocess",
+                "dispatch",
+                "WdfDeviceInitAssignWdmIrpPreprocessCallback"
+            ),
+            (
+                "EvtShutdownNotification",
+                "EvtDeviceShutdownNotification",
+                "paged",
+                "WdfControlDeviceInitSetShutdownNotification"
+            ),
+            (
+                "EvtWdmIrpDispatch",
+                "EvtDeviceWdmIrpDispatch",
+                "dispatch",
+                "WdfDeviceConfigureWdmIrpDispatchCallback"
+            ),
+            (
+                "EvtWmiQueryInstance",
+                "EvtWmiInstanceQueryInstance",
+                "paged",
+                "WdfWmiInstanceCreate"
+            ),
+            ("EvtIoWrite", "EvtIoWrite", "dispatch", QUEUE),
+            (
+                "EvtUsbReadComplete",
+                "EvtUsbTargetPipeReadComplete",
+                "dispatch",
+                "WdfUsbTargetPipeConfigContinuousReader"
+            ),
+            (
+                "EvtUsbReadersFailed",
+                "EvtUsbTargetPipeReadersFailed",
+                "paged",
+                "WdfUsbTargetPipeConfigContinuousReader"
+            ),
+            (
+                "QueueStopped",
+                "EvtIoQueueState",
+                "dispatch",
+                "WdfIoQueueStop"
+            ),
+            (
+                "EvtProgramDma",
+                "EvtProgramDma",
+                "dispatch",
+                "WdfDmaTransactionInitialize"
+            ),
+        ])
+    );
+    assert!(
+        report.registrations.unreadable.is_empty(),
+        "{:#?}",
+        report.registrations.unreadable
+    );
+    let found: Vec<(Rule, String)> = report
+        .violations
+        .iter()
+        .map(|v| {
+            (
+                v.rule,
+                v.chain
+                    .first()
+                    .map(|l| l.symbol.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(Rule::ResidentRootNotResident, "QueueStopped".to_owned())]
+    );
+    let message = &report.violations[0].message;
+    for part in [
+        "EvtIoQueueState (an argument), registered by WdfIoQueueStop at StopQueue+0x",
+        "ExecutionLevel = WdfExecutionLevelPassive",
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+    assert_eq!(run([&image.image]).code, 1);
+}
+
 #[test]
 fn structures_in_read_only_data_by_pointer_and_by_copy() {
     let expected = table(&[
