@@ -693,6 +693,9 @@ pub struct FlowOut {
     pub held: Vec<Held>,
     /// This function's summary.
     pub summary: Summary,
+    /// Code addresses passed to the methods of [`kmdf::UNMODELLED_CALLBACK_ARGS`]:
+    /// `(site, method, address)`.
+    pub unmodelled: Vec<(u32, &'static str, u32)>,
 }
 
 /// A call of a KMDF method that takes callbacks, with what its arguments hold.
@@ -1553,6 +1556,20 @@ impl FunctionState {
                         if let Some(method) = kmdf::method(index) {
                             let call = self.registration(ctx, method, site);
                             file_call(env, call);
+                        } else if let Some(&(name, position)) =
+                            crate::wdf::function_name(u64::from(index)).and_then(|name| {
+                                kmdf::UNMODELLED_CALLBACK_ARGS
+                                    .iter()
+                                    .find(|(n, _)| *n == name)
+                            })
+                        {
+                            // A callback whose IRQL the model does not know: reported rather
+                            // than dropped.
+                            if let Value::Address(rva) = self.machine.argument(position, ctx)
+                                && ctx.is_code(rva)
+                            {
+                                env.out.unmodelled.push((site, name, rva));
+                            }
                         }
                         if let Some(effect) =
                             crate::wdf::function_name(u64::from(index)).and_then(locks::effect_of)

@@ -26,6 +26,8 @@ pub struct Flow {
     pub calls: Vec<RegCall>,
     /// `MmLockPagable*Section` calls: `(site, the address passed)`.
     pub locks: Vec<(u32, decode::Value)>,
+    /// Code addresses passed to framework methods the model does not know.
+    pub unmodelled: Vec<(u32, &'static str, u32)>,
     /// Calls and jumps made while a spin lock is held, by function.
     pub held: Vec<(usize, decode::Held)>,
     /// Functions walked in dataflow mode (for the report's counts).
@@ -103,6 +105,7 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
         if let Some((items, out)) = results.remove(&f) {
             flow.calls.extend(out.calls);
             flow.locks.extend(out.locks);
+            flow.unmodelled.extend(out.unmodelled);
             flow.held.extend(out.held.into_iter().map(|h| (f, h)));
             replaced.insert(f, items);
         }

@@ -484,6 +484,18 @@ pub fn method(index: u32) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
 }
 
+/// Framework methods that take a callback argument (at this position, `DriverGlobals` being 0)
+/// whose IRQL this model does not assert: a function passed there is reported as unreadable
+/// (PC007) instead of being dropped. Only the listed position is read: the other argument
+/// registers of a call may hold anything left from earlier code.
+pub const UNMODELLED_CALLBACK_ARGS: &[(&str, u8)] = &[
+    ("WdfDeviceInitRegisterPnpStateChangeCallback", 3),
+    ("WdfDeviceInitRegisterPowerStateChangeCallback", 3),
+    ("WdfDeviceInitRegisterPowerPolicyStateChangeCallback", 3),
+    ("WdfDmaTransactionSetTransferCompleteCallback", 2),
+    ("WdfDmaTransactionSetChannelConfigurationCallback", 2),
+];
+
 /// Framework methods after which the device may be power-nonpageable: its power-down path
 /// can then run while the paging device is off.
 pub const NONPAGEABLE_METHODS: &[&str] = &[
@@ -576,6 +588,10 @@ mod tests {
         assert_eq!(sorted.len(), names.len(), "a method listed twice");
         for name in NONPAGEABLE_METHODS {
             assert!(crate::wdf::KMDF_1_33.contains(name), "{name}");
+        }
+        for (name, _) in UNMODELLED_CALLBACK_ARGS {
+            assert!(crate::wdf::KMDF_1_33.contains(name), "{name}");
+            assert!(!names.contains(name), "{name} is modelled");
         }
     }
 

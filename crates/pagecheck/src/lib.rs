@@ -332,7 +332,8 @@ pub fn analyze(
     let ctx = context(image, &functions, symbols);
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
-    let registrations = registration::resolve(image, &functions, &flow.calls, &calls);
+    let registrations =
+        registration::resolve(image, &functions, &flow.calls, &flow.unmodelled, &calls);
     let policy = registration::Policy::read(image, &functions, &calls, &flow.locks);
     let lock_roots = if options.no_lock_roots {
         Vec::new()

@@ -150,6 +150,7 @@ pub fn resolve(
     image: &Image,
     functions: &Functions,
     calls: &[RegCall],
+    unmodelled: &[(u32, &'static str, u32)],
     graph: &CallGraph,
 ) -> Registrations {
     let code_function = |rva: u32| {
@@ -245,6 +246,27 @@ pub fn resolve(
         }
     }
     unreadable.extend(unnamed_methods(graph));
+    let mut passed: Vec<(u32, &'static str, usize)> = unmodelled
+        .iter()
+        .filter_map(|&(site, method, rva)| {
+            let f = code_function(rva)?;
+            (functions.list[f].start == rva).then_some((site, method, f))
+        })
+        .collect();
+    passed.sort_unstable();
+    passed.dedup();
+    unreadable.extend(passed.into_iter().map(|(site, method, f)| {
+        let name = &functions.list[f].name;
+        Unreadable {
+            method,
+            site,
+            via: Vec::new(),
+            what: vec![format!(
+                "`{name}` passed to a method whose callback slots pagecheck does not know; name it with \
+                 --root ROLE={name}"
+            )],
+        }
+    }));
     Registrations::new(list, unreadable)
 }
 
