@@ -246,28 +246,44 @@ pub fn resolve(
         }
     }
     unreadable.extend(unnamed_methods(graph));
+    unreadable.extend(unmodelled_callbacks(image, functions, unmodelled));
+    Registrations::new(list, unreadable)
+}
+
+/// Functions passed to methods that take a callback the model does not place: unreadable,
+/// so they are said rather than dropped.
+fn unmodelled_callbacks(
+    image: &Image,
+    functions: &Functions,
+    unmodelled: &[(u32, &'static str, u32)],
+) -> Vec<Unreadable> {
     let mut passed: Vec<(u32, &'static str, usize)> = unmodelled
         .iter()
         .filter_map(|&(site, method, rva)| {
-            let f = code_function(rva)?;
+            image
+                .section_of(rva)
+                .filter(|&s| image.sections[s].is_code())?;
+            let f = functions.containing(rva)?;
             (functions.list[f].start == rva).then_some((site, method, f))
         })
         .collect();
     passed.sort_unstable();
     passed.dedup();
-    unreadable.extend(passed.into_iter().map(|(site, method, f)| {
-        let name = &functions.list[f].name;
-        Unreadable {
-            method,
-            site,
-            via: Vec::new(),
-            what: vec![format!(
-                "`{name}` passed to a method whose callback slots pagecheck does not know; name it with \
-                 --root ROLE={name}"
-            )],
-        }
-    }));
-    Registrations::new(list, unreadable)
+    passed
+        .into_iter()
+        .map(|(site, method, f)| {
+            let name = &functions.list[f].name;
+            Unreadable {
+                method,
+                site,
+                via: Vec::new(),
+                what: vec![format!(
+                    "`{name}` passed to a method whose callback slots pagecheck does not know; name it \
+                     with --root ROLE={name}"
+                )],
+            }
+        })
+        .collect()
 }
 
 /// Framework calls whose method has no name (the table index is computed at run time): any of
