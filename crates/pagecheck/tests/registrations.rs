@@ -426,78 +426,80 @@ fn misplaced_callbacks_are_reported_with_their_slot_and_site() {
     assert_eq!(run([&image.image]).code, 1);
 }
 
+/// What `reg_more.c` registers (its header comment).
+fn reg_more_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
+    table(&[
+        (
+            "EvtDriverDeviceAdd",
+            "EvtDriverDeviceAdd",
+            "paged",
+            "WdfDriverCreate",
+        ),
+        (
+            "EvtIoInCallerContext",
+            "EvtIoInCallerContext",
+            "dispatch",
+            "WdfDeviceInitSetIoInCallerContextCallback",
+        ),
+        (
+            "EvtWdmIrpPreprocess",
+            "EvtDeviceWdmIrpPreprocess",
+            "dispatch",
+            "WdfDeviceInitAssignWdmIrpPreprocessCallback",
+        ),
+        (
+            "EvtShutdownNotification",
+            "EvtDeviceShutdownNotification",
+            "paged",
+            "WdfControlDeviceInitSetShutdownNotification",
+        ),
+        (
+            "EvtWdmIrpDispatch",
+            "EvtDeviceWdmIrpDispatch",
+            "dispatch",
+            "WdfDeviceConfigureWdmIrpDispatchCallback",
+        ),
+        (
+            "EvtWmiQueryInstance",
+            "EvtWmiInstanceQueryInstance",
+            "paged",
+            "WdfWmiInstanceCreate",
+        ),
+        ("EvtIoWrite", "EvtIoWrite", "dispatch", QUEUE),
+        (
+            "EvtUsbReadComplete",
+            "EvtUsbTargetPipeReadComplete",
+            "dispatch",
+            "WdfUsbTargetPipeConfigContinuousReader",
+        ),
+        (
+            "EvtUsbReadersFailed",
+            "EvtUsbTargetPipeReadersFailed",
+            "paged",
+            "WdfUsbTargetPipeConfigContinuousReader",
+        ),
+        (
+            "QueueStopped",
+            "EvtIoQueueState",
+            "dispatch",
+            "WdfIoQueueStop",
+        ),
+        (
+            "EvtProgramDma",
+            "EvtProgramDma",
+            "dispatch",
+            "WdfDmaTransactionInitialize",
+        ),
+    ])
+}
+
 /// Callbacks passed directly (in registers and on the stack) and in the WMI and USB reader
 /// configurations: each one is a root with its slot's role, and the one misplaced (a queue
 /// state callback in PAGE) is the only finding.
 #[test]
 fn callbacks_passed_directly_and_in_wmi_and_usb_configurations() {
     let (image, report) = inferred("reg_more");
-    assert_eq!(
-        registrations(&report),
-        table(&[
-            (
-                "EvtDriverDeviceAdd",
-                "EvtDriverDeviceAdd",
-                "paged",
-                "WdfDriverCreate"
-            ),
-            (
-                "EvtIoInCallerContext",
-                "EvtIoInCallerContext",
-                "dispatch",
-                "WdfDeviceInitSetIoInCallerContextCallback"
-            ),
-            (
-                "EvtWdmIrpPreprocess",
-                "EvtDeviceWdmIrpPreprocess",
-                "dispatch",
-                "WdfDeviceInitAssignWdmIrpPreprocessCallback"
-            ),
-            (
-                "EvtShutdownNotification",
-                "EvtDeviceShutdownNotification",
-                "paged",
-                "WdfControlDeviceInitSetShutdownNotification"
-            ),
-            (
-                "EvtWdmIrpDispatch",
-                "EvtDeviceWdmIrpDispatch",
-                "dispatch",
-                "WdfDeviceConfigureWdmIrpDispatchCallback"
-            ),
-            (
-                "EvtWmiQueryInstance",
-                "EvtWmiInstanceQueryInstance",
-                "paged",
-                "WdfWmiInstanceCreate"
-            ),
-            ("EvtIoWrite", "EvtIoWrite", "dispatch", QUEUE),
-            (
-                "EvtUsbReadComplete",
-                "EvtUsbTargetPipeReadComplete",
-                "dispatch",
-                "WdfUsbTargetPipeConfigContinuousReader"
-            ),
-            (
-                "EvtUsbReadersFailed",
-                "EvtUsbTargetPipeReadersFailed",
-                "paged",
-                "WdfUsbTargetPipeConfigContinuousReader"
-            ),
-            (
-                "QueueStopped",
-                "EvtIoQueueState",
-                "dispatch",
-                "WdfIoQueueStop"
-            ),
-            (
-                "EvtProgramDma",
-                "EvtProgramDma",
-                "dispatch",
-                "WdfDmaTransactionInitialize"
-            ),
-        ])
-    );
+    assert_eq!(registrations(&report), reg_more_table());
     // The method pagecheck does not model: its callback is reported, not dropped.
     let unreadable: Vec<(&str, &[String])> = report
         .registrations
