@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         "fuzz.sys",
         "fuzz.pdb",
     ) {
-        let _ = report::text(&report);
+        for color in [false, true] {
+            for quiet in [false, true] {
+                let _ = report::text(&report, &report::TextOptions { color, quiet });
+            }
+        }
         let _ = report::json(&report);
         let _ = report::sarif(&report);
     }
