@@ -49,6 +49,8 @@ pub struct Symbols {
     /// The PDB file, opened again to read line tables when a finding needs them (reading
     /// every module's would cost more than the whole analysis of a large driver).
     path: Option<PathBuf>,
+    /// GUID and age of the PDB read, so that a file replaced since is not read for lines.
+    identity: ([u8; 16], u32),
 }
 
 /// A place in the source, as the PDB records it.
@@ -267,13 +269,17 @@ impl Symbols {
         else {
             return lines;
         };
-        let (Ok(dbi), Ok(address_map), Ok(strings)) = (
+        let (Ok(info), Ok(dbi), Ok(address_map), Ok(strings)) = (
+            pdb.pdb_information(),
             pdb.debug_information(),
             pdb.address_map(),
             pdb.string_table(),
         ) else {
             return lines;
         };
+        if (info.guid.to_bytes_le(), dbi.age().unwrap_or(info.age)) != self.identity {
+            return lines;
+        }
         let Ok(mut modules) = dbi.modules() else {
             return lines;
         };
@@ -318,6 +324,7 @@ impl Symbols {
         let mut pdb = pdb2::PDB::open(source).map_err(|e| pdb_err(path, &e))?;
         let info = pdb.pdb_information().map_err(|e| pdb_err(path, &e))?;
         let dbi = pdb.debug_information().map_err(|e| pdb_err(path, &e))?;
+        let identity = (info.guid.to_bytes_le(), dbi.age().unwrap_or(info.age));
         if let Some(cv) = expected {
             let guid = info.guid.to_bytes_le();
             // The image's age is compared with the DBI stream's, as the debuggers do; the
@@ -417,6 +424,7 @@ impl Symbols {
             symbols,
             procedures,
             path: None,
+            identity,
         })
     }
 

@@ -61,3 +61,27 @@ fn a_malformed_relocation_block_ends_the_relocations_with_a_warning() {
         "{out}"
     );
 }
+
+/// Line tables are read from the PDB file again when findings need them: from the same PDB
+/// (same GUID and age) only. A different PDB put at the same path in between gives no lines,
+/// rather than lines of another build.
+#[test]
+fn lines_come_only_from_the_pdb_that_was_matched() {
+    let image = common::c("reg_rdata_o2");
+    let bytes = std::fs::read(&image.image).expect("read");
+    let path = common::write_variant(&image, "lines_identity", &bytes);
+    let pdb_path = path.with_extension("pdb");
+    let parsed = pagecheck::image::Image::parse(bytes).expect("parse");
+    let symbols = pagecheck::pdb::Symbols::load(&pdb_path, &parsed).expect("pdb");
+    let entry = symbols
+        .find("EvtIoDeviceControl")
+        .expect("EvtIoDeviceControl in the PDB")
+        .rva;
+    let lines = symbols.lines_at(&[entry]);
+    assert!(!lines.is_empty(), "no lines from the matched PDB");
+    assert!(lines.at(entry, entry, None).is_some());
+
+    // Another fixture's PDB, same file name.
+    std::fs::copy(common::c("reg_rdata_os").pdb, &pdb_path).expect("replace the PDB");
+    assert!(symbols.lines_at(&[entry]).is_empty());
+}
