@@ -722,6 +722,8 @@ pub enum RegArg {
         fields: Vec<(u16, Value)>,
         /// For object attributes: the `ExecutionLevel` field, when known.
         level: Option<u64>,
+        /// For a structure with a [`kmdf::Structure::passive_flag`]: that byte, when known.
+        flag: Option<u64>,
     },
     /// A null pointer (no structure, no callback).
     Null,
@@ -2498,12 +2500,14 @@ impl FunctionState {
                             size,
                             fields,
                             level,
+                            flag,
                         },
                         _,
                     ) => Some(RegArg::Read {
                         size: *size,
                         fields: fields.iter().map(|&(o, v)| (o, substitute(v))).collect(),
                         level: *level,
+                        flag: *flag,
                     }),
                     _ => None,
                 };
@@ -2606,6 +2610,10 @@ fn read_arg(image: &impl ImageBytes, frame: &Frame, arg: kmdf::Arg, value: Value
         }
     };
     let level_wanted = matches!(arg, kmdf::Arg::Attributes(_));
+    let flag_at = match arg {
+        kmdf::Arg::Config(s) => s.passive_flag,
+        _ => None,
+    };
     match value {
         Value::Const(0) => RegArg::Null,
         Value::Param { index, offset } => RegArg::Param { index, offset },
@@ -2624,6 +2632,7 @@ fn read_arg(image: &impl ImageBytes, frame: &Frame, arg: kmdf::Arg, value: Value
             level: level_wanted
                 .then(|| frame.read_bytes(base + i32::from(kmdf::EXECUTION_LEVEL_OFFSET), 4, image))
                 .flatten(),
+            flag: flag_at.and_then(|at| frame.read_bytes(base + i32::from(at), 1, image)),
         },
         Value::Address(rva) => {
             let word = |at: u32, len: usize| {
@@ -2649,6 +2658,7 @@ fn read_arg(image: &impl ImageBytes, frame: &Frame, arg: kmdf::Arg, value: Value
                 level: level_wanted
                     .then(|| word(rva.wrapping_add(u32::from(kmdf::EXECUTION_LEVEL_OFFSET)), 4))
                     .flatten(),
+                flag: flag_at.and_then(|at| word(rva.wrapping_add(u32::from(at)), 1)),
             }
         }
         _ => RegArg::Unknown,

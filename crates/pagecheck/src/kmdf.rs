@@ -86,6 +86,9 @@ pub struct Structure {
     pub name: &'static str,
     /// Its callback fields.
     pub fields: &'static [Field],
+    /// Offset of a `BOOLEAN` member that, when set, makes every field run as its `passive`
+    /// (`PassiveHandling` of `WDF_INTERRUPT_CONFIG`).
+    pub passive_flag: Option<u16>,
 }
 
 use Runs::{Dispatch, Passive, PowerDown, PowerUp};
@@ -93,6 +96,7 @@ use Runs::{Dispatch, Passive, PowerDown, PowerUp};
 /// `WDF_DRIVER_CONFIG`.
 pub const DRIVER_CONFIG: Structure = Structure {
     name: "WDF_DRIVER_CONFIG",
+    passive_flag: None,
     fields: &[
         f(8, "EvtDriverDeviceAdd", Passive),
         f(16, "EvtDriverUnload", Passive),
@@ -102,6 +106,7 @@ pub const DRIVER_CONFIG: Structure = Structure {
 /// `WDF_PNPPOWER_EVENT_CALLBACKS`.
 pub const PNPPOWER_EVENT_CALLBACKS: Structure = Structure {
     name: "WDF_PNPPOWER_EVENT_CALLBACKS",
+    passive_flag: None,
     fields: &[
         f(8, "EvtDeviceD0Entry", PowerUp),
         f(16, "EvtDeviceD0EntryPostInterruptsEnabled", PowerUp),
@@ -127,6 +132,7 @@ pub const PNPPOWER_EVENT_CALLBACKS: Structure = Structure {
 /// D0, so they count as the return path.
 pub const POWER_POLICY_EVENT_CALLBACKS: Structure = Structure {
     name: "WDF_POWER_POLICY_EVENT_CALLBACKS",
+    passive_flag: None,
     fields: &[
         f(8, "EvtDeviceArmWakeFromS0", PowerDown),
         f(16, "EvtDeviceDisarmWakeFromS0", PowerUp),
@@ -141,6 +147,7 @@ pub const POWER_POLICY_EVENT_CALLBACKS: Structure = Structure {
 /// `WDF_FILEOBJECT_CONFIG`.
 pub const FILEOBJECT_CONFIG: Structure = Structure {
     name: "WDF_FILEOBJECT_CONFIG",
+    passive_flag: None,
     fields: &[
         f(8, "EvtDeviceFileCreate", Passive),
         f(16, "EvtFileClose", Passive),
@@ -152,6 +159,7 @@ pub const FILEOBJECT_CONFIG: Structure = Structure {
 /// execution level is passive.
 pub const IO_QUEUE_CONFIG: Structure = Structure {
     name: "WDF_IO_QUEUE_CONFIG",
+    passive_flag: None,
     fields: &[
         leveled(16, "EvtIoDefault", Dispatch, Passive),
         leveled(24, "EvtIoRead", Dispatch, Passive),
@@ -167,30 +175,37 @@ pub const IO_QUEUE_CONFIG: Structure = Structure {
 /// `WDF_TIMER_CONFIG`: `DISPATCH_LEVEL` unless the timer's execution level is passive.
 pub const TIMER_CONFIG: Structure = Structure {
     name: "WDF_TIMER_CONFIG",
+    passive_flag: None,
     fields: &[leveled(8, "EvtTimerFunc", Dispatch, Passive)],
 };
 
 /// `WDF_WORKITEM_CONFIG`.
 pub const WORKITEM_CONFIG: Structure = Structure {
     name: "WDF_WORKITEM_CONFIG",
+    passive_flag: None,
     fields: &[f(8, "EvtWorkItemFunc", Passive)],
 };
 
 /// `WDF_DPC_CONFIG`.
 pub const DPC_CONFIG: Structure = Structure {
     name: "WDF_DPC_CONFIG",
+    passive_flag: None,
     fields: &[f(8, "EvtDpcFunc", Dispatch)],
 };
 
 /// `WDF_INTERRUPT_CONFIG`: the service routine and enable/disable run at the device's
-/// IRQL, the DPC at `DISPATCH_LEVEL`, only the work item at `PASSIVE_LEVEL`.
+/// IRQL, the DPC at `DISPATCH_LEVEL`, only the work item at `PASSIVE_LEVEL`. With
+/// `PassiveHandling` (offset 88, KMDF 1.11 and later) the service routine and the other
+/// interrupt callbacks run at `PASSIVE_LEVEL` under the passive interrupt lock: enable on the
+/// way into D0, disable on the way out.
 pub const INTERRUPT_CONFIG: Structure = Structure {
     name: "WDF_INTERRUPT_CONFIG",
+    passive_flag: Some(88),
     fields: &[
-        f(24, "EvtInterruptIsr", Dispatch),
+        leveled(24, "EvtInterruptIsr", Dispatch, Passive),
         f(32, "EvtInterruptDpc", Dispatch),
-        f(40, "EvtInterruptEnable", Dispatch),
-        f(48, "EvtInterruptDisable", Dispatch),
+        leveled(40, "EvtInterruptEnable", Dispatch, PowerUp),
+        leveled(48, "EvtInterruptDisable", Dispatch, PowerDown),
         f(56, "EvtInterruptWorkItem", Passive),
     ],
 };
@@ -199,6 +214,7 @@ pub const INTERRUPT_CONFIG: Structure = Structure {
 /// it, up to `DISPATCH_LEVEL`; the failure callback runs at `PASSIVE_LEVEL`.
 pub const USB_CONTINUOUS_READER_CONFIG: Structure = Structure {
     name: "WDF_USB_CONTINUOUS_READER_CONFIG",
+    passive_flag: None,
     fields: &[
         f(48, "EvtUsbTargetPipeReadComplete", Dispatch),
         f(64, "EvtUsbTargetPipeReadersFailed", Passive),
@@ -208,6 +224,7 @@ pub const USB_CONTINUOUS_READER_CONFIG: Structure = Structure {
 /// `WDF_WMI_PROVIDER_CONFIG` (its `GUID` puts the callback at 32).
 pub const WMI_PROVIDER_CONFIG: Structure = Structure {
     name: "WDF_WMI_PROVIDER_CONFIG",
+    passive_flag: None,
     fields: &[f(32, "EvtWmiProviderFunctionControl", Passive)],
 };
 
@@ -216,6 +233,7 @@ pub const WMI_PROVIDER_CONFIG: Structure = Structure {
 /// it to `WdfWmiProviderCreate`.
 pub const WMI_INSTANCE_CONFIG: Structure = Structure {
     name: "WDF_WMI_INSTANCE_CONFIG",
+    passive_flag: None,
     fields: &[
         f(32, "EvtWmiInstanceQueryInstance", Passive),
         f(40, "EvtWmiInstanceSetInstance", Passive),

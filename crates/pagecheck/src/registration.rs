@@ -188,6 +188,7 @@ pub fn resolve(
                 ),
                 Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
             };
+            let flagged = passive_by_flag(kind, arg);
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,
                 RegArg::Read {
@@ -231,7 +232,11 @@ pub fn resolve(
                     method: call.method.name,
                     site: call.site,
                     via: call.via.clone(),
-                    runs: if passive { field.passive } else { field.runs },
+                    runs: if passive || flagged {
+                        field.passive
+                    } else {
+                        field.runs
+                    },
                     possible,
                 });
             }
@@ -299,6 +304,21 @@ fn unnamed_methods(graph: &CallGraph) -> impl Iterator<Item = Unreadable> + '_ {
             via: Vec::new(),
             what: vec!["the method: its table index is computed at run time".to_owned()],
         })
+}
+
+/// Whether a structure's own flag asks for passive handling (`PassiveHandling`). The flag is
+/// trusted only when the structure's `Size` covers it: older, shorter versions leave that byte
+/// undefined, and unknown means the stricter role.
+fn passive_by_flag(kind: Arg, arg: &RegArg) -> bool {
+    match (kind, arg) {
+        (Arg::Config(st), RegArg::Read { size, flag, .. }) => {
+            flag.is_some_and(|f| f != 0)
+                && st
+                    .passive_flag
+                    .is_some_and(|at| size.is_some_and(|sz| u32::from(at) < sz))
+        }
+        _ => false,
+    }
 }
 
 /// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
@@ -398,5 +418,41 @@ impl Policy {
             .iter()
             .find(|(s, _)| *s == section)
             .map(|&(_, site)| site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interrupt_config(size: Option<u32>, flag: Option<u64>) -> RegArg {
+        RegArg::Read {
+            size,
+            fields: Vec::new(),
+            level: None,
+            flag,
+        }
+    }
+
+    #[test]
+    fn passive_handling_counts_only_when_the_size_covers_it() {
+        let kind = Arg::Config(&kmdf::INTERRUPT_CONFIG);
+        // KMDF 1.11+ layout (104 bytes) with the flag set.
+        assert!(passive_by_flag(kind, &interrupt_config(Some(104), Some(1))));
+        // Flag clear, flag unknown.
+        assert!(!passive_by_flag(
+            kind,
+            &interrupt_config(Some(104), Some(0))
+        ));
+        assert!(!passive_by_flag(kind, &interrupt_config(Some(104), None)));
+        // A shorter, older structure ends before PassiveHandling (offset 88): the byte is
+        // not part of it. An unknown size is not trusted either.
+        assert!(!passive_by_flag(kind, &interrupt_config(Some(88), Some(1))));
+        assert!(!passive_by_flag(kind, &interrupt_config(None, Some(1))));
+        // Structures without such a flag.
+        assert!(!passive_by_flag(
+            Arg::Config(&kmdf::TIMER_CONFIG),
+            &interrupt_config(Some(40), Some(1))
+        ));
     }
 }

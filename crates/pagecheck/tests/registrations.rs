@@ -485,6 +485,18 @@ fn reg_more_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
             "WdfIoQueueStop",
         ),
         (
+            "PassiveIsr",
+            "EvtInterruptIsr",
+            "paged",
+            "WdfInterruptCreate",
+        ),
+        (
+            "PassiveInterruptEnable",
+            "EvtInterruptEnable",
+            "power-up",
+            "WdfInterruptCreate",
+        ),
+        (
             "EvtProgramDma",
             "EvtProgramDma",
             "dispatch",
