@@ -83,6 +83,24 @@ impl Section {
     }
 }
 
+/// Text from the image (section, import and PDB names), with control characters escaped: a
+/// corrupt name must not split a one-line error or reach the terminal raw.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if !text.chars().any(char::is_control) {
+        return text.into_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Residency of a section name: upper-case `PAGE` prefix pageable, `INIT` discardable,
 /// everything else resident.
 #[must_use]
@@ -195,7 +213,7 @@ impl Image {
         let mut sections = Vec::new();
         for section in pe.sections() {
             let header = section.pe_section();
-            let name = String::from_utf8_lossy(header.raw_name()).into_owned();
+            let name = printable(header.raw_name());
             let (file_offset, file_size) = header.pe_file_range();
             // The loader maps SizeOfRawData bytes; a file shorter than that was cut.
             let raw_end = u64::from(header.pointer_to_raw_data.get(LE))
@@ -523,10 +541,9 @@ fn read_imports<'a>(pe: &PeFile64<'a, &'a [u8]>) -> Result<Vec<(u32, String)>, E
         .next()
         .map_err(|e| bad(format!("unreadable import descriptor: {e}")))?
     {
-        let dll = table.name(desc.name.get(LE)).map_or_else(
-            |_| "?".to_owned(),
-            |n| String::from_utf8_lossy(n).into_owned(),
-        );
+        let dll = table
+            .name(desc.name.get(LE))
+            .map_or_else(|_| "?".to_owned(), printable);
         let first = desc.first_thunk.get(LE);
         let lookup = match desc.original_first_thunk.get(LE) {
             0 => first,
@@ -544,7 +561,7 @@ fn read_imports<'a>(pe: &PeFile64<'a, &'a [u8]>) -> Result<Vec<(u32, String)>, E
                 format!("{dll}!#{}", thunk.ordinal())
             } else {
                 match table.hint_name(thunk.address()) {
-                    Ok((_, name)) => format!("{dll}!{}", String::from_utf8_lossy(name)),
+                    Ok((_, name)) => format!("{dll}!{}", printable(name)),
                     Err(_) => format!("{dll}!?"),
                 }
             };

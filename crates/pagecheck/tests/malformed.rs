@@ -296,3 +296,31 @@ fn a_data_symbol_is_not_a_root() {
     );
     assert!(line.contains("is data, not code"), "{line}");
 }
+
+/// A corrupt section name is escaped in the one-line error: no control character (a form
+/// feed here) reaches the terminal or splits the line.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let image = common::c("clean");
+    let mut bytes = std::fs::read(&image.image).expect("read");
+    // The last section's data ends the file: cutting the file makes it the one reported.
+    let (name, header) = common::headers(&bytes)
+        .into_iter()
+        .last()
+        .expect("a section");
+    bytes[header + 1] = 0x0c;
+    let escaped = format!("{}\\u{{c}}{}", &name[..1], &name[2..]);
+    bytes.truncate(bytes.len() - 8);
+    let dir = scratch("malformed-names");
+    std::fs::copy(&image.pdb, dir.join("names.pdb")).expect("copy pdb");
+    let path = dir.join("names.sys");
+    std::fs::write(&path, &bytes).expect("write");
+    let out = run([&path]);
+    let line = assert_bad_input(&out, "control character in a section name");
+    assert!(line.contains(&escaped), "{escaped} not in {line}");
+    assert!(
+        !out.stderr.trim_end().chars().any(char::is_control),
+        "{:?}",
+        out.stderr
+    );
+}
