@@ -1554,17 +1554,13 @@ impl FunctionState {
                     _ => {}
                 }
                 if let Some(env) = flow.as_deref_mut() {
-                    if let Some(index) = wdf_call {
-                        if let Some(method) = kmdf::method(index) {
+                    if let Some(name) =
+                        wdf_call.and_then(|index| crate::wdf::function_name(u64::from(index)))
+                    {
+                        if let Some(method) = kmdf::method_named(name) {
                             let call = self.registration(ctx, method, site);
                             file_call(env, call);
-                        } else if let Some(&(name, position)) =
-                            crate::wdf::function_name(u64::from(index)).and_then(|name| {
-                                kmdf::UNMODELLED_CALLBACK_ARGS
-                                    .iter()
-                                    .find(|(n, _)| *n == name)
-                            })
-                        {
+                        } else if let Some(position) = kmdf::unmodelled_callback_position(name) {
                             // A callback whose IRQL the model does not know: reported rather
                             // than dropped.
                             if let Value::Address(rva) = self.machine.argument(position, ctx)
@@ -1573,9 +1569,7 @@ impl FunctionState {
                                 env.out.unmodelled.push((site, name, rva));
                             }
                         }
-                        if let Some(effect) =
-                            crate::wdf::function_name(u64::from(index)).and_then(locks::effect_of)
-                        {
+                        if let Some(effect) = locks::effect_of(name) {
                             self.lock_effect(effect, site, env);
                         }
                     }
@@ -2777,7 +2771,8 @@ mod tests {
         target.wrapping_sub(next).to_le_bytes()
     }
 
-    fn decode(view: &Fake, code: &[u8]) -> CallGraph {
+    /// Decodes `code` at 0x1000, in dataflow mode when `env` is given.
+    fn decode_with(view: &Fake, code: &[u8], env: Option<&mut FlowEnv<'_>>) -> CallGraph {
         let mut graph = CallGraph::default();
         push_offsets(&mut graph);
         let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
@@ -2791,35 +2786,24 @@ mod tests {
             0x1000,
             stop,
             &mut graph,
-            None,
+            env,
         );
         push_offsets(&mut graph);
         graph
     }
 
+    fn decode(view: &Fake, code: &[u8]) -> CallGraph {
+        decode_with(view, code, None)
+    }
+
     /// Decodes `code` at 0x1000 in dataflow mode; returns the graph and what the walk found.
     fn decode_flow(view: &Fake, code: &[u8]) -> (CallGraph, FlowOut) {
-        let mut graph = CallGraph::default();
-        push_offsets(&mut graph);
-        let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
-        let mut scratch = Scratch::default();
         let summaries = std::collections::HashMap::new();
         let mut env = FlowEnv {
             summaries: &summaries,
             out: FlowOut::default(),
         };
-        let stop = 0x1000 + u32::try_from(code.len()).expect("small");
-        decode_range(
-            view,
-            &mut decoder,
-            &mut scratch,
-            code.len(),
-            0x1000,
-            stop,
-            &mut graph,
-            Some(&mut env),
-        );
-        push_offsets(&mut graph);
+        let graph = decode_with(view, code, Some(&mut env));
         (graph, env.out)
     }
 

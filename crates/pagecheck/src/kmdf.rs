@@ -498,8 +498,22 @@ pub const METHODS: &[Method] = &[
 /// The registration method at this `WDFFUNCENUM` index.
 #[must_use]
 pub fn method(index: u32) -> Option<&'static Method> {
-    let name = crate::wdf::function_name(u64::from(index))?;
+    method_named(crate::wdf::function_name(u64::from(index))?)
+}
+
+/// The registration method of this name.
+#[must_use]
+pub fn method_named(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
+}
+
+/// The callback argument position of a method in [`UNMODELLED_CALLBACK_ARGS`].
+#[must_use]
+pub fn unmodelled_callback_position(name: &str) -> Option<u8> {
+    UNMODELLED_CALLBACK_ARGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, position)| position)
 }
 
 /// Framework methods that take a callback argument (at this position, `DriverGlobals` being 0)

@@ -41,9 +41,8 @@ where
     }
 }
 
-/// Asserts the bad-input contract: exit 2, exactly one line on stderr, nothing on stdout, no
-/// panic. Returns the line.
-pub fn assert_bad_input(run: &Run, what: &str) -> String {
+/// Exit 2, nothing on stdout, no panic: what every refusal has in common.
+fn assert_refused(run: &Run, what: &str) {
     assert_eq!(run.code, 2, "{what}: exit code; stderr: {}", run.stderr);
     assert!(
         run.stdout.is_empty(),
@@ -55,6 +54,12 @@ pub fn assert_bad_input(run: &Run, what: &str) -> String {
         "{what}: panic: {}",
         run.stderr
     );
+}
+
+/// Asserts the bad-input contract: exit 2, exactly one line on stderr, nothing on stdout, no
+/// panic. Returns the line.
+pub fn assert_bad_input(run: &Run, what: &str) -> String {
+    assert_refused(run, what);
     let lines: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(
         lines.len(),
@@ -73,17 +78,7 @@ pub fn assert_bad_input(run: &Run, what: &str) -> String {
 /// Asserts a usage error: exit 2, clap's whole message on stderr (what is wrong, and the way
 /// to `--help`), nothing on stdout, no panic. Returns stderr.
 pub fn assert_usage_error(run: &Run, what: &str) -> String {
-    assert_eq!(run.code, 2, "{what}: exit code; stderr: {}", run.stderr);
-    assert!(
-        run.stdout.is_empty(),
-        "{what}: stdout not empty: {}",
-        run.stdout
-    );
-    assert!(
-        !run.stderr.contains("panicked"),
-        "{what}: panic: {}",
-        run.stderr
-    );
+    assert_refused(run, what);
     assert!(run.stderr.starts_with("error: "), "{what}: {}", run.stderr);
     assert!(run.stderr.contains("--help"), "{what}: {}", run.stderr);
     run.stderr.clone()
