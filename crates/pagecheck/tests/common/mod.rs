@@ -31,6 +31,10 @@ where
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-pagecheck"))
         .args(args)
         .current_dir(dir)
+        // `dir` may be a throwaway workspace whose build output the test lays out itself:
+        // the outer run's target directory must not redirect its `cargo metadata`.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
         .output()
         .expect("run cargo-pagecheck");
     Run {
