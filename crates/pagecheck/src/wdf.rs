@@ -15,7 +15,8 @@ pub fn is_function_table(name: &str) -> bool {
 }
 
 /// The KMDF function name for a table index, in the order of the KMDF 1.33 `WDFFUNCENUM`
-/// (444 entries; the order only ever grows at the end, so older drivers index the same).
+/// (458 entries, `WdfFunctionTableNumEntries`; the order only ever grows at the end, so older
+/// drivers index the same: a 1.15 or 1.17 driver's table has the first 444).
 #[must_use]
 pub fn function_name(index: u64) -> Option<&'static str> {
     usize::try_from(index)
@@ -24,7 +25,7 @@ pub fn function_name(index: u64) -> Option<&'static str> {
 }
 
 /// Names by `WDFFUNCENUM` index.
-pub const KMDF_1_33: [&str; 444] = [
+pub const KMDF_1_33: [&str; 458] = [
     "WdfChildListCreate",
     "WdfChildListGetDevice",
     "WdfChildListRetrievePdo",
@@ -469,6 +470,20 @@ pub const KMDF_1_33: [&str; 444] = [
     "WdfDeviceInitAllowSelfIoTarget",
     "WdfIoTargetSelfAssignDefaultIoQueue",
     "WdfDeviceOpenDevicemapKey",
+    "WdfDmaTransactionSetSingleTransferRequirement",
+    "WdfCxDeviceInitSetPnpPowerEventCallbacks",
+    "WdfFileObjectGetInitiatorProcessId",
+    "WdfRequestGetRequestorProcessId",
+    "WdfDeviceRetrieveCompanionTarget",
+    "WdfCompanionTargetSendTaskSynchronously",
+    "WdfCompanionTargetWdmGetCompanionProcess",
+    "WdfDriverOpenPersistentStateRegistryKey",
+    "WdfDriverErrorReportApiMissing",
+    "WdfPdoInitRemovePowerDependencyOnParent",
+    "WdfCxDeviceInitAllocateContext",
+    "WdfCxDeviceInitGetTypedContextWorker",
+    "WdfCxDeviceInitSetPowerPolicyEventCallbacks",
+    "WdfDeviceSetDeviceInterfaceStateEx",
 ];
 
 #[cfg(test)]
@@ -485,7 +500,14 @@ mod tests {
         assert_eq!(function_name(263), Some("WdfRequestComplete"));
         assert_eq!(function_name(438), Some("WdfDeviceStopIdleActual"));
         assert_eq!(function_name(443), Some("WdfDeviceOpenDevicemapKey"));
-        assert_eq!(function_name(444), None);
+        assert_eq!(
+            function_name(444),
+            Some("WdfDmaTransactionSetSingleTransferRequirement")
+        );
+        assert_eq!(function_name(451), Some("WdfDriverOpenPersistentStateRegistryKey"));
+        assert_eq!(function_name(457), Some("WdfDeviceSetDeviceInterfaceStateEx"));
+        assert_eq!(KMDF_1_33.len(), 458, "WdfFunctionTableNumEntries of 1.33");
+        assert_eq!(function_name(458), None);
         assert_eq!(function_name(u64::MAX), None);
     }
 
