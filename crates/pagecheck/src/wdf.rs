@@ -504,8 +504,14 @@ mod tests {
             function_name(444),
             Some("WdfDmaTransactionSetSingleTransferRequirement")
         );
-        assert_eq!(function_name(451), Some("WdfDriverOpenPersistentStateRegistryKey"));
-        assert_eq!(function_name(457), Some("WdfDeviceSetDeviceInterfaceStateEx"));
+        assert_eq!(
+            function_name(451),
+            Some("WdfDriverOpenPersistentStateRegistryKey")
+        );
+        assert_eq!(
+            function_name(457),
+            Some("WdfDeviceSetDeviceInterfaceStateEx")
+        );
         assert_eq!(KMDF_1_33.len(), 458, "WdfFunctionTableNumEntries of 1.33");
         assert_eq!(function_name(458), None);
         assert_eq!(function_name(u64::MAX), None);
