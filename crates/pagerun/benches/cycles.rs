@@ -1,0 +1,43 @@
+//! 1,000 sleep/resume cycles of a fixture driver: prints the wall time and the peak memory of
+//! the scenario process. Run with `cargo bench -p cargo-pagerun`.
+
+fn main() {
+    let image = match pe_fixtures::c("run_driver_clean") {
+        Ok(image) => image,
+        Err(e) => {
+            eprintln!("cannot build the fixture: {e}");
+            std::process::exit(2);
+        }
+    };
+    let program = env!("CARGO_BIN_EXE_cargo-pagerun");
+    for (label, registry) in [
+        ("power-pageable", "PowerNotPageable=0"),
+        ("power-nonpageable", "PowerNotPageable=1"),
+    ] {
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new(program)
+            .arg(&image.image)
+            .args(["--scenario", "sleep", "--cycles", "1000", "--registry", registry])
+            .args(["--format", "json", "--timeout", "600", "--cpu-budget", "600"])
+            .output()
+            .expect("run cargo-pagerun");
+        let elapsed = started.elapsed();
+        // SAFETY: getrusage fills the zeroed structure it is given.
+        let peak_kib = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage);
+            usage.ru_maxrss
+        };
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        let steps = report["scenarios"][0]["steps"].as_u64().unwrap_or(0);
+        let callbacks = report["scenarios"][0]["callbacks"].as_u64().unwrap_or(0);
+        println!(
+            "sleep x1000 ({label}): {:.2} s wall, {:.2} ms per cycle, {steps} steps, {callbacks} callbacks, exit {:?}, peak RSS of the largest child so far {} KiB",
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64(),
+            output.status.code(),
+            peak_kib
+        );
+    }
+}
