@@ -17,8 +17,22 @@ fn main() {
         let started = std::time::Instant::now();
         let output = std::process::Command::new(program)
             .arg(&image.image)
-            .args(["--scenario", "sleep", "--cycles", "1000", "--registry", registry])
-            .args(["--format", "json", "--timeout", "600", "--cpu-budget", "600"])
+            .args([
+                "--scenario",
+                "sleep",
+                "--cycles",
+                "1000",
+                "--registry",
+                registry,
+            ])
+            .args([
+                "--format",
+                "json",
+                "--timeout",
+                "600",
+                "--cpu-budget",
+                "600",
+            ])
             .output()
             .expect("run cargo-pagerun");
         let elapsed = started.elapsed();

@@ -194,10 +194,7 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         return Ok(());
     }
     scenario::run(&plan.scenario, plan.cycles);
-    record!(
-        "info single_steps {}",
-        machine::steps_taken()
-    );
+    record!("info single_steps {}", machine::steps_taken());
     record!("done");
     Ok(())
 }

@@ -65,7 +65,11 @@ pub fn run_pending() {
                     handle,
                     timer.function,
                     "EvtTimerFunc",
-                    if passive { PASSIVE_LEVEL } else { DISPATCH_LEVEL },
+                    if passive {
+                        PASSIVE_LEVEL
+                    } else {
+                        DISPATCH_LEVEL
+                    },
                 )),
                 _ => None,
             }

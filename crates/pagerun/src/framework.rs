@@ -3,7 +3,11 @@
 //! Configuration structures are read with the offsets `pagecheck::kmdf` holds (the 1.33 x64
 //! header layout), and only as far as the `Size` the driver wrote.
 
-#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::too_many_arguments)]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::too_many_arguments
+)]
 
 use pagecheck::kmdf;
 
@@ -18,7 +22,9 @@ pub const TABLE_ENTRIES: usize = 458;
 
 /// Function-table sizes of released KMDF versions a driver's bind may ask for (the minor
 /// versions 1.0 to 1.31/1.33 as the framework's own bind check lists them).
-pub const RELEASED_TABLE_SIZES: &[u32] = &[383, 386, 387, 396, 432, 438, 444, 446, 448, 451, 453, 454, 458];
+pub const RELEASED_TABLE_SIZES: &[u32] = &[
+    383, 386, 387, 396, 432, 438, 444, 446, 448, 451, 453, 454, 458,
+];
 
 /// `WdfExecutionLevelPassive`.
 const EXECUTION_LEVEL_PASSIVE: i32 = 2;
@@ -41,7 +47,11 @@ fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
         .iter()
         .filter(|f| u32::from(f.offset) + 8 <= size)
         // SAFETY: within the structure's declared size.
-        .map(|f| (f.offset, unsafe { read::<u64>(config + u64::from(f.offset)) }))
+        .map(|f| {
+            (f.offset, unsafe {
+                read::<u64>(config + u64::from(f.offset))
+            })
+        })
         .collect()
 }
 
@@ -88,7 +98,11 @@ fn unique_of(type_info: u64) -> u64 {
 /// Creates an object with the driver's attributes: contexts, callbacks, execution level.
 fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
     let a = attributes(attrs);
-    let parent = if a.parent != 0 { a.parent } else { default_parent };
+    let parent = if a.parent != 0 {
+        a.parent
+    } else {
+        default_parent
+    };
     let context = if a.type_info != 0 {
         // SAFETY: the type info's ContextSize at 16.
         let size = unsafe { read::<u64>(a.type_info + 16) };
@@ -132,7 +146,11 @@ extern "win64" fn driver_create(
 ) -> i32 {
     check_call("WdfDriverCreate", 0, false);
     if config == 0 {
-        violation("parameter", 0, "WdfDriverCreate without a WDF_DRIVER_CONFIG");
+        violation(
+            "parameter",
+            0,
+            "WdfDriverCreate without a WDF_DRIVER_CONFIG",
+        );
         return status::INVALID_PARAMETER;
     }
     let handle = create_object(Kind::Driver, 0, attrs);
@@ -226,12 +244,7 @@ extern "win64" fn init_ok(_globals: u64, _init: u64, _a: u64) -> i32 {
     status::SUCCESS
 }
 
-extern "win64" fn init_set_file_object_config(
-    _globals: u64,
-    _init: u64,
-    config: u64,
-    _attrs: u64,
-) {
+extern "win64" fn init_set_file_object_config(_globals: u64, _init: u64, config: u64, _attrs: u64) {
     init_call("WdfDeviceInitSetFileObjectConfig");
     let f = fields(config, &kmdf::FILEOBJECT_CONFIG);
     with(|h| {
@@ -424,7 +437,11 @@ extern "win64" fn object_get_parent(_globals: u64, handle: u64) -> u64 {
 fn open_key(out: u64, method: &'static str) -> i32 {
     check_call(method, 0, false);
     if out == 0 {
-        violation("parameter", 0, &format!("{method} without a WDFKEY out parameter"));
+        violation(
+            "parameter",
+            0,
+            &format!("{method} without a WDFKEY out parameter"),
+        );
         return status::INVALID_PARAMETER;
     }
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
@@ -496,7 +513,11 @@ extern "win64" fn registry_query_ulong(_globals: u64, key: u64, name: u64, value
         return status::INVALID_PARAMETER;
     }
     let Some(name) = unicode(name) else {
-        violation("parameter", 0, "WdfRegistryQueryULong with a bad value name");
+        violation(
+            "parameter",
+            0,
+            "WdfRegistryQueryULong with a bad value name",
+        );
         return status::INVALID_PARAMETER;
     };
     match with(|h| h.registry.get(&name).copied()) {
@@ -515,7 +536,11 @@ extern "win64" fn registry_assign_ulong(_globals: u64, key: u64, name: u64, valu
         return status::INVALID_PARAMETER;
     }
     let Some(name) = unicode(name) else {
-        violation("parameter", 0, "WdfRegistryAssignULong with a bad value name");
+        violation(
+            "parameter",
+            0,
+            "WdfRegistryAssignULong with a bad value name",
+        );
         return status::INVALID_PARAMETER;
     };
     with(|h| h.registry.insert(name, value));
@@ -653,7 +678,9 @@ pub fn complete(request: u64, result: i32, information: Option<u64>, method: &st
         None => violation(
             "request",
             0,
-            &format!("{method} of {request:#x}, which is not a live request (completed already, or never given to the driver)"),
+            &format!(
+                "{method} of {request:#x}, which is not a live request (completed already, or never given to the driver)"
+            ),
         ),
         Some((true, label)) => violation(
             "request",
@@ -687,7 +714,11 @@ extern "win64" fn request_complete_with_boost(_globals: u64, request: u64, resul
 }
 
 extern "win64" fn request_set_information(_globals: u64, request: u64, information: u64) {
-    let ok = with(|h| h.request(request).map(|r| r.information = information).is_some());
+    let ok = with(|h| {
+        h.request(request)
+            .map(|r| r.information = information)
+            .is_some()
+    });
     if !ok {
         bad_handle("WdfRequestSetInformation", request);
     }
@@ -706,7 +737,11 @@ fn retrieve(request: u64, minimum: u64, buffer: u64, length: u64, output: bool) 
     check_call(method, 0, false);
     let found = with(|h| {
         h.request(request).map(|r| {
-            let len = if output { r.output_length } else { r.input_length };
+            let len = if output {
+                r.output_length
+            } else {
+                r.input_length
+            };
             (r.buffer, len, r.major)
         })
     });
@@ -760,7 +795,11 @@ fn memory_for(request: u64, output: bool, out: u64) -> i32 {
         let (buffer, len) = h.request(request).map(|r| {
             (
                 r.buffer,
-                if output { r.output_length } else { r.input_length },
+                if output {
+                    r.output_length
+                } else {
+                    r.input_length
+                },
             )
         })?;
         Some((buffer, len))
@@ -1017,12 +1056,7 @@ extern "win64" fn object_get_typed_context(_globals: u64, handle: u64, type_info
     }
 }
 
-extern "win64" fn object_allocate_context(
-    _globals: u64,
-    handle: u64,
-    attrs: u64,
-    out: u64,
-) -> i32 {
+extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64, out: u64) -> i32 {
     check_call("WdfObjectAllocateContext", 0, false);
     let a = attributes(attrs);
     if a.type_info == 0 {
@@ -1084,14 +1118,28 @@ pub fn delete_tree(handle: u64) {
     let Some((cleanup, destroy, passive, name)) = info else {
         return;
     };
-    let irql = if passive { PASSIVE_LEVEL } else { DISPATCH_LEVEL };
-    host::invoke(&format!("EvtCleanupCallback({name})"), cleanup, irql, &[handle]);
+    let irql = if passive {
+        PASSIVE_LEVEL
+    } else {
+        DISPATCH_LEVEL
+    };
+    host::invoke(
+        &format!("EvtCleanupCallback({name})"),
+        cleanup,
+        irql,
+        &[handle],
+    );
     with(|h| {
         if let Some(o) = h.object(handle) {
             o.deleted = true;
         }
     });
-    host::invoke(&format!("EvtDestroyCallback({name})"), destroy, irql, &[handle]);
+    host::invoke(
+        &format!("EvtDestroyCallback({name})"),
+        destroy,
+        irql,
+        &[handle],
+    );
 }
 
 extern "win64" fn object_noop(_globals: u64, _handle: u64, _tag: u64, _line: u64, _file: u64) {}
@@ -1261,7 +1309,9 @@ extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
                 let at = if due < 0 {
                     now + due.unsigned_abs()
                 } else {
-                    (due as u64).saturating_sub(crate::clock::EPOCH_TICKS).max(now)
+                    (due as u64)
+                        .saturating_sub(crate::clock::EPOCH_TICKS)
+                        .max(now)
                 };
                 t.due = Some(at);
                 Some(was)
@@ -1437,37 +1487,50 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfDriverGetRegistryPath" => driver_get_registry_path as *const () as usize,
         "WdfDriverWdmGetDriverObject" => driver_wdm_get_driver_object as *const () as usize,
         "WdfDriverOpenParametersRegistryKey" => driver_open_parameters_key as *const () as usize,
-        "WdfDeviceInitSetPnpPowerEventCallbacks" => init_set_pnp_power_callbacks as *const () as usize,
-        "WdfDeviceInitSetPowerPolicyEventCallbacks" => init_set_power_policy_callbacks as *const () as usize,
+        "WdfDeviceInitSetPnpPowerEventCallbacks" => {
+            init_set_pnp_power_callbacks as *const () as usize
+        }
+        "WdfDeviceInitSetPowerPolicyEventCallbacks" => {
+            init_set_power_policy_callbacks as *const () as usize
+        }
         "WdfDeviceInitSetPowerPageable" => init_set_power_pageable as *const () as usize,
         "WdfDeviceInitSetPowerNotPageable" => init_set_power_not_pageable as *const () as usize,
         "WdfDeviceInitSetPowerInrush" => init_set_power_inrush as *const () as usize,
-        "WdfDeviceInitSetIoType" | "WdfDeviceInitSetExclusive" | "WdfDeviceInitSetDeviceType"
-        | "WdfDeviceInitSetCharacteristics" | "WdfDeviceInitSetRequestAttributes"
-        | "WdfDeviceInitSetIoTypeEx" | "WdfDeviceInitSetPowerPolicyOwnership"
+        "WdfDeviceInitSetIoType"
+        | "WdfDeviceInitSetExclusive"
+        | "WdfDeviceInitSetDeviceType"
+        | "WdfDeviceInitSetCharacteristics"
+        | "WdfDeviceInitSetRequestAttributes"
+        | "WdfDeviceInitSetIoTypeEx"
+        | "WdfDeviceInitSetPowerPolicyOwnership"
         | "WdfDeviceInitSetIoInCallerContextCallback" => init_ignored as *const () as usize,
-        "WdfDeviceInitAssignName" | "WdfDeviceInitAssignSDDLString"
+        "WdfDeviceInitAssignName"
+        | "WdfDeviceInitAssignSDDLString"
         | "WdfDeviceInitSetDeviceClass" => init_ok as *const () as usize,
         "WdfDeviceInitSetFileObjectConfig" => init_set_file_object_config as *const () as usize,
         "WdfDeviceInitFree" => init_free as *const () as usize,
         "WdfControlDeviceInitAllocate" => control_device_init_allocate as *const () as usize,
         "WdfControlFinishInitializing" => control_finish_initializing as *const () as usize,
         "WdfDeviceCreate" => device_create as *const () as usize,
-        "WdfDeviceCreateDeviceInterface" | "WdfDeviceCreateSymbolicLink"
-        | "WdfDeviceAssignSxWakeSettings" | "WdfDeviceConfigureRequestDispatching" => {
-            device_ok as *const () as usize
-        }
-        "WdfDeviceSetPnpCapabilities" | "WdfDeviceSetPowerCapabilities"
-        | "WdfDeviceSetCharacteristics" | "WdfDeviceSetDeviceInterfaceState" => {
-            device_void as *const () as usize
-        }
+        "WdfDeviceCreateDeviceInterface"
+        | "WdfDeviceCreateSymbolicLink"
+        | "WdfDeviceAssignSxWakeSettings"
+        | "WdfDeviceConfigureRequestDispatching" => device_ok as *const () as usize,
+        "WdfDeviceSetPnpCapabilities"
+        | "WdfDeviceSetPowerCapabilities"
+        | "WdfDeviceSetCharacteristics"
+        | "WdfDeviceSetDeviceInterfaceState" => device_void as *const () as usize,
         "WdfDeviceSetSpecialFileSupport" => device_set_special_file_support as *const () as usize,
         "WdfDeviceGetDevicePowerState" | "WdfDeviceGetDevicePowerPolicyState" => {
             device_get_power_state as *const () as usize
         }
         "WdfDeviceAssignS0IdleSettings" => device_assign_s0_idle as *const () as usize,
-        "WdfDeviceStopIdleNoTrack" | "WdfDeviceStopIdleActual" => device_stop_idle as *const () as usize,
-        "WdfDeviceResumeIdleNoTrack" | "WdfDeviceResumeIdleActual" => device_resume_idle as *const () as usize,
+        "WdfDeviceStopIdleNoTrack" | "WdfDeviceStopIdleActual" => {
+            device_stop_idle as *const () as usize
+        }
+        "WdfDeviceResumeIdleNoTrack" | "WdfDeviceResumeIdleActual" => {
+            device_resume_idle as *const () as usize
+        }
         "WdfDeviceGetDefaultQueue" => device_get_default_queue as *const () as usize,
         "WdfDeviceWdmGetDeviceObject" => device_wdm_get_device_object as *const () as usize,
         "WdfDeviceGetDriver" => device_get_driver as *const () as usize,
@@ -1479,13 +1542,17 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfIoQueueCreate" => io_queue_create as *const () as usize,
         "WdfIoQueueGetDevice" => io_queue_get_device as *const () as usize,
         "WdfIoQueueStart" => io_queue_start as *const () as usize,
-        "WdfIoQueueStop" | "WdfIoQueueStopSynchronously" | "WdfIoQueuePurge"
-        | "WdfIoQueuePurgeSynchronously" | "WdfIoQueueDrain" | "WdfIoQueueDrainSynchronously" => {
-            io_queue_stop as *const () as usize
-        }
+        "WdfIoQueueStop"
+        | "WdfIoQueueStopSynchronously"
+        | "WdfIoQueuePurge"
+        | "WdfIoQueuePurgeSynchronously"
+        | "WdfIoQueueDrain"
+        | "WdfIoQueueDrainSynchronously" => io_queue_stop as *const () as usize,
         "WdfIoQueueRetrieveNextRequest" => io_queue_retrieve_next_request as *const () as usize,
         "WdfRequestComplete" => request_complete as *const () as usize,
-        "WdfRequestCompleteWithInformation" => request_complete_with_information as *const () as usize,
+        "WdfRequestCompleteWithInformation" => {
+            request_complete_with_information as *const () as usize
+        }
         "WdfRequestCompleteWithPriorityBoost" => request_complete_with_boost as *const () as usize,
         "WdfRequestSetInformation" => request_set_information as *const () as usize,
         "WdfRequestGetInformation" => request_get_information as *const () as usize,
@@ -1509,7 +1576,9 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfObjectGetTypedContextWorker" => object_get_typed_context as *const () as usize,
         "WdfObjectAllocateContext" => object_allocate_context as *const () as usize,
         "WdfObjectDelete" => object_delete as *const () as usize,
-        "WdfObjectReferenceActual" | "WdfObjectDereferenceActual" => object_noop as *const () as usize,
+        "WdfObjectReferenceActual" | "WdfObjectDereferenceActual" => {
+            object_noop as *const () as usize
+        }
         "WdfTimerGetParentObject" | "WdfWorkItemGetParentObject" | "WdfDpcGetParentObject" => {
             object_get_parent as *const () as usize
         }
@@ -1564,8 +1633,10 @@ pub fn build_table(trap_base: usize) -> (u64, usize) {
 pub fn table_names() -> Vec<String> {
     (0..TABLE_ENTRIES)
         .map(|i| {
-            pagecheck::wdf::function_name(i as u64)
-                .map_or_else(|| format!("WdfFunctions[{i}]"), |n| format!("{n} (KMDF method {i})"))
+            pagecheck::wdf::function_name(i as u64).map_or_else(
+                || format!("WdfFunctions[{i}]"),
+                |n| format!("{n} (KMDF method {i})"),
+            )
         })
         .collect()
 }

@@ -552,10 +552,7 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
         h.next_callback += 1;
         h.next_callback
     });
-    record!(
-        "cb {id} {} {irql} {function:#x} {slot}",
-        machine::step()
-    );
+    record!("cb {id} {} {irql} {function:#x} {slot}", machine::step());
     let outer_callback = machine::callback();
     let outer_irql = machine::irql();
     let outer_locks = machine::spin_locks();
@@ -584,7 +581,10 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
         violation(
             "lock",
             function,
-            &format!("{slot} returned holding {} spin lock(s)", locks - outer_locks.min(locks)),
+            &format!(
+                "{slot} returned holding {} spin lock(s)",
+                locks - outer_locks.min(locks)
+            ),
         );
         release_all_spin_locks();
         machine::set_spin_locks(outer_locks);

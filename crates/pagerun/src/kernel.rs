@@ -58,7 +58,9 @@ fn take(lock: u64, routine: &str) {
         Some(_) => violation(
             "lock",
             0,
-            &format!("{routine}: the spin lock at {lock:#x} is already held (a deadlock on a real machine)"),
+            &format!(
+                "{routine}: the spin lock at {lock:#x} is already held (a deadlock on a real machine)"
+            ),
         ),
     }
     if lock != 0 {
@@ -221,7 +223,9 @@ extern "win64" fn mm_lock_pagable_section_by_handle(handle: u64) {
         _ => violation(
             "lock",
             0,
-            &format!("MmLockPagableSectionByHandle with a handle no lock call returned ({handle:#x})"),
+            &format!(
+                "MmLockPagableSectionByHandle with a handle no lock call returned ({handle:#x})"
+            ),
         ),
     }
 }
@@ -439,7 +443,9 @@ pub fn resolve(name: &str) -> Option<usize> {
         "KeAcquireSpinLockRaiseToDpc" => ke_acquire_spin_lock_raise_to_dpc as *const () as usize,
         "KeReleaseSpinLock" => ke_release_spin_lock as *const () as usize,
         "KeAcquireSpinLockAtDpcLevel" => ke_acquire_spin_lock_at_dpc_level as *const () as usize,
-        "KeReleaseSpinLockFromDpcLevel" => ke_release_spin_lock_from_dpc_level as *const () as usize,
+        "KeReleaseSpinLockFromDpcLevel" => {
+            ke_release_spin_lock_from_dpc_level as *const () as usize
+        }
         "DbgPrint" => dbg_print as *const () as usize,
         "DbgPrintEx" | "vDbgPrintEx" => dbg_print_ex as *const () as usize,
         "DbgBreakPoint" => dbg_break_point as *const () as usize,

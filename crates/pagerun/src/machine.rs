@@ -491,7 +491,12 @@ fn write_register(ctx: &Context, register: Register, value: u64) -> bool {
         8 => value,
         4 => value & 0xffff_ffff,
         2 => (old & !0xffff) | (value & 0xffff),
-        1 if register.is_gpr8() && matches!(register, Register::AH | Register::CH | Register::DH | Register::BH) => {
+        1 if register.is_gpr8()
+            && matches!(
+                register,
+                Register::AH | Register::CH | Register::DH | Register::BH
+            ) =>
+        {
             (old & !0xff00) | ((value & 0xff) << 8)
         }
         1 => (old & !0xff) | (value & 0xff),
@@ -543,7 +548,10 @@ fn effective_address(ctx: &Context, i: &Instruction) -> Option<u64> {
         Register::None => 0,
         register => read_register(ctx, register)?.wrapping_mul(u64::from(i.memory_index_scale())),
     };
-    Some(base.wrapping_add(index).wrapping_add(i.memory_displacement64()))
+    Some(
+        base.wrapping_add(index)
+            .wrapping_add(i.memory_displacement64()),
+    )
 }
 
 /// Emulates a privileged instruction or a `KUSER_SHARED_DATA` read; true when done (RIP
@@ -574,12 +582,15 @@ fn emulate(ctx: &Context, rip: u64) -> bool {
             set_interrupts_off(false);
             true
         }
-        Code::Mov_r64_rm64 | Code::Mov_r32_rm32 | Code::Mov_r16_rm16 | Code::Mov_r8_rm8
-        | Code::Movzx_r32_rm8 | Code::Movzx_r32_rm16 | Code::Movzx_r64_rm8
+        Code::Mov_r64_rm64
+        | Code::Mov_r32_rm32
+        | Code::Mov_r16_rm16
+        | Code::Mov_r8_rm8
+        | Code::Movzx_r32_rm8
+        | Code::Movzx_r32_rm16
+        | Code::Movzx_r64_rm8
         | Code::Movzx_r64_rm16 => match effective_address(ctx, &i) {
-            Some(address)
-                if (KUSER_SHARED_DATA..KUSER_SHARED_DATA + 0x1000).contains(&address) =>
-            {
+            Some(address) if (KUSER_SHARED_DATA..KUSER_SHARED_DATA + 0x1000).contains(&address) => {
                 let size = match i.code() {
                     Code::Mov_r64_rm64 => 8,
                     Code::Mov_r32_rm32 => 4,
@@ -621,7 +632,8 @@ fn stop(line: &RawLine) -> ! {
 }
 
 fn already_seen(kind: u8, rip: u64, address: u64) -> bool {
-    let key = (u64::from(kind) << 56) | (u64::from(step()) << 24) | u64::from(callback() & 0xff_ffff);
+    let key =
+        (u64::from(kind) << 56) | (u64::from(step()) << 24) | u64::from(callback() & 0xff_ffff);
     let place = rip ^ (address.rotate_left(32));
     for k in 0..SEEN {
         if SEEN_FAULTS[2 * k].load(R) == key && SEEN_FAULTS[2 * k + 1].load(R) == place {

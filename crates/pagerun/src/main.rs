@@ -149,7 +149,10 @@ fn main() -> ExitCode {
     };
     if let Some(path) = &cli.output {
         if let Err(e) = std::fs::write(path, format!("{out}\n")) {
-            eprintln!("cargo-pagerun: {}: cannot write the report: {e}", path.display());
+            eprintln!(
+                "cargo-pagerun: {}: cannot write the report: {e}",
+                path.display()
+            );
             return ExitCode::from(2);
         }
     } else {

@@ -43,12 +43,15 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "   = in {} during scenario `{}` step {} ({}){}{}",
-            if v.callback.is_empty() { "-" } else { &v.callback },
+            if v.callback.is_empty() {
+                "-"
+            } else {
+                &v.callback
+            },
             v.scenario,
             v.step,
             v.step_label,
-            v.irql
-                .map_or_else(String::new, |i| format!(", IRQL {i}")),
+            v.irql.map_or_else(String::new, |i| format!(", IRQL {i}")),
             if v.count > 1 {
                 format!(", {} times", v.count)
             } else {

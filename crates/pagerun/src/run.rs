@@ -291,7 +291,10 @@ fn run_child(
     mut command: Command,
     timeout: Duration,
 ) -> Result<(String, bool, Option<i32>), Error> {
-    command.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
     let mut child = command
         .spawn()
         .map_err(|e| Error::new(format!("cannot start the scenario process: {e}")))?;
@@ -480,7 +483,11 @@ fn collect(
                             format!(
                                 "the driver called {text}, which this host does not implement (from {} in {})",
                                 v.symbol,
-                                if v.callback.is_empty() { "-" } else { &v.callback }
+                                if v.callback.is_empty() {
+                                    "-"
+                                } else {
+                                    &v.callback
+                                }
                             )
                         } else {
                             format!("{kind}: {text}")

@@ -15,12 +15,21 @@ use crate::record;
 
 /// The scenarios, by name.
 pub const ALL: &[(&str, &str)] = &[
-    ("start", "start the device, then remove it and unload the driver"),
-    ("io", "start; every IOCTL the client knows, with good and malformed buffers; remove"),
+    (
+        "start",
+        "start the device, then remove it and unload the driver",
+    ),
+    (
+        "io",
+        "start; every IOCTL the client knows, with good and malformed buffers; remove",
+    ),
     ("idle", "start; idle to D3 and back to D0 (S0 idle); remove"),
     ("sleep", "start; system sleep (S3) and resume; remove"),
     ("hibernate", "start; hibernate (S4) and resume; remove"),
-    ("stop-restart", "start; PnP stop (rebalance) and restart; remove"),
+    (
+        "stop-restart",
+        "start; PnP stop (rebalance) and restart; remove",
+    ),
     ("surprise-removal", "start; surprise removal"),
 ];
 
@@ -165,7 +174,11 @@ fn power_up(steps: &mut Steps, previous: u64, first: bool) {
     }
     if first {
         steps.begin("EvtDeviceSelfManagedIoInit");
-        call_pnp(pnp::SELF_MANAGED_IO_INIT, "EvtDeviceSelfManagedIoInit", &[dev]);
+        call_pnp(
+            pnp::SELF_MANAGED_IO_INIT,
+            "EvtDeviceSelfManagedIoInit",
+            &[dev],
+        );
         with(|h| {
             if let Some(d) = h.device.as_mut() {
                 d.started_once = true;
@@ -207,7 +220,12 @@ fn power_down(steps: &mut Steps, target: u64) {
         }
         for request in owned {
             // WdfRequestStopActionSuspend (1), the request not yet cancelable or cancelable.
-            host::invoke("EvtIoStop", stop_fn, queue_irql(queue), &[queue, request, 1]);
+            host::invoke(
+                "EvtIoStop",
+                stop_fn,
+                queue_irql(queue),
+                &[queue, request, 1],
+            );
             let (done, acked, label) = with(|h| match h.request(request) {
                 Some(r) => (r.completions > 0, r.acknowledged, r.label.clone()),
                 None => (true, false, String::new()),
@@ -223,7 +241,9 @@ fn power_down(steps: &mut Steps, target: u64) {
             }
         }
     }
-    steps.begin(&format!("EvtDeviceD0ExitPreInterruptsDisabled(target state {target})"));
+    steps.begin(&format!(
+        "EvtDeviceD0ExitPreInterruptsDisabled(target state {target})"
+    ));
     call_pnp(
         pnp::D0_EXIT_PRE_INTERRUPTS,
         "EvtDeviceD0ExitPreInterruptsDisabled",
@@ -520,7 +540,14 @@ fn dispatch_waiting(queue: u64) {
             q.owned.push(request);
             let callbacks = q.callbacks;
             let r = h.request(request)?;
-            Some((request, r.major, r.code, r.input_length, r.output_length, callbacks))
+            Some((
+                request,
+                r.major,
+                r.code,
+                r.input_length,
+                r.output_length,
+                callbacks,
+            ))
         });
         let Some((request, major, code, input, output, callbacks)) = next else {
             return;
@@ -532,8 +559,16 @@ fn dispatch_waiting(queue: u64) {
                 callbacks[io::DEVICE_CONTROL],
                 vec![queue, request, output, input, u64::from(code)],
             ),
-            Major::Read => ("EvtIoRead", callbacks[io::READ], vec![queue, request, output]),
-            Major::Write => ("EvtIoWrite", callbacks[io::WRITE], vec![queue, request, input]),
+            Major::Read => (
+                "EvtIoRead",
+                callbacks[io::READ],
+                vec![queue, request, output],
+            ),
+            Major::Write => (
+                "EvtIoWrite",
+                callbacks[io::WRITE],
+                vec![queue, request, input],
+            ),
         };
         let (slot, function) = if function == 0 {
             ("EvtIoDefault", callbacks[io::DEFAULT])
@@ -631,13 +666,24 @@ fn io_requests() {
     }
     send(
         Major::DeviceControl,
-        ioctl::ctl_code(ioctl::FILE_DEVICE_PAGEWISE, 0xFFF, ioctl::METHOD_BUFFERED, 0),
+        ioctl::ctl_code(
+            ioctl::FILE_DEVICE_PAGEWISE,
+            0xFFF,
+            ioctl::METHOD_BUFFERED,
+            0,
+        ),
         &[],
         0,
         "an IOCTL code the driver does not define".to_owned(),
     );
     send(Major::Read, 0, &[], 64, "a read of 64 bytes".to_owned());
-    send(Major::Write, 0, &[0x5A; 64], 0, "a write of 64 bytes".to_owned());
+    send(
+        Major::Write,
+        0,
+        &[0x5A; 64],
+        0,
+        "a write of 64 bytes".to_owned(),
+    );
     crate::clock::pass(1000);
 }
 
