@@ -195,6 +195,13 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
     }
     scenario::run(&plan.scenario, plan.cycles);
     record!("info single_steps {}", machine::steps_taken());
+    // SAFETY: getrusage fills the zeroed structure it is given.
+    let peak = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &raw mut usage);
+        usage.ru_maxrss
+    };
+    record!("info peak_rss_kib {peak}");
     record!("done");
     Ok(())
 }
