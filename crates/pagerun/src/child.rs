@@ -10,6 +10,10 @@ use crate::host::{self, Arena, Host};
 use crate::machine::{self, PASSIVE_LEVEL, TRAP_SLOT};
 use crate::{framework, kernel, loader, record, scenario};
 
+/// `WdfFunctionCount` as the stub library's variable holds it.
+#[allow(clippy::cast_possible_truncation)]
+const TABLE_ENTRIES_U32: u32 = framework::TABLE_ENTRIES as u32;
+
 /// What the parent tells a child.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -120,7 +124,7 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
     let mut names = framework::table_names();
     names.resize(slots, String::new());
     for (index, name) in &import_traps {
-        names[*index] = name.clone();
+        names[*index].clone_from(name);
     }
     machine::set_traps(trap_base, slots * TRAP_SLOT, names);
     record!(
@@ -152,7 +156,7 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
             host::write::<u64>(loaded.at(rva) as u64, globals);
         }
         if let Some(rva) = plan.count_rva {
-            host::write::<u32>(loaded.at(rva) as u64, framework::TABLE_ENTRIES as u32);
+            host::write::<u32>(loaded.at(rva) as u64, TABLE_ENTRIES_U32);
         }
     }
     let (driver_object, registry_path) = host::with(|h| {

@@ -46,11 +46,10 @@ fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
         .fields
         .iter()
         .filter(|f| u32::from(f.offset) + 8 <= size)
-        // SAFETY: within the structure's declared size.
         .map(|f| {
-            (f.offset, unsafe {
-                read::<u64>(config + u64::from(f.offset))
-            })
+            // SAFETY: a pointer field within the structure's declared size.
+            let value = unsafe { read::<u64>(config + u64::from(f.offset)) };
+            (f.offset, value)
         })
         .collect()
 }
@@ -418,10 +417,7 @@ extern "win64" fn device_get_default_queue(_globals: u64, device: u64) -> u64 {
 }
 
 extern "win64" fn device_wdm_get_device_object(_globals: u64, _device: u64) -> u64 {
-    with(|h| {
-        let dummy = h.keep_zeroed(0x150);
-        dummy
-    })
+    with(|h| h.keep_zeroed(0x150))
 }
 
 extern "win64" fn device_get_driver(_globals: u64, _device: u64) -> u64 {

@@ -21,23 +21,23 @@ pub mod status {
     /// Success.
     pub const SUCCESS: i32 = 0;
     /// `STATUS_UNSUCCESSFUL`.
-    pub const UNSUCCESSFUL: i32 = 0xC000_0001_u32 as i32;
+    pub const UNSUCCESSFUL: i32 = 0xC000_0001_u32.cast_signed();
     /// `STATUS_INVALID_PARAMETER`.
-    pub const INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32;
+    pub const INVALID_PARAMETER: i32 = 0xC000_000D_u32.cast_signed();
     /// `STATUS_INVALID_DEVICE_REQUEST`.
-    pub const INVALID_DEVICE_REQUEST: i32 = 0xC000_0010_u32 as i32;
+    pub const INVALID_DEVICE_REQUEST: i32 = 0xC000_0010_u32.cast_signed();
     /// `STATUS_BUFFER_TOO_SMALL`.
-    pub const BUFFER_TOO_SMALL: i32 = 0xC000_0023_u32 as i32;
+    pub const BUFFER_TOO_SMALL: i32 = 0xC000_0023_u32.cast_signed();
     /// `STATUS_INSUFFICIENT_RESOURCES`.
-    pub const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32 as i32;
+    pub const INSUFFICIENT_RESOURCES: i32 = 0xC000_009A_u32.cast_signed();
     /// `STATUS_OBJECT_NAME_NOT_FOUND`.
-    pub const OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
+    pub const OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32.cast_signed();
     /// `STATUS_NO_MORE_ENTRIES`.
-    pub const NO_MORE_ENTRIES: i32 = 0x8000_001A_u32 as i32;
+    pub const NO_MORE_ENTRIES: i32 = 0x8000_001A_u32.cast_signed();
     /// `STATUS_CANCELLED`.
-    pub const CANCELLED: i32 = 0xC000_0120_u32 as i32;
+    pub const CANCELLED: i32 = 0xC000_0120_u32.cast_signed();
     /// `STATUS_DEVICE_REMOVED`.
-    pub const DEVICE_REMOVED: i32 = 0xC000_02B6_u32 as i32;
+    pub const DEVICE_REMOVED: i32 = 0xC000_02B6_u32.cast_signed();
 }
 
 /// A context attached to an object.
@@ -402,7 +402,7 @@ impl Host {
     /// The live object of `handle`.
     pub fn object(&mut self, handle: u64) -> Option<&mut Object> {
         let index = usize::try_from(handle.checked_sub(HANDLE_BASE)? / 16).ok()?;
-        if handle % 16 != 0 {
+        if !handle.is_multiple_of(16) {
             return None;
         }
         self.objects.get_mut(index).filter(|o| !o.deleted)

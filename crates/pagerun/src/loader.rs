@@ -52,7 +52,7 @@ pub trait Binder {
 /// the machine tracks.
 pub fn check(image: &Image) -> Result<(), String> {
     for s in &image.sections {
-        if s.rva as usize % PAGE != 0 {
+        if !(s.rva as usize).is_multiple_of(PAGE) {
             return Err(format!(
                 "section {} starts at RVA {:#x}, not on a page boundary: paging cannot be enforced per section \
                  (link with the default /ALIGN of 4096)",

@@ -43,7 +43,7 @@ struct Cli {
     /// Repeat each scenario's cycle (sleep/resume, idle, stop/restart) N times.
     #[arg(long, default_value_t = 1, value_name = "N")]
     cycles: u32,
-    /// A REG_DWORD value in the device's hardware key (repeatable), e.g. PowerNotPageable=1.
+    /// A `REG_DWORD` value in the device's hardware key (repeatable), e.g. `PowerNotPageable=1`.
     #[arg(long = "registry", value_name = "NAME=VALUE", value_parser = parse_registry)]
     registry: Vec<(String, u32)>,
     /// Output format.
