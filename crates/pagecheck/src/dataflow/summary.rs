@@ -51,6 +51,9 @@ pub struct Summary {
     pub acquires: Option<&'static str>,
     /// The function releases a spin lock it did not take: in its callers, calling it releases.
     pub releases: bool,
+    /// What every return leaves in `rax`, when it is something callers use: a device power
+    /// state, or `WdfDevStateIsNP` of one.
+    pub returns: Option<Value>,
 }
 
 /// Most forwarded registrations one summary carries; a chain of helpers deeper than
@@ -67,6 +70,7 @@ impl Summary {
             && self.forwards.is_empty()
             && self.acquires.is_none()
             && !self.releases
+            && self.returns.is_none()
     }
 
     /// The writes a function leaves in its callers' memory, from the meet of its memory at
@@ -151,6 +155,14 @@ pub struct FlowOut {
     pub wanted: Vec<u32>,
     /// The meet of the memory at every return.
     pub returned: Option<Memory>,
+    /// The meet of `rax` at every return.
+    pub returned_rax: Option<Value>,
+    /// Calls (of imports, of the framework, of the image's own functions) made only where
+    /// `WdfDevStateIsNP` returned FALSE.
+    pub not_np: Vec<u32>,
+    /// `(site, argument position, value when constant)` at each call of a routine whose
+    /// contract depends on one argument (`routine_contracts::argument_of_interest`).
+    pub arguments: Vec<(u32, u8, Option<u64>)>,
     /// The budget the walk ran out of, if it did.
     pub budget: Option<Budget>,
 }
@@ -161,9 +173,14 @@ impl FlowOut {
     pub fn returning(
         &mut self,
         memory: &Memory,
+        rax: Value,
         holding: Option<&'static str>,
         sets: &mut super::value::Sets,
     ) {
+        self.returned_rax = Some(match self.returned_rax {
+            Some(before) => before.meet(rax, sets),
+            None => rax,
+        });
         if let Some(name) = holding {
             self.summary.acquires = Some(name);
         }
@@ -178,6 +195,9 @@ impl FlowOut {
         if let Some(returned) = &self.returned {
             self.summary.writes = Summary::writes_of(returned);
         }
+        self.summary.returns = self
+            .returned_rax
+            .filter(|v| matches!(v, Value::DevState | Value::NpBit { .. }));
         if let Some(budget) = self.budget {
             for call in self
                 .calls

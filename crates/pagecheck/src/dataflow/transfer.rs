@@ -18,10 +18,11 @@ use crate::callgraph::{CallGraph, DataAccess, DataRef, Edge, EdgeKind, External,
 use crate::view::{Special, View};
 use crate::{kmdf, locks};
 
+use super::guard;
 use super::memory::{Content, MAX_TRACKED, address_of};
 use super::state::{
-    ARGUMENT_REGISTERS, Cond, Machine, R8, RAX, RBP, RCX, RDI, RDX, RSI, RSP, STACK_ARGUMENTS,
-    VOLATILE, gpr, xmm,
+    ARGUMENT_REGISTERS, Cond, Guard, Machine, R8, RAX, RBP, RCX, RDI, RDX, RSI, RSP,
+    STACK_ARGUMENTS, VOLATILE, gpr, xmm,
 };
 use super::summary::{FlowOut, Held, RegArg, RegCall, Summary, read_arg};
 use super::value::{Sets, Value};
@@ -44,6 +45,9 @@ pub enum Control {
         taken: bool,
         /// The next instruction can follow.
         fall: bool,
+        /// What each way out implies of `WdfDevStateIsNP`, when the jump tests it:
+        /// `(taken, fall-through)`.
+        guards: Option<(Guard, Guard)>,
     },
     /// A jump through a resolved table: to the in-function targets the step left in
     /// [`Transfer::table_targets`].
@@ -184,6 +188,8 @@ impl<'a, V: View> Transfer<'a, V> {
         let cond = std::mem::take(&mut m.cond);
         if instr.is_ip_rel_memory_operand() {
             self.data_ref(instr, site, fx);
+        } else if guard::step(m, instr, cond) {
+            return Control::Next;
         }
         let mnemonic = instr.mnemonic();
         match mnemonic {
@@ -504,6 +510,7 @@ impl<'a, V: View> Transfer<'a, V> {
                 target,
                 taken,
                 fall,
+                guards: guard::branch(cond, mnemonic),
             };
         }
         // A conditional jump out of the function is a conditional tail call.
@@ -543,6 +550,7 @@ impl<'a, V: View> Transfer<'a, V> {
         let mut wdf_call = None;
         let mut direct = None;
         let mut special = None;
+        let mut import = None;
         let mut control = if is_call {
             Control::Next
         } else {
@@ -569,6 +577,9 @@ impl<'a, V: View> Transfer<'a, V> {
                 }
                 (wdf_call, control) = self.transfer_to(m, site, is_call, value, fx, control);
                 special = self.special_import(value);
+                if let Value::Import(slot) = value {
+                    import = Some(slot);
+                }
             }
             OpKind::Memory if instr.is_ip_rel_memory_operand() => {
                 let slot = self.view.rva_of_va(instr.ip_rel_memory_address());
@@ -582,9 +593,13 @@ impl<'a, V: View> Transfer<'a, V> {
                     let value = m.regs[RAX];
                     (wdf_call, control) = self.transfer_to(m, site, is_call, value, fx, control);
                     special = self.special_import(value);
+                    if let Value::Import(slot) = value {
+                        import = Some(slot);
+                    }
                 } else if let Some(slot) = slot.filter(|&s| self.view.is_import_slot(s)) {
                     fx.external(site, External::Import(slot));
                     special = slot_special;
+                    import = Some(slot);
                 } else if let Some(target) = slot.and_then(|s| self.view.constant_code_pointer(s)) {
                     fx.edge(site, target, kind);
                     direct = Some(target);
@@ -628,14 +643,31 @@ impl<'a, V: View> Transfer<'a, V> {
         if special.is_some_and(|s| matches!(s, Special::Irql(_) | Special::LockSection)) {
             fx.at_stake = true;
         }
+        let wdf_name = wdf_call.and_then(|i| crate::wdf::function_name(u64::from(i)));
+        let external = wdf_name.or_else(|| {
+            import
+                .and_then(|slot| self.view.import_name(slot))
+                .map(|n| n.rsplit_once('!').map_or(n, |(_, name)| name))
+        });
+        if let Some(name) = external {
+            self.contract_argument(m, name, site, fx);
+        }
+        // Whatever this call reaches runs only where `WdfDevStateIsNP` said FALSE.
+        if m.np == Guard::NotNp
+            && (external.is_some() || direct.is_some())
+            && let Some(out) = fx.out()
+        {
+            out.not_np.push(site);
+        }
+        let mut result = None;
         if self.flow {
-            if let Some(name) = wdf_call.and_then(|i| crate::wdf::function_name(u64::from(i))) {
-                self.framework_call(m, name, site, fx);
+            if let Some(name) = wdf_name {
+                result = self.framework_call(m, name, site, fx);
             }
             if let Some(s) = special {
                 self.special_call(m, site, s, fx);
             } else if let Some(target) = direct {
-                self.callee(m, site, target, fx);
+                result = self.callee(m, site, target, fx);
             }
         }
         if !is_call && control == Control::Stop {
@@ -651,9 +683,31 @@ impl<'a, V: View> Transfer<'a, V> {
                     *x = [Value::Unknown; 2];
                 }
             }
+            if let Some(value) = result {
+                m.regs[RAX] = value;
+            }
         }
         m.bound = None;
         control
+    }
+
+    /// A call of a routine whose contract depends on one argument's value (a pool type, a
+    /// `Wait`): the function is at stake, and the dataflow records that value.
+    fn contract_argument(&self, m: &Machine, name: &str, site: u32, fx: &mut Effects<'_>) {
+        let Some(position) = routine_contracts::argument_of_interest(name) else {
+            return;
+        };
+        fx.at_stake = true;
+        if !self.flow {
+            return;
+        }
+        let value = match m.argument(position, self.view) {
+            Value::Const(c) => Some(c),
+            _ => None,
+        };
+        if let Some(out) = fx.out() {
+            out.arguments.push((site, position, value));
+        }
     }
 
     /// A call or jump through a register holding `value`: the framework index it calls, if
@@ -725,7 +779,7 @@ impl<'a, V: View> Transfer<'a, V> {
         name: &'static str,
         site: u32,
         fx: &mut Effects<'_>,
-    ) {
+    ) -> Option<Value> {
         let method = kmdf::method_named(name);
         if let Some(method) = method {
             let call = self.registration(m, method, site);
@@ -762,6 +816,12 @@ impl<'a, V: View> Transfer<'a, V> {
         if let Some(effect) = locks::effect_of(name) {
             lock_effect(m, effect, site, fx);
         }
+        // What `WdfDevStateIsNP` is applied to.
+        matches!(
+            name,
+            "WdfDeviceGetDevicePowerState" | "WdfDeviceGetDevicePowerPolicyState"
+        )
+        .then_some(Value::DevState)
     }
 
     /// The code addresses a structure of a layout the model does not know holds, within the
@@ -786,13 +846,19 @@ impl<'a, V: View> Transfer<'a, V> {
             .collect()
     }
 
-    /// Dataflow mode: a direct call of the image's own function at `target`: its summary, or,
-    /// when it has none yet and is handed a pointer into this function's memory, a request to
-    /// walk it.
-    fn callee(&mut self, m: &mut Machine, site: u32, target: u32, fx: &mut Effects<'_>) {
+    /// Dataflow mode: a direct call of the image's own function at `target`: its summary (and
+    /// what it returns, when the summary knows), or, when it has none yet and is handed a
+    /// pointer into this function's memory, a request to walk it.
+    fn callee(
+        &mut self,
+        m: &mut Machine,
+        site: u32,
+        target: u32,
+        fx: &mut Effects<'_>,
+    ) -> Option<Value> {
         if let Some(summary) = self.summaries.and_then(|s| s.get(&target)) {
             self.apply_summary(m, site, summary, fx);
-            return;
+            return summary.returns;
         }
         let hands_memory = ARGUMENT_REGISTERS
             .iter()
@@ -800,6 +866,7 @@ impl<'a, V: View> Transfer<'a, V> {
         if hands_memory && let Some(out) = fx.out() {
             out.wanted.push(target);
         }
+        None
     }
 
     /// A return, or a tail call: the function's callers continue from here.
@@ -810,7 +877,7 @@ impl<'a, V: View> Transfer<'a, V> {
         if fx.reached
             && let Some(out) = fx.out()
         {
-            out.returning(&m.mem, holding, self.sets);
+            out.returning(&m.mem, m.regs[RAX], holding, self.sets);
         }
     }
 
@@ -864,10 +931,11 @@ impl<'a, V: View> Transfer<'a, V> {
             Value::Stack(_) | Value::Param { .. } if self.flow => {
                 match address_of(m.address(instr)) {
                     Some(at) if size == 8 => m.mem.read_value(at, view),
-                    Some(at) => m
-                        .mem
-                        .read_bytes(at, size, view)
-                        .map_or(Value::Unknown, Value::Const),
+                    Some(at) => m.mem.value_at(at, size).unwrap_or_else(|| {
+                        m.mem
+                            .read_bytes(at, size, view)
+                            .map_or(Value::Unknown, Value::Const)
+                    }),
                     None => Value::Unknown,
                 }
             }
@@ -1328,6 +1396,8 @@ impl<'a, V: View> Transfer<'a, V> {
 fn content_of(value: Value, size: u32) -> Option<Content> {
     match (value, size) {
         (Value::Unknown, _) => None,
+        // A boolean or a power state kept in a narrow stack slot.
+        (Value::NpBit { .. } | Value::DevState, 1..=8) => Some(Content::Value(value)),
         (Value::Const(c), 1..=7) => Some(Content::Bytes(c & ((1u64 << (8 * size)) - 1))),
         (v, 8) => Some(Content::Value(v)),
         _ => None,

@@ -47,6 +47,15 @@ pub enum Value {
     /// Control Flow Guard's check function, loaded from its pointer: a call through it only
     /// validates `rcx`.
     GuardCheck,
+    /// A `WDF_DEVICE_POWER_STATE` (or power-policy state) the framework returned
+    /// (`WdfDeviceGetDevicePowerState`): the value `WdfDevStateIsNP` tests.
+    DevState,
+    /// `WdfDevStateIsNP` of such a state (nonzero when the device is in a nonpageable state),
+    /// or, when `negated`, its negation.
+    NpBit {
+        /// Nonzero when the device is *not* in a nonpageable state.
+        negated: bool,
+    },
     /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
     WdfTable,
     /// A slot of that table (`None`: the index is in a register).
@@ -220,7 +229,13 @@ impl Value {
     pub fn is_portable(self) -> bool {
         matches!(
             self,
-            Value::Address(_) | Value::MaybeAddress(_) | Value::Const(_) | Value::Param { .. }
+            Value::Address(_)
+                | Value::MaybeAddress(_)
+                | Value::AnyOf { .. }
+                | Value::Const(_)
+                | Value::Param { .. }
+                | Value::DevState
+                | Value::NpBit { .. }
         )
     }
 }
