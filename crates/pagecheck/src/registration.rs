@@ -96,6 +96,9 @@ pub struct Registrations {
     pub list: Vec<Registration>,
     /// Calls with arguments or fields that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// True when every device and queue the image creates runs at `PASSIVE_LEVEL`: then
+    /// `WdfObjectAcquireLock` takes a mutex, not a spin lock.
+    pub object_locks_passive: bool,
     /// Functions handed to the framework where the model reads no callback (one entry per
     /// hand-over, sorted): reported unreadable, and, like registered ones, not targets of the
     /// driver's own indirect calls.
@@ -120,6 +123,7 @@ impl Registrations {
         Registrations {
             list,
             unreadable,
+            object_locks_passive: false,
             handed: Vec::new(),
             by_function,
         }
@@ -176,18 +180,22 @@ pub fn resolve(
     graph: &CallGraph,
     sets: &Sets,
 ) -> Registrations {
-    // Queues inherit the device's execution level: when every device the image creates is
-    // passive, so are the queues that do not say otherwise.
-    let device_creates: Vec<&RegCall> = calls
+    // Devices inherit the driver's execution level, and queues the device's: when every
+    // device the image creates is passive, so are the queues that do not say otherwise.
+    let driver_passive = calls
         .iter()
-        .filter(|c| c.method.name == "WdfDeviceCreate")
-        .collect();
-    let devices_passive = !device_creates.is_empty()
-        && device_creates.iter().all(|c| {
-            c.args.iter().any(|(_, a)| {
-                matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
+        .filter(|c| c.method.name == "WdfDriverCreate")
+        .any(|c| execution_level(c) == Level::Passive);
+    let level_of_all = |method: &str, inherited: bool| {
+        let mut creates = calls.iter().filter(|c| c.method.name == method).peekable();
+        creates.peek().is_some()
+            && creates.all(|c| match execution_level(c) {
+                Level::Passive => true,
+                Level::Inherit => inherited,
+                Level::Other => false,
             })
-        });
+    };
+    let devices_passive = level_of_all("WdfDeviceCreate", driver_passive);
     let reader = Reader {
         image,
         functions,
@@ -213,6 +221,10 @@ pub fn resolve(
     unreadable.extend(passed);
     let mut registrations = Registrations::new(list, unreadable);
     registrations.handed = handed;
+    // `WdfObjectAcquireLock` takes a device's or a queue's lock: a mutex (PASSIVE_LEVEL, in a
+    // critical region) when the object's execution level is passive, a spin lock otherwise.
+    registrations.object_locks_passive =
+        devices_passive && level_of_all("WdfIoQueueCreate", devices_passive);
     registrations
 }
 
@@ -386,28 +398,40 @@ fn passive_by_flag(kind: Arg, arg: &RegArg) -> bool {
     }
 }
 
+/// The execution level an object-creating call asks for in its attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// `WdfExecutionLevelPassive`.
+    Passive,
+    /// No attributes, `WdfExecutionLevelInheritFromParent` (or the zero of an unset field).
+    Inherit,
+    /// Dispatch, or not known.
+    Other,
+}
+
+/// The execution level `call`'s attributes ask for.
+fn execution_level(call: &RegCall) -> Level {
+    let Some(position) = call.method.attributes_position() else {
+        return Level::Other;
+    };
+    match call.args.iter().find(|(p, _)| *p == position).map(|(_, a)| a) {
+        Some(RegArg::Read { level: Some(l), .. }) if *l == kmdf::EXECUTION_LEVEL_PASSIVE => {
+            Level::Passive
+        }
+        Some(RegArg::Read { level: Some(l), .. }) if *l <= 1 => Level::Inherit,
+        Some(RegArg::Null) => Level::Inherit,
+        _ => Level::Other,
+    }
+}
+
 /// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
 /// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
 fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
-    let Some(position) = call.method.attributes_position() else {
-        return false;
-    };
-    let level = call
-        .args
-        .iter()
-        .find(|(p, _)| *p == position)
-        .map(|(_, a)| a);
-    let inherits = match level {
-        Some(RegArg::Read { level: Some(l), .. }) => {
-            if *l == kmdf::EXECUTION_LEVEL_PASSIVE {
-                return true;
-            }
-            *l <= 1
-        }
-        Some(RegArg::Null) => true,
-        _ => false,
-    };
-    inherits && devices_passive && call.method.name == "WdfIoQueueCreate"
+    match execution_level(call) {
+        Level::Passive => true,
+        Level::Inherit => devices_passive && call.method.name == "WdfIoQueueCreate",
+        Level::Other => false,
+    }
 }
 
 /// What makes the power paths strict: calls after which a device may be power-nonpageable,
