@@ -464,6 +464,9 @@ pub enum Arg {
     Attributes(Object),
     /// A callback passed directly.
     Callback(&'static Field),
+    /// The IRP major function a WDM callback is registered for (a `UCHAR`): it decides the
+    /// callback's IRQL ([`major_function_is_passive`]).
+    MajorFunction,
 }
 
 /// A framework method that takes callbacks.
@@ -497,11 +500,22 @@ const QUEUE_STATE: Field = f(0, "EvtIoQueueState", Dispatch);
 /// `EvtIoInCallerContext` runs at the IRQL of the thread that sent the request: up to
 /// `DISPATCH_LEVEL` when that is another driver.
 const IN_CALLER_CONTEXT: Field = f(0, "EvtIoInCallerContext", Dispatch);
-/// `EvtDeviceWdmIrpPreprocess` runs at the IRQL the IRP arrives at (power IRPs at up to
-/// `DISPATCH_LEVEL`).
-const WDM_IRP_PREPROCESS: Field = f(0, "EvtDeviceWdmIrpPreprocess", Dispatch);
+/// `EvtDeviceWdmIrpPreprocess` runs at the IRQL the IRP arrives at: `PASSIVE_LEVEL` for most
+/// major functions, but read, write and device control in the paging path at `APC_LEVEL`
+/// where they must be resident, internal device control from other drivers and power in the
+/// paging or hibernation path at `DISPATCH_LEVEL` ([`major_function_is_passive`]).
+const WDM_IRP_PREPROCESS: Field = leveled(0, "EvtDeviceWdmIrpPreprocess", Dispatch, Passive);
 /// `EvtDeviceWdmIrpDispatch`, like the preprocess callback, at the IRP's IRQL.
-const WDM_IRP_DISPATCH: Field = f(0, "EvtDeviceWdmIrpDispatch", Dispatch);
+const WDM_IRP_DISPATCH: Field = leveled(0, "EvtDeviceWdmIrpDispatch", Dispatch, Passive);
+
+/// Whether the dispatch routine of an IRP major function runs at `PASSIVE_LEVEL` whatever
+/// the driver's place in the stack: every major function but read (3), write (4), device
+/// control (0x0e), internal device control (0x0f) and power (0x16), by Microsoft's
+/// "Dispatch Routines and IRQLs".
+#[must_use]
+pub const fn major_function_is_passive(major: u64) -> bool {
+    major <= 0x1b && !matches!(major, 0x03 | 0x04 | 0x0e | 0x0f | 0x16)
+}
 /// `EvtProgramDma` runs at `DISPATCH_LEVEL`.
 const PROGRAM_DMA: Field = f(0, "EvtProgramDma", Dispatch);
 /// `EvtDeviceShutdownNotification` of a control device runs at `PASSIVE_LEVEL`.
@@ -559,7 +573,10 @@ pub const METHODS: &[Method] = &[
     ),
     m(
         "WdfCxDeviceInitAssignWdmIrpPreprocessCallback",
-        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+        &[
+            (2, Arg::Callback(&WDM_IRP_PREPROCESS)),
+            (3, Arg::MajorFunction),
+        ],
     ),
     m(
         "WdfCxDeviceInitSetIoInCallerContextCallback",
@@ -580,12 +597,18 @@ pub const METHODS: &[Method] = &[
     ),
     m(
         "WdfDeviceConfigureWdmIrpDispatchCallback",
-        &[(4, Arg::Callback(&WDM_IRP_DISPATCH))],
+        &[
+            (3, Arg::MajorFunction),
+            (4, Arg::Callback(&WDM_IRP_DISPATCH)),
+        ],
     ),
     m("WdfDeviceCreate", &[(2, Arg::Attributes(Object::Device))]),
     m(
         "WdfDeviceInitAssignWdmIrpPreprocessCallback",
-        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+        &[
+            (2, Arg::Callback(&WDM_IRP_PREPROCESS)),
+            (3, Arg::MajorFunction),
+        ],
     ),
     m(
         "WdfDeviceInitRegisterPnpStateChangeCallback",
@@ -1046,6 +1069,18 @@ mod tests {
     }
 
     #[test]
+    fn wdm_callbacks_follow_their_major_function() {
+        // IRP_MJ_CREATE, CLOSE, FLUSH_BUFFERS, QUERY/SET_INFORMATION, CLEANUP, PNP.
+        for major in [0x00, 0x02, 0x09, 0x05, 0x06, 0x12, 0x1b] {
+            assert!(major_function_is_passive(major), "{major:#x}");
+        }
+        // READ, WRITE, DEVICE_CONTROL, INTERNAL_DEVICE_CONTROL, POWER, and no such function.
+        for major in [0x03, 0x04, 0x0e, 0x0f, 0x16, 0x1c, 0xff] {
+            assert!(!major_function_is_passive(major), "{major:#x}");
+        }
+    }
+
+    #[test]
     fn anything_that_can_run_at_dispatch_is_resident() {
         for m in METHODS {
             for (_, arg) in m.args {
@@ -1053,6 +1088,7 @@ mod tests {
                     Arg::Config(s) => s.fields.to_vec(),
                     Arg::Attributes(o) => o.attribute_fields().to_vec(),
                     Arg::Callback(field) => vec![**field],
+                    Arg::MajorFunction => Vec::new(),
                 };
                 for field in fields {
                     assert!(field.runs >= field.passive, "{}", field.name);

@@ -248,6 +248,10 @@ impl Reader<'_> {
     /// callbacks at `PASSIVE_LEVEL`); returns what could not be read.
     fn read(&self, call: &RegCall, passive: bool, list: &mut Vec<Registration>) -> Vec<String> {
         let mut what = Vec::new();
+        // A WDM callback runs at the IRQL its major function's IRPs arrive at.
+        let passive_major = call.args.iter().any(|(_, a)| {
+            matches!(a, RegArg::Number(Some(major)) if kmdf::major_function_is_passive(*major))
+        });
         for &(position, kind) in call.method.args {
             let Some((_, arg)) = call.args.iter().find(|(p, _)| *p == position) else {
                 continue;
@@ -259,8 +263,11 @@ impl Reader<'_> {
                     format!("WDF_OBJECT_ATTRIBUTES of the {}", o.name()),
                 ),
                 Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
+                Arg::MajorFunction => continue,
             };
-            let passive = passive || passive_by_flag(kind, arg);
+            let passive = passive
+                || passive_by_flag(kind, arg)
+                || (matches!(kind, Arg::Callback(_)) && passive_major);
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,
                 // A field past the structure's `Size` is not part of it (an older, shorter
@@ -276,7 +283,7 @@ impl Reader<'_> {
                     .copied()
                     .collect(),
                 RegArg::Callback(v) => vec![(0, *v)],
-                RegArg::Param { .. } | RegArg::Unknown => {
+                RegArg::Param { .. } | RegArg::Unknown | RegArg::Number(_) => {
                     what.push(match kind {
                         Arg::Callback(f) => f.name.to_owned(),
                         _ => format!("the {structure} argument"),

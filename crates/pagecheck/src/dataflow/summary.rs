@@ -269,6 +269,8 @@ pub enum RegArg {
     },
     /// A null pointer (no structure, no callback).
     Null,
+    /// A number argument, when constant (an IRP major function).
+    Number(Option<u64>),
     /// A callback passed directly.
     Callback(Value),
     /// The caller's argument: resolved where the caller is walked.
@@ -335,6 +337,14 @@ pub fn read_arg(image: &impl ImageBytes, mem: &Memory, arg: kmdf::Arg, value: Va
     let (fields, structure): (&[kmdf::Field], Option<&kmdf::Structure>) = match arg {
         kmdf::Arg::Config(s) => (s.fields, Some(s)),
         kmdf::Arg::Attributes(o) => (o.attribute_fields(), None),
+        kmdf::Arg::MajorFunction => {
+            return RegArg::Number(match value {
+                // A `UCHAR` argument: only the low byte is defined.
+                Value::Const(c) => Some(c & 0xff),
+                Value::Low { low, .. } => Some(u64::from(low) & 0xff),
+                _ => None,
+            });
+        }
         kmdf::Arg::Callback(_) => {
             return match value {
                 Value::Const(0) => RegArg::Null,

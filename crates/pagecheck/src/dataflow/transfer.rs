@@ -270,11 +270,22 @@ impl<'a, V: View> Transfer<'a, V> {
                 m.set(dst, value);
             }
             Mnemonic::Mov if instr.op0_kind() == OpKind::Register => {
-                // An immediate: a 32-bit destination zero-extends it.
+                // An immediate: a 32-bit destination zero-extends it, a narrower one keeps the
+                // register's other bytes.
                 let reg = instr.op0_register();
-                let value = match reg.size() {
-                    8 => Value::Const(instr.immediate(1)),
-                    4 => Value::Const(instr.immediate(1) & 0xffff_ffff),
+                let imm = instr.immediate(1);
+                let value = match (reg.size(), m.value(reg)) {
+                    (8, _) => Value::Const(imm),
+                    (4, _) => Value::Const(imm & 0xffff_ffff),
+                    (n @ (1 | 2), Value::Const(old)) if !is_high_byte(reg) => {
+                        let mask = (1u64 << (8 * n)) - 1;
+                        Value::Const((old & !mask) | (imm & mask))
+                    }
+                    #[allow(clippy::cast_possible_truncation)]
+                    (n @ (1 | 2), _) if !is_high_byte(reg) => Value::Low {
+                        low: imm as u16,
+                        bytes: n as u8,
+                    },
                     _ => Value::Unknown,
                 };
                 m.set(reg, value);
@@ -1390,6 +1401,14 @@ impl<'a, V: View> Transfer<'a, V> {
         }
         Control::Table
     }
+}
+
+/// `ah`, `bh`, `ch`, `dh`: the second byte of a register, not its low one.
+fn is_high_byte(reg: Register) -> bool {
+    matches!(
+        reg,
+        Register::AH | Register::BH | Register::CH | Register::DH
+    )
 }
 
 /// The content a register holds, as a store of `size` bytes writes it.

@@ -29,6 +29,14 @@ pub enum Value {
     /// One of two small numbers (the paths into a join disagree on a constant): enough for a
     /// framework call whose index is chosen by a branch.
     Pair(u32, u32),
+    /// A register whose low `bytes` bytes were set to `low` (`mov r9b, 2`): a `UCHAR` or
+    /// `USHORT` argument, the rest of the register unknown.
+    Low {
+        /// The low bytes.
+        low: u16,
+        /// How many of them (1 or 2).
+        bytes: u8,
+    },
     /// An address in the function's own frame: the stack pointer at entry plus this.
     Stack(i32),
     /// The function's incoming argument `index` (0 = `rcx`), plus `offset` when it is
