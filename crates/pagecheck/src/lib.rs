@@ -349,7 +349,9 @@ pub fn analyze(
         .held
         .iter()
         .copied()
-        .filter(|(_, h)| !(h.acquire == "WdfObjectAcquireLock" && registrations.object_locks_passive))
+        .filter(|(_, h)| {
+            !(h.acquire == "WdfObjectAcquireLock" && registrations.object_locks_passive)
+        })
         .collect();
     let lock_roots = if options.no_lock_roots {
         Vec::new()

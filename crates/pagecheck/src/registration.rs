@@ -414,7 +414,12 @@ fn execution_level(call: &RegCall) -> Level {
     let Some(position) = call.method.attributes_position() else {
         return Level::Other;
     };
-    match call.args.iter().find(|(p, _)| *p == position).map(|(_, a)| a) {
+    match call
+        .args
+        .iter()
+        .find(|(p, _)| *p == position)
+        .map(|(_, a)| a)
+    {
         Some(RegArg::Read { level: Some(l), .. }) if *l == kmdf::EXECUTION_LEVEL_PASSIVE => {
             Level::Passive
         }
