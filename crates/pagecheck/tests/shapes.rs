@@ -381,3 +381,93 @@ fn the_same_object_lock_of_a_dispatch_level_device_is_a_spin_lock() {
     );
     assert_eq!(run([&image.image]).code, 1);
 }
+
+/// The Rust driver's child list and exported interface: every callback inferred with the role
+/// its placement attribute records.
+#[test]
+fn a_rust_drivers_child_list_and_interface_agree_with_its_role_records() {
+    let image = common::rust("rust_shapes");
+    let report = common::analyze(&image, &[]);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.registrations.unreadable.is_empty());
+    let mut inferred: Vec<(String, &str, &str, &str)> = report
+        .registrations
+        .list
+        .iter()
+        .map(|r| {
+            (
+                r.symbol.trim_start_matches("rust_shapes::").to_owned(),
+                r.slot,
+                r.role().name(),
+                r.method,
+            )
+        })
+        .collect();
+    inferred.sort();
+    assert_eq!(
+        inferred,
+        table(&[
+            (
+                "evt_slot_create_device",
+                "EvtChildListCreateDevice",
+                "paged",
+                DEFAULT_LIST
+            ),
+            (
+                "evt_scan_for_children",
+                "EvtChildListScanForChildren",
+                "power-up",
+                DEFAULT_LIST
+            ),
+            (
+                "evt_identification_copy",
+                "EvtChildListIdentificationDescriptionCopy",
+                "dispatch",
+                DEFAULT_LIST
+            ),
+            (
+                "evt_identification_cleanup",
+                "EvtChildListIdentificationDescriptionCleanup",
+                "dispatch",
+                DEFAULT_LIST
+            ),
+            (
+                "evt_identification_compare",
+                "EvtChildListIdentificationDescriptionCompare",
+                "dispatch",
+                DEFAULT_LIST
+            ),
+            ("bus_interface_reference", ROUTINE, "dispatch", INTERFACE),
+            ("bus_interface_dereference", ROUTINE, "dispatch", INTERFACE),
+            ("bus_get_slot_count", ROUTINE, "dispatch", INTERFACE),
+            ("bus_set_slot_power", ROUTINE, "dispatch", INTERFACE),
+            ("bus_notify_child_event", ROUTINE, "dispatch", INTERFACE),
+            (
+                "evt_process_query_interface",
+                "EvtDeviceProcessQueryInterfaceRequest",
+                "paged",
+                INTERFACE
+            ),
+            (
+                "evt_driver_device_add",
+                "EvtDriverDeviceAdd",
+                "paged",
+                "WdfDriverCreate"
+            ),
+        ])
+    );
+    // Every registered function also has a role record, and the two agree: one root each,
+    // from the record, with the registered slot.
+    for r in &report.registrations.list {
+        let roots: Vec<_> = report
+            .roots
+            .iter()
+            .filter(|root| root.symbol == r.symbol)
+            .collect();
+        assert_eq!(roots.len(), 1, "{}", r.symbol);
+        assert_eq!(roots[0].origin, Origin::Record, "{}", r.symbol);
+        assert_eq!(roots[0].role, r.role().name(), "{}", r.symbol);
+        assert_eq!(roots[0].slot, Some(r.slot), "{}", r.symbol);
+    }
+    assert_eq!(run([&image.image]).code, 0);
+}
