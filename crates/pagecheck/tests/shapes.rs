@@ -239,7 +239,8 @@ fn every_build_of_reg_shapes_registers_the_same_callbacks() {
         assert_eq!(merged, name != "reg_shapes_o0", "{name}: {sync_sites:x?}");
 
         // The two hand-overs the model reads no callback from: reported, naming the method
-        // and the function, and nothing else is unreadable.
+        // and the function, and nothing else is unreadable (the interface's data members, a
+        // number and a pointer to read-only data, are no routines).
         let mut unreadable: Vec<(&str, String)> = report
             .registrations
             .unreadable
