@@ -28,7 +28,7 @@ const HANDLERS: usize = 64;
 const ADDRESS_SPACE: u64 = 512 * 1024;
 /// How long the run may take before it counts as unbounded: far above what it needs (a few
 /// seconds in a debug build), far below what an analysis without budgets takes.
-const DEADLINE: Duration = Duration::from_secs(300);
+const DEADLINE: Duration = Duration::from_mins(5);
 
 /// The C source of the image: `HANDLERS` leaf functions, the `Blowup` function described above,
 /// and the driver's `DeviceAdd` (in `PAGE`), which calls it and which `DriverEntry` (in `INIT`)
