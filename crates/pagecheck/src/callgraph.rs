@@ -173,6 +173,40 @@ impl CallGraph {
         self.data_refs.truncate(marks[3]);
     }
 
+    /// Appends the functions of `next` (a graph built by [`Self::close_function`] over later
+    /// functions) after this graph's.
+    pub(crate) fn append(&mut self, next: CallGraph) {
+        // Offsets stay below 2^32: a few items per instruction of a <4 GiB image.
+        #[allow(clippy::cast_possible_truncation)]
+        let shift = |offsets: &mut Vec<u32>, base: usize, more: &[u32]| {
+            offsets.pop();
+            offsets.extend(more.iter().map(|&o| o + base as u32));
+        };
+        shift(&mut self.edge_offsets, self.edges.len(), &next.edge_offsets);
+        shift(
+            &mut self.external_offsets,
+            self.externals.len(),
+            &next.external_offsets,
+        );
+        shift(
+            &mut self.unresolved_offsets,
+            self.unresolved.len(),
+            &next.unresolved_offsets,
+        );
+        shift(
+            &mut self.data_ref_offsets,
+            self.data_refs.len(),
+            &next.data_ref_offsets,
+        );
+        self.edges.extend(next.edges);
+        self.externals.extend(next.externals);
+        self.unresolved.extend(next.unresolved);
+        self.data_refs.extend(next.data_refs);
+        self.instructions += next.instructions;
+        self.code_bytes += next.code_bytes;
+        self.at_stake.extend(next.at_stake);
+    }
+
     /// Rebuilds the graph with the items of some functions replaced (by the dataflow pass);
     /// each replacement holds one function's items.
     #[must_use]

@@ -27,18 +27,61 @@ use crate::dataflow::transfer::{Effects, Transfer};
 use crate::dataflow::{FlowOut, Sets, Summary};
 use crate::view::{Context, View};
 
-/// Decodes every function once and builds the call graph (the linear pass).
+/// Decodes every function once and builds the call graph (the linear pass), on as many
+/// threads as the machine has (up to eight) for images large enough to be worth it: each
+/// decodes a contiguous run of functions, and the runs' graphs are joined in order.
 #[must_use]
 pub fn build(ctx: &Context<'_>) -> CallGraph {
+    /// Functions per thread below which one thread is faster than several.
+    const PER_THREAD: usize = 4096;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8)
+        .min(ctx.functions().len() / PER_THREAD);
+    build_on(ctx, threads)
+}
+
+/// [`build`] on `threads` threads (at least one, at most one per function).
+#[must_use]
+pub fn build_on(ctx: &Context<'_>, threads: usize) -> CallGraph {
+    let n = ctx.functions().len();
+    let threads = threads.min(n).max(1);
+    if threads == 1 {
+        return build_range(ctx, 0..n);
+    }
+    let chunk = n.div_ceil(threads);
+    let parts: Vec<CallGraph> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || build_range(ctx, t * chunk..((t + 1) * chunk).min(n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut graph = parts.next().unwrap_or_default();
+    for part in parts {
+        graph.append(part);
+    }
+    graph
+}
+
+/// The linear pass over the functions `range` of the table: their call graph (function `i`
+/// of the range is the graph's function `i - range.start`).
+fn build_range(ctx: &Context<'_>, range: std::ops::Range<usize>) -> CallGraph {
     let image = ctx.image();
-    let functions = ctx.functions();
+    let functions = &ctx.functions().list[range];
     let mut graph = CallGraph::with_capacity(functions.len());
     let mut scratch = Scratch::default();
     let mut current_section = usize::MAX;
     let mut decoder: Option<Decoder<'_>> = None;
     let mut section_rva = 0u32;
     let mut section_len = 0usize;
-    for function in &functions.list {
+    for function in functions {
         graph.close_function();
         if function.section != current_section {
             current_section = function.section;
@@ -353,7 +396,7 @@ mod tests {
 
     use super::*;
     use crate::callgraph::{EdgeKind, External, Unresolved};
-    use crate::dataflow::ImageBytes;
+    use crate::dataflow::{ImageBytes, RegArg, Value};
     use crate::view::Special;
 
     const BASE: u64 = 0x1_4000_0000;
@@ -378,8 +421,11 @@ mod tests {
             }
             true
         }
-        fn pointer_at(&self, _rva: u32) -> Option<u32> {
-            None
+        /// Words at 0x5000 and above stand for relocated pointers to the RVA they hold.
+        fn pointer_at(&self, rva: u32) -> Option<u32> {
+            (rva >= 0x5000)
+                .then(|| self.words.get(&rva).copied())
+                .flatten()
         }
     }
 
@@ -431,13 +477,22 @@ mod tests {
 
     /// Decodes `code` at 0x1000, in dataflow mode when `out` is given.
     fn decode_with(view: &Fake, code: &[u8], out: Option<&mut FlowOut>) -> CallGraph {
+        decode_into(view, code, out, &mut Sets::default())
+    }
+
+    /// [`decode_with`], with the address sets the values refer to kept in `sets`.
+    fn decode_into(
+        view: &Fake,
+        code: &[u8],
+        out: Option<&mut FlowOut>,
+        sets: &mut Sets,
+    ) -> CallGraph {
         let mut graph = CallGraph::default();
         graph.close_function();
         let mut decoder = Decoder::with_ip(64, code, BASE + 0x1000, DecoderOptions::NONE);
         let mut scratch = Scratch::default();
         let stop = 0x1000 + u32::try_from(code.len()).expect("small");
         let summaries = HashMap::new();
-        let mut sets = Sets::default();
         decode_range(
             view,
             &mut decoder,
@@ -449,7 +504,7 @@ mod tests {
                 summaries: &summaries,
                 limits: Limits::DEFAULT,
                 out,
-                sets: &mut sets,
+                sets,
             }),
         );
         graph.close_function();
@@ -458,6 +513,14 @@ mod tests {
 
     fn decode(view: &Fake, code: &[u8]) -> CallGraph {
         decode_with(view, code, None)
+    }
+
+    /// [`decode_flow`], with the address sets the values refer to.
+    fn decode_flow_sets(view: &Fake, code: &[u8]) -> (CallGraph, FlowOut, Sets) {
+        let mut out = FlowOut::default();
+        let mut sets = Sets::default();
+        let graph = decode_into(view, code, Some(&mut out), &mut sets);
+        (graph, out, sets)
     }
 
     /// Decodes `code` at 0x1000 in dataflow mode; returns the graph and what the walk found.
@@ -842,6 +905,45 @@ mod tests {
         code[0x12] = 0x74;
         let (_, out) = decode_flow(&fake(&[]), &code);
         assert!(out.not_np.is_empty(), "{:x?}", out.not_np);
+    }
+
+    #[test]
+    fn a_callback_picked_from_a_table_of_pointers_is_one_of_its_entries() {
+        // cmp ecx,2; ja .out; movsxd rax,ecx; lea rdx,[rip+0x5000]; mov r8,[rdx+rax*8]
+        // mov rax,[rip+WdfFunctions]; call [rax+0x478] (WdfInterruptSynchronize); .out: ret
+        let mut code = vec![
+            0x83, 0xf9, 0x02, 0x77, 0x1b, 0x48, 0x63, 0xc1, 0x48, 0x8d, 0x15,
+        ];
+        code.extend(rel(0x5000, 0x100f));
+        code.extend([0x4c, 0x8b, 0x04, 0xc2, 0x48, 0x8b, 0x05]);
+        code.extend(rel(0x2000, 0x101a));
+        code.extend([0xff, 0x90, 0x78, 0x04, 0x00, 0x00, 0xc3]);
+        let table = [
+            (0x5000, 0x1800),
+            (0x5008, 0x1900),
+            (0x5010, 0x1a00),
+            (0x5018, 0x1b00),
+        ];
+        let (_, out) = decode_flow(&fake(&table), &code);
+        assert_eq!(out.calls.len(), 1);
+        let RegArg::Callback(Value::AnyOf { exact, .. }) = out.calls[0].args[0].1 else {
+            panic!("{:?}", out.calls[0].args);
+        };
+        // `cmp ecx, 2` bounds the index: exactly one of the first three entries.
+        assert!(exact);
+        let (_, out, sets) = decode_flow_sets(&fake(&table), &code);
+        let RegArg::Callback(value) = out.calls[0].args[0].1 else {
+            unreachable!()
+        };
+        assert_eq!(value.possible_addresses(&sets), [0x1800, 0x1900, 0x1a00]);
+        // `and ecx, 1` (with a nop to keep the length) bounds it too: one of the first two.
+        code[..5].copy_from_slice(&[0x83, 0xe1, 0x01, 0x90, 0x90]);
+        let (_, out, sets) = decode_flow_sets(&fake(&table), &code);
+        let RegArg::Callback(value) = out.calls[0].args[0].1 else {
+            panic!("{:?}", out.calls[0].args);
+        };
+        assert!(matches!(value, Value::AnyOf { exact: true, .. }));
+        assert_eq!(value.possible_addresses(&sets), [0x1800, 0x1900]);
     }
 
     #[test]

@@ -224,14 +224,35 @@ impl Symbols {
     }
 
     /// Opens `path`, checks that its GUID and age match the image's `CodeView` record, and
-    /// reads its symbols.
+    /// reads its symbols: the global symbols and the modules' procedures on two threads, each
+    /// with the file opened on its own.
     ///
     /// # Errors
     /// Missing file, not a PDB, a GUID or age mismatch, malformed streams.
     pub fn load(path: &Path, image: &Image) -> Result<Symbols, Error> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::new(format!("{}: cannot open PDB: {e}", path.display())))?;
-        let mut symbols = Symbols::read(file, image.codeview.as_ref(), path)?;
+        let open = || {
+            std::fs::File::open(path)
+                .map_err(|e| Error::new(format!("{}: cannot open PDB: {e}", path.display())))
+        };
+        let (first, second) = (open()?, open()?);
+        let (globals, modules) = std::thread::scope(|scope| {
+            let modules = scope.spawn(|| {
+                let mut pdb = Matched::open(second, image.codeview.as_ref(), path)?;
+                pdb.procedures(path)
+            });
+            let globals = Matched::open(first, image.codeview.as_ref(), path)
+                .and_then(|mut pdb| pdb.globals(path));
+            (
+                globals,
+                modules
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            )
+        });
+        let (identity, mut symbols) = globals?;
+        let (more, procedures) = modules?;
+        symbols.extend(more);
+        let mut symbols = Symbols::assemble(symbols, procedures, identity);
         symbols.path = Some(path.to_owned());
         Ok(symbols)
     }
@@ -321,93 +342,21 @@ impl Symbols {
         expected: Option<&CodeView>,
         path: &Path,
     ) -> Result<Symbols, Error> {
-        let mut pdb = pdb2::PDB::open(source).map_err(|e| pdb_err(path, &e))?;
-        let info = pdb.pdb_information().map_err(|e| pdb_err(path, &e))?;
-        let dbi = pdb.debug_information().map_err(|e| pdb_err(path, &e))?;
-        let identity = (info.guid.to_bytes_le(), dbi.age().unwrap_or(info.age));
-        if let Some(cv) = expected {
-            let guid = info.guid.to_bytes_le();
-            // The image's age is compared with the DBI stream's, as the debuggers do; the
-            // PDB-info age is the fallback for PDBs without one.
-            let age = dbi.age().unwrap_or(info.age);
-            if guid != cv.guid || age != cv.age {
-                return Err(Error::new(format!(
-                    "{}: PDB does not match the image (PDB {} age {}, image expects {} age {})",
-                    path.display(),
-                    info.guid,
-                    age,
-                    format_guid(&cv.guid),
-                    cv.age
-                )));
-            }
-        }
-        let address_map = pdb.address_map().map_err(|e| pdb_err(path, &e))?;
-        let mut symbols = Vec::new();
+        let mut pdb = Matched::open(source, expected, path)?;
+        let (identity, mut symbols) = pdb.globals(path)?;
+        let (more, procedures) = pdb.procedures(path)?;
+        symbols.extend(more);
+        Ok(Symbols::assemble(symbols, procedures, identity))
+    }
 
-        let globals = pdb.global_symbols().map_err(|e| pdb_err(path, &e))?;
-        let mut iter = globals.iter();
-        while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
-            // Records this reader does not know are skipped, not fatal: new compilers add kinds.
-            let Ok(data) = symbol.parse() else { continue };
-            match data {
-                pdb2::SymbolData::Public(p) => {
-                    if let Some(rva) = p.offset.to_rva(&address_map) {
-                        let raw = p.name.to_string().into_owned();
-                        symbols.push(Symbol {
-                            rva: rva.0,
-                            len: None,
-                            name: demangle(&raw),
-                            raw,
-                            kind: if p.function || p.code {
-                                SymbolKind::Public
-                            } else {
-                                SymbolKind::Data
-                            },
-                        });
-                    }
-                }
-                pdb2::SymbolData::Data(d) => {
-                    push_data(&mut symbols, &address_map, d.offset, &d.name);
-                }
-                _ => {}
-            }
-        }
-
-        let mut procedures = Vec::new();
-        let mut modules = dbi.modules().map_err(|e| pdb_err(path, &e))?;
-        let mut module_index = 0usize;
-        while let Some(module) = modules.next().map_err(|e| pdb_err(path, &e))? {
-            let this = module_index;
-            module_index += 1;
-            let Some(info) = pdb.module_info(&module).map_err(|e| pdb_err(path, &e))? else {
-                continue;
-            };
-            let mut iter = info.symbols().map_err(|e| pdb_err(path, &e))?;
-            while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
-                let Ok(data) = symbol.parse() else { continue };
-                match data {
-                    pdb2::SymbolData::Procedure(p) => {
-                        if let Some(rva) = p.offset.to_rva(&address_map) {
-                            procedures.push((rva.0, rva.0.saturating_add(p.len), this, p.offset));
-                            let raw = p.name.to_string().into_owned();
-                            symbols.push(Symbol {
-                                rva: rva.0,
-                                len: Some(p.len),
-                                name: demangle(&raw),
-                                raw,
-                                kind: SymbolKind::Procedure,
-                            });
-                        }
-                    }
-                    pdb2::SymbolData::Data(d) => {
-                        push_data(&mut symbols, &address_map, d.offset, &d.name);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        // By RVA then kind, ties in reading order. The keys are sorted, not the symbols: moving
-        // tens of thousands of records through a comparison sort costs more than reading them.
+    /// The symbols sorted by RVA then kind (ties in reading order), with the procedures.
+    fn assemble(
+        symbols: Vec<Symbol>,
+        mut procedures: Vec<Procedure>,
+        identity: Identity,
+    ) -> Symbols {
+        // The keys are sorted, not the symbols: moving tens of thousands of records through a
+        // comparison sort costs more than reading them.
         let mut order: Vec<(u32, SymbolKind, usize)> = symbols
             .iter()
             .enumerate()
@@ -420,12 +369,12 @@ impl Symbols {
             .filter_map(|(_, _, i)| slots[i].take())
             .collect();
         procedures.sort_unstable_by_key(|p| (p.0, p.2));
-        Ok(Symbols {
+        Symbols {
             symbols,
             procedures,
             path: None,
             identity,
-        })
+        }
     }
 
     /// Finds a symbol by raw or readable name. A Rust path matches with or without the
@@ -510,6 +459,130 @@ fn push_data(
             raw,
             kind: SymbolKind::Data,
         });
+    }
+}
+
+/// A procedure: `(start RVA, end RVA, module index, section offset)`.
+type Procedure = (u32, u32, usize, pdb2::PdbInternalSectionOffset);
+/// The PDB's GUID (as the image records it) and age.
+type Identity = ([u8; 16], u32);
+
+/// An open PDB whose identity was checked against the image.
+struct Matched<'s, S> {
+    pdb: pdb2::PDB<'s, S>,
+    address_map: pdb2::AddressMap<'s>,
+    identity: Identity,
+}
+
+impl<'s, S: pdb2::Source<'s> + Send + 's> Matched<'s, S> {
+    /// Opens the PDB in `source` and checks its GUID and age against `expected`.
+    fn open(source: S, expected: Option<&CodeView>, path: &Path) -> Result<Self, Error> {
+        let mut pdb = pdb2::PDB::open(source).map_err(|e| pdb_err(path, &e))?;
+        let info = pdb.pdb_information().map_err(|e| pdb_err(path, &e))?;
+        let dbi = pdb.debug_information().map_err(|e| pdb_err(path, &e))?;
+        // The image's age is compared with the DBI stream's, as the debuggers do; the PDB-info
+        // age is the fallback for PDBs without one.
+        let age = dbi.age().unwrap_or(info.age);
+        let guid = info.guid.to_bytes_le();
+        if let Some(cv) = expected
+            && (guid != cv.guid || age != cv.age)
+        {
+            return Err(Error::new(format!(
+                "{}: PDB does not match the image (PDB {} age {}, image expects {} age {})",
+                path.display(),
+                info.guid,
+                age,
+                format_guid(&cv.guid),
+                cv.age
+            )));
+        }
+        let address_map = pdb.address_map().map_err(|e| pdb_err(path, &e))?;
+        Ok(Matched {
+            pdb,
+            address_map,
+            identity: (guid, age),
+        })
+    }
+
+    /// The public and global data symbols.
+    fn globals(&mut self, path: &Path) -> Result<(Identity, Vec<Symbol>), Error> {
+        let mut symbols = Vec::new();
+        let globals = self.pdb.global_symbols().map_err(|e| pdb_err(path, &e))?;
+        let mut iter = globals.iter();
+        while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
+            // Records this reader does not know are skipped, not fatal: new compilers add kinds.
+            let Ok(data) = symbol.parse() else { continue };
+            match data {
+                pdb2::SymbolData::Public(p) => {
+                    if let Some(rva) = p.offset.to_rva(&self.address_map) {
+                        let raw = p.name.to_string().into_owned();
+                        symbols.push(Symbol {
+                            rva: rva.0,
+                            len: None,
+                            name: demangle(&raw),
+                            raw,
+                            kind: if p.function || p.code {
+                                SymbolKind::Public
+                            } else {
+                                SymbolKind::Data
+                            },
+                        });
+                    }
+                }
+                pdb2::SymbolData::Data(d) => {
+                    push_data(&mut symbols, &self.address_map, d.offset, &d.name);
+                }
+                _ => {}
+            }
+        }
+        Ok((self.identity, symbols))
+    }
+
+    /// The modules' procedures (as symbols too) and module-level data.
+    fn procedures(&mut self, path: &Path) -> Result<(Vec<Symbol>, Vec<Procedure>), Error> {
+        let mut symbols = Vec::new();
+        let mut procedures = Vec::new();
+        let dbi = self
+            .pdb
+            .debug_information()
+            .map_err(|e| pdb_err(path, &e))?;
+        let mut modules = dbi.modules().map_err(|e| pdb_err(path, &e))?;
+        let mut module_index = 0usize;
+        while let Some(module) = modules.next().map_err(|e| pdb_err(path, &e))? {
+            let this = module_index;
+            module_index += 1;
+            let Some(info) = self
+                .pdb
+                .module_info(&module)
+                .map_err(|e| pdb_err(path, &e))?
+            else {
+                continue;
+            };
+            let mut iter = info.symbols().map_err(|e| pdb_err(path, &e))?;
+            while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
+                let Ok(data) = symbol.parse() else { continue };
+                match data {
+                    pdb2::SymbolData::Procedure(p) => {
+                        if let Some(rva) = p.offset.to_rva(&self.address_map) {
+                            procedures.push((rva.0, rva.0.saturating_add(p.len), this, p.offset));
+                            let raw = p.name.to_string().into_owned();
+                            symbols.push(Symbol {
+                                rva: rva.0,
+                                len: Some(p.len),
+                                name: demangle(&raw),
+                                raw,
+                                kind: SymbolKind::Procedure,
+                            });
+                        }
+                    }
+                    pdb2::SymbolData::Data(d) => {
+                        push_data(&mut symbols, &self.address_map, d.offset, &d.name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok((symbols, procedures))
     }
 }
 

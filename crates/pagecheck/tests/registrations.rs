@@ -879,3 +879,35 @@ fn the_kmdf_benchmark_image_registers_a_timer_in_every_eighth_function() {
         );
     }
 }
+
+/// The linear pass split across threads builds the same graph as one thread: every function's
+/// edges, external calls, unresolved transfers and data references, in order.
+#[test]
+fn the_linear_pass_on_several_threads_is_the_same_graph() {
+    let image = common::c("reg_shapes_o2");
+    let bytes = std::fs::read(&image.image).expect("read");
+    let parsed = pagecheck::image::Image::parse(bytes).expect("parse");
+    let symbols = pagecheck::pdb::Symbols::load(&image.pdb, &parsed).expect("pdb");
+    let functions = pagecheck::functions::Functions::build(&parsed, &symbols);
+    let ctx = pagecheck::view::Context::new(&parsed, &functions, Vec::new());
+    let one = pagecheck::decode::build_on(&ctx, 1);
+    assert!(functions.len() > 8, "premise: enough functions to split");
+    for threads in [2, 3, 7] {
+        let split = pagecheck::decode::build_on(&ctx, threads);
+        assert_eq!(split.function_count(), one.function_count());
+        assert_eq!(
+            (split.instructions, split.code_bytes),
+            (one.instructions, one.code_bytes)
+        );
+        for f in 0..functions.len() {
+            assert_eq!(
+                split.edges_of(f),
+                one.edges_of(f),
+                "{threads} threads, function {f}"
+            );
+            assert_eq!(split.externals_of(f), one.externals_of(f));
+            assert_eq!(split.unresolved_of(f), one.unresolved_of(f));
+            assert_eq!(split.data_refs_of(f), one.data_refs_of(f));
+        }
+    }
+}

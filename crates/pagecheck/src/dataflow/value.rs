@@ -114,7 +114,7 @@ impl Sets {
     }
 
     /// The value for the union of `a` and `b` (both sorted), exact when both are.
-    fn union(&mut self, a: &[u32], b: &[u32], exact: bool) -> Value {
+    pub fn union(&mut self, a: &[u32], b: &[u32], exact: bool) -> Value {
         let mut list: Vec<u32> = a.iter().chain(b).copied().collect();
         list.sort_unstable();
         list.dedup();

@@ -368,6 +368,25 @@ impl<'a, V: View> Transfer<'a, V> {
                 };
                 m.set(instr.op0_register(), value);
             }
+            Mnemonic::And
+                if instr.op0_kind() == OpKind::Register
+                    && instr.op_count() == 2
+                    && instr.op1_kind() != OpKind::Register
+                    && instr.op1_kind() != OpKind::Memory =>
+            {
+                // A mask of the low bits bounds an index as `cmp` does (`table[code & 3]`).
+                let reg = instr.op0_register();
+                let mask = instr.immediate(1);
+                let value = match m.value(reg) {
+                    Value::Const(c) => Value::Const(c & mask),
+                    _ => Value::Unknown,
+                };
+                m.set(reg, value);
+                m.bound = mask
+                    .checked_add(1)
+                    .filter(|n| n.is_power_of_two())
+                    .and_then(|n| u32::try_from(n).ok());
+            }
             Mnemonic::Cmp if instr.op0_kind() == OpKind::Register => {
                 m.bound = match instr.op1_kind() {
                     OpKind::Immediate8

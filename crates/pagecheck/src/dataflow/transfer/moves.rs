@@ -14,7 +14,7 @@ use super::{Transfer, memory_size};
 
 impl<V: View> Transfer<'_, V> {
     /// The value a memory operand read of `size` bytes gives.
-    pub(super) fn load(&self, m: &Machine, instr: &Instruction, size: u32) -> Value {
+    pub(super) fn load(&mut self, m: &Machine, instr: &Instruction, size: u32) -> Value {
         let view = self.view;
         if instr.is_ip_rel_memory_operand() {
             let Some(slot) = view.rva_of_va(instr.ip_rel_memory_address()) else {
@@ -49,6 +49,15 @@ impl<V: View> Transfer<'_, V> {
         match m.value(instr.memory_base()) {
             Value::WdfTable if size == 8 => Value::WdfSlot(wdf_index(instr)),
             Value::Address(base)
+                if size == 8
+                    && instr.memory_index() != Register::None
+                    && instr.memory_index_scale() == 8 =>
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                let table = base.wrapping_add(instr.memory_displacement64() as u32);
+                self.pointer_table(m, table)
+            }
+            Value::Address(base)
                 if instr.memory_index() != Register::None && instr.memory_index_scale() == 4 =>
             {
                 // `mov r32, [base + idx*4 + disp]` (MSVC: RVA entries off __ImageBase) or
@@ -73,6 +82,29 @@ impl<V: View> Transfer<'_, V> {
             }
             _ => Value::Unknown,
         }
+    }
+
+    /// A load of `[table + index*8]` from a table of relocated pointers in read-only data (a
+    /// switch that selects a function, `handlers[mode]`): one of its entries. With a
+    /// `cmp index, N` before it, exactly one of the first N + 1; without, one of the pointers
+    /// the table starts with, or anything.
+    fn pointer_table(&mut self, m: &Machine, table: u32) -> Value {
+        /// Entries read from a table no comparison bounds.
+        const MAX_ENTRIES: u32 = 64;
+        if !self.view.is_read_only(table) {
+            return Value::Unknown;
+        }
+        let count = m.bound.unwrap_or(MAX_ENTRIES).min(MAX_ENTRIES);
+        let mut entries: Vec<u32> = (0..count)
+            .map_while(|i| self.view.pointer_at(table.wrapping_add(8 * i)))
+            .collect();
+        if entries.is_empty() {
+            return Value::Unknown;
+        }
+        let exact = m.bound.is_some() && entries.len() == count as usize;
+        entries.sort_unstable();
+        entries.dedup();
+        self.sets.union(&entries, &[], exact)
     }
 
     /// Dataflow mode: SSE moves and string stores that build structures, and for everything
