@@ -801,6 +801,16 @@ pub static CONTRACTS: &[Contract] = &[
         "wdfcommonbuffer/nf-wdfcommonbuffer-wdfcommonbuffergetlength"
     ),
     wdf!(
+        "WdfCompanionTargetSendTaskSynchronously",
+        Passive,
+        "wdfcompaniontarget/nf-wdfcompaniontarget-wdfcompaniontargetsendtasksynchronously"
+    ),
+    wdf!(
+        "WdfCompanionTargetWdmGetCompanionProcess",
+        Dispatch,
+        "wdfcompaniontarget/nf-wdfcompaniontarget-wdfcompaniontargetwdmgetcompanionprocess"
+    ),
+    wdf!(
         "WdfControlDeviceInitAllocate",
         Passive,
         "wdfcontrol/nf-wdfcontrol-wdfcontroldeviceinitallocate"
@@ -1125,6 +1135,11 @@ pub static CONTRACTS: &[Contract] = &[
         "wdfdevice/nf-wdfdevice-wdfdeviceresumeidle"
     ),
     wdf!(
+        "WdfDeviceRetrieveCompanionTarget",
+        Passive,
+        "wdfdevice/nf-wdfdevice-wdfdeviceretrievecompaniontarget"
+    ),
+    wdf!(
         "WdfDeviceRetrieveDeviceInterfaceString",
         Passive,
         "wdfdevice/nf-wdfdevice-wdfdeviceretrievedeviceinterfacestring"
@@ -1153,6 +1168,11 @@ pub static CONTRACTS: &[Contract] = &[
         "WdfDeviceSetDeviceInterfaceState",
         Passive,
         "wdfdevice/nf-wdfdevice-wdfdevicesetdeviceinterfacestate"
+    ),
+    wdf!(
+        "WdfDeviceSetDeviceInterfaceStateEx",
+        Passive,
+        "wdfdevice/nf-wdfdevice-wdfdevicesetdeviceinterfacestateex"
     ),
     wdf!(
         "WdfDeviceSetDeviceState",
@@ -1372,6 +1392,11 @@ pub static CONTRACTS: &[Contract] = &[
         "wdfdmatransaction/nf-wdfdmatransaction-wdfdmatransactionsetmaximumlength"
     ),
     wdf!(
+        "WdfDmaTransactionSetSingleTransferRequirement",
+        Dispatch,
+        "wdfdmatransaction/nf-wdfdmatransaction-wdfdmatransactionsetsingletransferrequirement"
+    ),
+    wdf!(
         "WdfDmaTransactionSetTransferCompleteCallback",
         Dispatch,
         "wdfdmatransaction/nf-wdfdmatransaction-wdfdmatransactionsettransfercompletecallback"
@@ -1401,6 +1426,11 @@ pub static CONTRACTS: &[Contract] = &[
         "wdfdriver/nf-wdfdriver-wdfdrivercreate"
     ),
     wdf!(
+        "WdfDriverErrorReportApiMissing",
+        Dirql,
+        "wdfdriver/nf-wdfdriver-wdfdrivererrorreportapimissing"
+    ),
+    wdf!(
         "WdfDriverGetRegistryPath",
         Passive,
         "wdfdriver/nf-wdfdriver-wdfdrivergetregistrypath"
@@ -1419,6 +1449,12 @@ pub static CONTRACTS: &[Contract] = &[
         "WdfDriverOpenParametersRegistryKey",
         Passive,
         "wdfdriver/nf-wdfdriver-wdfdriveropenparametersregistrykey"
+    )
+    .touches(Touches::Registry),
+    wdf!(
+        "WdfDriverOpenPersistentStateRegistryKey",
+        Passive,
+        "wdfdriver/nf-wdfdriver-wdfdriveropenpersistentstateregistrykey"
     )
     .touches(Touches::Registry),
     wdf!(
@@ -1523,6 +1559,11 @@ pub static CONTRACTS: &[Contract] = &[
         "WdfFileObjectGetFlags",
         Dispatch,
         "wdffileobject/nf-wdffileobject-wdffileobjectgetflags"
+    ),
+    wdf!(
+        "WdfFileObjectGetInitiatorProcessId",
+        Dispatch,
+        "wdffileobject/nf-wdffileobject-wdffileobjectgetinitiatorprocessid"
     ),
     wdf!(
         "WdfFileObjectWdmGetFileObject",
@@ -2051,6 +2092,11 @@ pub static CONTRACTS: &[Contract] = &[
         "wdfpdo/nf-wdfpdo-wdfpdoinitassignrawdevice"
     ),
     wdf!(
+        "WdfPdoInitRemovePowerDependencyOnParent",
+        Passive,
+        "wdfpdo/nf-wdfpdo-wdfpdoinitremovepowerdependencyonparent"
+    ),
+    wdf!(
         "WdfPdoInitSetDefaultLocale",
         Passive,
         "wdfpdo/nf-wdfpdo-wdfpdoinitsetdefaultlocale"
@@ -2276,6 +2322,11 @@ pub static CONTRACTS: &[Contract] = &[
         "WdfRequestGetRequestorMode",
         Dispatch,
         "wdfrequest/nf-wdfrequest-wdfrequestgetrequestormode"
+    ),
+    wdf!(
+        "WdfRequestGetRequestorProcessId",
+        Dispatch,
+        "wdfrequest/nf-wdfrequest-wdfrequestgetrequestorprocessid"
     ),
     wdf!(
         "WdfRequestGetStatus",
