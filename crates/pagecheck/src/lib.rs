@@ -19,6 +19,7 @@ pub mod pdb;
 pub mod registration;
 pub mod report;
 pub mod roots;
+pub mod rules;
 pub mod wdf;
 
 use std::path::{Path, PathBuf};
@@ -176,6 +177,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The image's sections.
     pub sections: Vec<SectionReport>,
+    /// The guide's third step: whether the power paths touch pageable data, and where.
+    pub third_step: rules::answer::ThirdStep,
     /// Whether warnings fail the check.
     #[serde(skip)]
     pub deny_warnings: bool,
@@ -375,6 +378,9 @@ pub fn analyze(
     violations.extend(findings.violations);
     violations.extend(graph.registration_checks(&roots));
     violations.extend(graph.init_discipline());
+    let facts = rules::scan::scan(image, &functions, &calls, &policy, symbols);
+    let (third, third_step) = rules::wire::run(&graph, &roots, &facts, symbols);
+    violations.extend(third);
     violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
     add_source_lines(&mut violations, symbols, options.source_root.as_deref());
     let (footprint, slack) = graph.footprint(&findings.referenced);
@@ -413,6 +419,7 @@ pub fn analyze(
             .as_ref()
             .map(|p| p.display().to_string()),
         sections: section_reports(image),
+        third_step,
     })
 }
 
