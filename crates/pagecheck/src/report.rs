@@ -106,6 +106,28 @@ fn third_step_lines(report: &Report, out: &mut String) {
             third.accesses.len() - TEXT_ACCESS_ROWS
         );
     }
+    let unseen = &third.unseen;
+    if unseen.indirect_calls > 0 || !unseen.routines_without_contract.is_empty() {
+        let mut routines: Vec<&str> = unseen
+            .routines_without_contract
+            .iter()
+            .take(TEXT_ACCESS_ROWS)
+            .map(String::as_str)
+            .collect();
+        if unseen.routines_without_contract.len() > routines.len() {
+            routines.push("...");
+        }
+        let _ = writeln!(
+            out,
+            "      not seen into: {} indirect call(s){}",
+            unseen.indirect_calls,
+            if routines.is_empty() {
+                String::new()
+            } else {
+                format!(", routines without a contract: {}", routines.join(", "))
+            }
+        );
+    }
 }
 
 /// How the text form is written.

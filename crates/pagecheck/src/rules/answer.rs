@@ -65,6 +65,18 @@ pub struct ThirdStep {
     pub power_callbacks: usize,
     /// Every access, unguarded first.
     pub accesses: Vec<PowerAccess>,
+    /// What the answer cannot see into: indirect calls on the power paths (their targets may
+    /// touch pageable data), and routines called there that the contract table does not know.
+    pub unseen: Unseen,
+}
+
+/// What the power paths do that the answer does not see into.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Unseen {
+    /// Calls and jumps through a pointer in functions the power callbacks reach.
+    pub indirect_calls: usize,
+    /// Routines they call that have no contract, sorted.
+    pub routines_without_contract: Vec<String>,
 }
 
 impl ThirdStep {
@@ -96,6 +108,8 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
     let mut seen: HashSet<u32> = HashSet::new();
     let mut accesses = Vec::new();
     let mut callbacks = 0;
+    let mut visited: HashSet<usize> = HashSet::new();
+    let mut unseen = Unseen::default();
     for index in model.power_entries() {
         let entry = &model.entries[index];
         callbacks += 1;
@@ -117,10 +131,17 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
         let callback = names.function(entry.function);
         for &f in &all.order {
             let func = &model.functions[f];
+            if visited.insert(f) {
+                unseen.indirect_calls += func.indirect;
+            }
             for call in &func.externals {
-                let Some(kind) = routine_contracts::lookup(&call.routine)
-                    .and_then(|c| kind_of(c.access(call.argument)))
-                else {
+                let Some(contract) = routine_contracts::lookup(&call.routine) else {
+                    if !unseen.routines_without_contract.contains(&call.routine) {
+                        unseen.routines_without_contract.push(call.routine.clone());
+                    }
+                    continue;
+                };
+                let Some(kind) = kind_of(contract.access(call.argument)) else {
                     continue;
                 };
                 if !model.counts(entry, f, call.site, false) || !seen.insert(call.site) {
@@ -157,7 +178,10 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
         }
     }
     accesses.sort_by_key(|a| (a.guarded, a.kind == "pool-type-unknown", a.site));
-    finish(model.nonpageable, callbacks, accesses)
+    unseen.routines_without_contract.sort();
+    let mut step = finish(model.nonpageable, callbacks, accesses);
+    step.unseen = unseen;
+    step
 }
 
 /// The verdict and its sentence.
@@ -222,6 +246,7 @@ fn finish(nonpageable: bool, power_callbacks: usize, accesses: Vec<PowerAccess>)
         nonpageable,
         power_callbacks,
         accesses,
+        unseen: Unseen::default(),
     }
 }
 
@@ -333,6 +358,26 @@ mod tests {
         let a = answer(&m, &TestNames);
         assert_eq!(a.verdict, Verdict::Unguarded);
         assert_eq!(a.accesses[0].kind, "pageable-data");
+    }
+
+    #[test]
+    fn what_the_answer_cannot_see_into_is_listed() {
+        let mut m = program(
+            vec![
+                (0x20, "memcpy", None),
+                (0x21, "WdfTimerStart", None),
+                (0x22, "memcpy", None),
+            ],
+            &[],
+        );
+        m.functions[1].indirect = 2;
+        let a = answer(&m, &TestNames);
+        assert_eq!(a.verdict, Verdict::NoPageableData);
+        assert_eq!(a.unseen.indirect_calls, 2);
+        assert_eq!(
+            a.unseen.routines_without_contract,
+            vec!["memcpy".to_owned()]
+        );
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct Func {
     pub externals: Vec<External>,
     /// Its references to pageable and discardable data.
     pub data: Vec<DataRef>,
+    /// How many calls and jumps it makes whose target the image does not tell.
+    pub indirect: usize,
 }
 
 impl Func {
@@ -113,6 +115,7 @@ impl Func {
             calls: Vec::new(),
             externals: Vec::new(),
             data: Vec::new(),
+            indirect: 0,
         }
     }
 }

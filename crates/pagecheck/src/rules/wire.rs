@@ -89,6 +89,7 @@ pub fn model(graph: &Graph<'_>, roots: &[Root], facts: &Facts) -> Model {
                 });
             }
         }
+        func.indirect = graph.calls.unresolved_of(f).len();
         if let Some(data) = facts.data.get(&f) {
             func.data.clone_from(data);
         }
