@@ -6,10 +6,11 @@
 //! into a call graph (recognising the KMDF call shape with [`wdf`]), [`roots`] resolves
 //! the resident roots, [`checks`] runs the four checks and [`report`] prints them.
 
+pub mod callgraph;
 pub mod checks;
+pub mod dataflow;
 pub mod decode;
 pub mod flow;
-pub mod frame;
 pub mod functions;
 pub mod image;
 pub mod kmdf;
@@ -20,14 +21,15 @@ pub mod registration;
 pub mod report;
 pub mod roots;
 pub mod rules;
+pub mod view;
 pub mod wdf;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::callgraph::External;
 use crate::checks::{Footprint, Level, Slack, Violation};
-use crate::decode::External;
 use crate::image::Image;
 use crate::pdb::Symbols;
 use crate::roots::{Origin, RootSpec};
@@ -335,17 +337,33 @@ pub fn analyze(
     let ctx = context(image, &functions, symbols);
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
-    let registrations =
-        registration::resolve(image, &functions, &flow.calls, &flow.unmodelled, &calls);
-    let policy = registration::Policy::read(image, &functions, &calls, &flow.locks);
+    let registrations = registration::resolve(
+        image,
+        &functions,
+        &flow.calls,
+        &flow.unmodelled,
+        &calls,
+        &flow.sets,
+    );
+    let policy = registration::Policy::read(image, &functions, &calls, &flow.locks, &flow.sets);
+    // Regions under a device's or queue's lock of a driver whose objects are all passive
+    // hold a mutex: they run at PASSIVE_LEVEL.
+    let spin_held: Vec<(usize, dataflow::Held)> = flow
+        .held
+        .iter()
+        .copied()
+        .filter(|(_, h)| {
+            !(h.acquire == "WdfObjectAcquireLock" && registrations.object_locks_passive)
+        })
+        .collect();
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
-        roots::lock_roots(&flow.held)
+        roots::lock_roots(&spin_held)
     };
-    let mut held: std::collections::HashMap<usize, Vec<decode::Held>> =
+    let mut held: std::collections::HashMap<usize, Vec<dataflow::Held>> =
         std::collections::HashMap::new();
-    for &(function, h) in &flow.held {
+    for &(function, h) in &spin_held {
         held.entry(function).or_default().push(h);
     }
     let roots = roots::collect(
@@ -373,16 +391,9 @@ pub fn analyze(
         indirect: &indirect,
     };
 
-    let mut violations = checks::section_rules(image);
     let findings = graph.reachability(&roots, options.fail_on_unresolved);
-    violations.extend(findings.violations);
-    violations.extend(graph.registration_checks(&roots));
-    violations.extend(graph.init_discipline());
-    let facts = rules::scan::scan(image, &functions, &calls, &policy, symbols);
-    let (third, third_step) = rules::wire::run(&graph, &roots, &facts, symbols);
-    violations.extend(third);
-    violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
-    add_source_lines(&mut violations, symbols, options.source_root.as_deref());
+    let (violations, third_step) =
+        all_findings(&graph, &roots, &flow, symbols, options, findings.violations);
     let (footprint, slack) = graph.footprint(&findings.referenced);
 
     let (unresolved, externals) = indirect_and_external(image, &graph, &findings.reached);
@@ -421,6 +432,27 @@ pub fn analyze(
         sections: section_reports(image),
         third_step,
     })
+}
+
+/// Every finding, errors first, each link with its source line (`reach`: the reachability
+/// check's), and the answer to the guide's third step.
+fn all_findings(
+    graph: &checks::Graph<'_>,
+    roots: &[roots::Root],
+    flow: &flow::Flow,
+    symbols: &Symbols,
+    options: &Options,
+    reach: Vec<Violation>,
+) -> (Vec<Violation>, rules::answer::ThirdStep) {
+    let mut violations = checks::section_rules(graph.image);
+    violations.extend(reach);
+    violations.extend(graph.registration_checks(roots));
+    violations.extend(graph.init_discipline());
+    let (third, third_step) = rules::wire::run(graph, roots, flow, symbols);
+    violations.extend(third);
+    violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
+    add_source_lines(&mut violations, symbols, options.source_root.as_deref());
+    (violations, third_step)
 }
 
 /// Gives every link of every finding the source line of its site (or of its function's
@@ -465,17 +497,17 @@ fn context<'a>(
     image: &'a Image,
     functions: &'a functions::Functions,
     symbols: &Symbols,
-) -> decode::Context<'a> {
+) -> view::Context<'a> {
     let wdf_tables: Vec<u32> = symbols
         .symbols
         .iter()
         .filter(|s| wdf::is_function_table(&s.raw))
         .map(|s| s.rva)
         .collect();
-    let mut ctx = decode::Context::new(image, functions, wdf_tables);
+    let mut ctx = view::Context::new(image, functions, wdf_tables);
     for s in &symbols.symbols {
-        if let Some(special @ (decode::Special::GuardDispatch | decode::Special::GuardCheck)) =
-            decode::special_of(&s.raw)
+        if let Some(special @ (view::Special::GuardDispatch | view::Special::GuardCheck)) =
+            view::special_of(&s.raw)
         {
             ctx.add_special(s.rva, special);
         }

@@ -7,7 +7,8 @@ use pagewise_roles::Role;
 use pagewise_roles::slot::Need;
 use serde::Serialize;
 
-use crate::decode::{CallGraph, External, RegArg, RegCall, Value};
+use crate::callgraph::{CallGraph, External};
+use crate::dataflow::{Budget, RegArg, RegCall, Sets, Value};
 use crate::functions::Functions;
 use crate::image::Image;
 use crate::kmdf::{self, Arg, Runs};
@@ -83,6 +84,9 @@ pub struct Unreadable {
     pub via: Vec<u32>,
     /// What could not be read: field names, or the structure argument as a whole.
     pub what: Vec<String>,
+    /// The analysis budget that ran out in the function that makes the call, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 /// Everything registration inference found.
@@ -92,6 +96,14 @@ pub struct Registrations {
     pub list: Vec<Registration>,
     /// Calls with arguments or fields that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// True when every device and queue the image creates runs at `PASSIVE_LEVEL`: then
+    /// `WdfObjectAcquireLock` takes a mutex, not a spin lock.
+    pub object_locks_passive: bool,
+    /// Functions handed to the framework where the model reads no callback (one entry per
+    /// hand-over, sorted): reported unreadable, and, like registered ones, not targets of the
+    /// driver's own indirect calls.
+    #[serde(skip)]
+    pub handed: Vec<usize>,
     /// `(function, index in list)`, sorted: a driver with thousands of registered callbacks is
     /// asked about each of them, so looking one up must not scan the list.
     #[serde(skip)]
@@ -111,6 +123,8 @@ impl Registrations {
         Registrations {
             list,
             unreadable,
+            object_locks_passive: false,
+            handed: Vec::new(),
             by_function,
         }
     }
@@ -122,6 +136,18 @@ impl Registrations {
             .iter()
             .take_while(move |&&(f, _)| f == function)
             .map(|&(_, i)| (i, &self.list[i]))
+    }
+
+    /// How many times `function` is handed to the framework: registered, or passed where the
+    /// model reads no callback.
+    #[must_use]
+    pub fn handed_over(&self, function: usize) -> usize {
+        let first = self.handed.partition_point(|&f| f < function);
+        let passed = self.handed[first..]
+            .iter()
+            .take_while(|&&f| f == function)
+            .count();
+        self.indexed_of(function).count() + passed
     }
 
     /// The registrations of `function`, in call order.
@@ -152,30 +178,80 @@ pub fn resolve(
     calls: &[RegCall],
     unmodelled: &[(u32, &'static str, u32)],
     graph: &CallGraph,
+    sets: &Sets,
 ) -> Registrations {
-    let code_function = |rva: u32| {
-        image
-            .section_of(rva)
-            .filter(|&s| image.sections[s].is_code())
-            .and_then(|_| functions.containing(rva))
-    };
-    // Queues inherit the device's execution level: when every device the image creates is
-    // passive, so are the queues that do not say otherwise.
-    let device_creates: Vec<&RegCall> = calls
+    // Devices inherit the driver's execution level, and queues the device's: when every
+    // device the image creates is passive, so are the queues that do not say otherwise.
+    let driver_passive = calls
         .iter()
-        .filter(|c| c.method.name == "WdfDeviceCreate")
-        .collect();
-    let devices_passive = !device_creates.is_empty()
-        && device_creates.iter().all(|c| {
-            c.args.iter().any(|(_, a)| {
-                matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
+        .filter(|c| c.method.name == "WdfDriverCreate")
+        .any(|c| execution_level(c) == Level::Passive);
+    let level_of_all = |method: &str, inherited: bool| {
+        let mut creates = calls.iter().filter(|c| c.method.name == method).peekable();
+        creates.peek().is_some()
+            && creates.all(|c| match execution_level(c) {
+                Level::Passive => true,
+                Level::Inherit => inherited,
+                Level::Other => false,
             })
-        });
+    };
+    let devices_passive = level_of_all("WdfDeviceCreate", driver_passive);
+    let reader = Reader {
+        image,
+        functions,
+        sets,
+    };
     let mut list = Vec::new();
     let mut unreadable = Vec::new();
     for call in calls {
         let passive = execution_level_passive(call, devices_passive);
+        let what = reader.read(call, passive, &mut list);
+        if !what.is_empty() {
+            unreadable.push(Unreadable {
+                method: call.method.name,
+                site: call.site,
+                via: call.via.clone(),
+                what,
+                budget: call.budget.map(Budget::describe),
+            });
+        }
+    }
+    unreadable.extend(unnamed_methods(graph));
+    let (passed, handed) = unmodelled_callbacks(image, functions, unmodelled);
+    unreadable.extend(passed);
+    let mut registrations = Registrations::new(list, unreadable);
+    registrations.handed = handed;
+    // `WdfObjectAcquireLock` takes a device's or a queue's lock: a mutex (PASSIVE_LEVEL, in a
+    // critical region) when the object's execution level is passive, a spin lock otherwise.
+    registrations.object_locks_passive =
+        devices_passive && level_of_all("WdfIoQueueCreate", devices_passive);
+    registrations
+}
+
+/// Reads one registration call's arguments into registrations.
+struct Reader<'a> {
+    image: &'a Image,
+    functions: &'a Functions,
+    sets: &'a Sets,
+}
+
+impl Reader<'_> {
+    /// The function whose code holds `rva`.
+    fn code_function(&self, rva: u32) -> Option<usize> {
+        self.image
+            .section_of(rva)
+            .filter(|&s| self.image.sections[s].is_code())
+            .and_then(|_| self.functions.containing(rva))
+    }
+
+    /// Adds what `call` registers to `list` (`passive`: the object it creates runs its
+    /// callbacks at `PASSIVE_LEVEL`); returns what could not be read.
+    fn read(&self, call: &RegCall, passive: bool, list: &mut Vec<Registration>) -> Vec<String> {
         let mut what = Vec::new();
+        // A WDM callback runs at the IRQL its major function's IRPs arrive at.
+        let passive_major = call.args.iter().any(|(_, a)| {
+            matches!(a, RegArg::Number(Some(major)) if kmdf::major_function_is_passive(*major))
+        });
         for &(position, kind) in call.method.args {
             let Some((_, arg)) = call.args.iter().find(|(p, _)| *p == position) else {
                 continue;
@@ -187,19 +263,27 @@ pub fn resolve(
                     format!("WDF_OBJECT_ATTRIBUTES of the {}", o.name()),
                 ),
                 Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
+                Arg::MajorFunction => continue,
             };
-            let flagged = passive_by_flag(kind, arg);
+            let passive = passive
+                || passive_by_flag(kind, arg)
+                || (matches!(kind, Arg::Callback(_)) && passive_major);
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,
+                // A field past the structure's `Size` is not part of it (an older, shorter
+                // version of the structure); an interface's routines are bounded by its own.
                 RegArg::Read {
                     size, fields: read, ..
                 } => read
                     .iter()
-                    .filter(|(offset, _)| size.is_none_or(|s| u32::from(*offset) + 8 <= s))
+                    .filter(|(offset, _)| {
+                        *offset >= kmdf::INTERFACE_FIELDS
+                            || size.is_none_or(|s| u32::from(*offset) + 8 <= s)
+                    })
                     .copied()
                     .collect(),
                 RegArg::Callback(v) => vec![(0, *v)],
-                RegArg::Param { .. } | RegArg::Unknown => {
+                RegArg::Param { .. } | RegArg::Unknown | RegArg::Number(_) => {
                     what.push(match kind {
                         Arg::Callback(f) => f.name.to_owned(),
                         _ => format!("the {structure} argument"),
@@ -208,51 +292,46 @@ pub fn resolve(
                 }
             };
             for (offset, value) in values {
-                let Some(field) = fields.iter().find(|f| f.offset == offset) else {
+                let field = if offset >= kmdf::INTERFACE_FIELDS {
+                    Some(&kmdf::INTERFACE_ROUTINE)
+                } else {
+                    fields.iter().find(|f| f.offset == offset)
+                };
+                let Some(field) = field else {
                     continue;
                 };
-                let (target, possible) = match value {
-                    Value::Const(0) => continue,
-                    Value::Address(a) => (a, false),
-                    Value::MaybeAddress(a) => (a, true),
-                    _ => {
-                        what.push(field.name.to_owned());
+                if value == Value::Const(0) {
+                    continue;
+                }
+                // One function, or one of a few that paths into the call disagree on (each
+                // then only possibly registered).
+                let targets = value.possible_addresses(self.sets);
+                if targets.is_empty() {
+                    what.push(field.name.to_owned());
+                    continue;
+                }
+                let possible = value != Value::Address(targets[0]);
+                for &target in targets {
+                    let Some(function) = self.code_function(target) else {
+                        what.push(format!("{} (points outside the code)", field.name));
                         continue;
-                    }
-                };
-                let Some(function) = code_function(target) else {
-                    what.push(format!("{} (points outside the code)", field.name));
-                    continue;
-                };
-                list.push(Registration {
-                    function,
-                    symbol: functions.list[function].name.clone(),
-                    slot: field.name,
-                    structure: structure.clone(),
-                    method: call.method.name,
-                    site: call.site,
-                    via: call.via.clone(),
-                    runs: if passive || flagged {
-                        field.passive
-                    } else {
-                        field.runs
-                    },
-                    possible,
-                });
+                    };
+                    list.push(Registration {
+                        function,
+                        symbol: self.functions.list[function].name.clone(),
+                        slot: field.name,
+                        structure: structure.clone(),
+                        method: call.method.name,
+                        site: call.site,
+                        via: call.via.clone(),
+                        runs: if passive { field.passive } else { field.runs },
+                        possible,
+                    });
+                }
             }
         }
-        if !what.is_empty() {
-            unreadable.push(Unreadable {
-                method: call.method.name,
-                site: call.site,
-                via: call.via.clone(),
-                what,
-            });
-        }
+        what
     }
-    unreadable.extend(unnamed_methods(graph));
-    unreadable.extend(unmodelled_callbacks(image, functions, unmodelled));
-    Registrations::new(list, unreadable)
 }
 
 /// Functions passed to methods that take a callback the model does not place: unreadable,
@@ -261,7 +340,7 @@ fn unmodelled_callbacks(
     image: &Image,
     functions: &Functions,
     unmodelled: &[(u32, &'static str, u32)],
-) -> Vec<Unreadable> {
+) -> (Vec<Unreadable>, Vec<usize>) {
     let mut passed: Vec<(u32, &'static str, usize)> = unmodelled
         .iter()
         .filter_map(|&(site, method, rva)| {
@@ -274,7 +353,9 @@ fn unmodelled_callbacks(
         .collect();
     passed.sort_unstable();
     passed.dedup();
-    passed
+    let mut handed: Vec<usize> = passed.iter().map(|&(_, _, f)| f).collect();
+    handed.sort_unstable();
+    let unreadable = passed
         .into_iter()
         .map(|(site, method, f)| {
             let name = &functions.list[f].name;
@@ -286,9 +367,11 @@ fn unmodelled_callbacks(
                     "`{name}` passed to a method whose callback slots pagecheck does not know; name it \
                      with --root ROLE={name}"
                 )],
+                budget: None,
             }
         })
-        .collect()
+        .collect();
+    (unreadable, handed)
 }
 
 /// Framework calls whose method has no name (the table index is computed at run time): any of
@@ -303,6 +386,7 @@ fn unnamed_methods(graph: &CallGraph) -> impl Iterator<Item = Unreadable> + '_ {
             site,
             via: Vec::new(),
             what: vec!["the method: its table index is computed at run time".to_owned()],
+            budget: None,
         })
 }
 
@@ -321,28 +405,45 @@ fn passive_by_flag(kind: Arg, arg: &RegArg) -> bool {
     }
 }
 
-/// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
-/// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
-fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
+/// The execution level an object-creating call asks for in its attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// `WdfExecutionLevelPassive`.
+    Passive,
+    /// No attributes, `WdfExecutionLevelInheritFromParent` (or the zero of an unset field).
+    Inherit,
+    /// Dispatch, or not known.
+    Other,
+}
+
+/// The execution level `call`'s attributes ask for.
+fn execution_level(call: &RegCall) -> Level {
     let Some(position) = call.method.attributes_position() else {
-        return false;
+        return Level::Other;
     };
-    let level = call
+    match call
         .args
         .iter()
         .find(|(p, _)| *p == position)
-        .map(|(_, a)| a);
-    let inherits = match level {
-        Some(RegArg::Read { level: Some(l), .. }) => {
-            if *l == kmdf::EXECUTION_LEVEL_PASSIVE {
-                return true;
-            }
-            *l <= 1
+        .map(|(_, a)| a)
+    {
+        Some(RegArg::Read { level: Some(l), .. }) if *l == kmdf::EXECUTION_LEVEL_PASSIVE => {
+            Level::Passive
         }
-        Some(RegArg::Null) => true,
-        _ => false,
-    };
-    inherits && devices_passive && call.method.name == "WdfIoQueueCreate"
+        Some(RegArg::Read { level: Some(l), .. }) if *l <= 1 => Level::Inherit,
+        Some(RegArg::Null) => Level::Inherit,
+        _ => Level::Other,
+    }
+}
+
+/// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
+/// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
+fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
+    match execution_level(call) {
+        Level::Passive => true,
+        Level::Inherit => devices_passive && call.method.name == "WdfIoQueueCreate",
+        Level::Other => false,
+    }
 }
 
 /// What makes the power paths strict: calls after which a device may be power-nonpageable,
@@ -365,6 +466,7 @@ impl Policy {
         functions: &Functions,
         graph: &CallGraph,
         locks: &[(u32, Value)],
+        sets: &Sets,
     ) -> Policy {
         let mut policy = Policy::default();
         for &(site, external) in &graph.externals {
@@ -393,11 +495,12 @@ impl Policy {
         }
         policy.unlocks.sort_unstable();
         for &(site, value) in locks {
-            if let Value::Address(rva) | Value::MaybeAddress(rva) = value
-                && let Some(section) = image.section_of(rva)
-                && image.sections[section].residency == crate::image::Residency::Pageable
-            {
-                policy.locked.push((section, site));
+            for &rva in value.possible_addresses(sets) {
+                if let Some(section) = image.section_of(rva)
+                    && image.sections[section].residency == crate::image::Residency::Pageable
+                {
+                    policy.locked.push((section, site));
+                }
             }
         }
         policy.locked.sort_unstable();

@@ -9,8 +9,9 @@ use super::answer::ThirdStep;
 use super::model::{Call, Entry, External, Func, Model, Placement, Runs};
 use super::scan::{Facts, routine_name};
 use super::{Finding, Names};
+use crate::callgraph::EdgeKind;
 use crate::checks::{Graph, Link, Violation};
-use crate::decode::EdgeKind;
+use crate::flow::Flow;
 use crate::image::Residency;
 use crate::pdb::{SymbolKind, Symbols};
 use crate::roots::{Origin, Root};
@@ -204,15 +205,23 @@ pub fn violation(graph: &Graph<'_>, finding: Finding) -> Violation {
     }
 }
 
-/// Runs the three rules and answers the third step.
+/// Runs the three rules and answers the third step, with what the dataflow pass found.
 #[must_use]
 pub fn run(
     graph: &Graph<'_>,
     roots: &[Root],
-    facts: &Facts,
+    flow: &Flow,
     symbols: &Symbols,
 ) -> (Vec<Violation>, ThirdStep) {
-    let model = model(graph, roots, facts);
+    let facts = super::scan::facts(
+        graph.image,
+        graph.functions,
+        graph.calls,
+        flow,
+        graph.policy,
+        symbols,
+    );
+    let model = model(graph, roots, &facts);
     let names = ImageNames {
         graph,
         roots,
