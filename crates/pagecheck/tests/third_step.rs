@@ -172,10 +172,8 @@ fn a_wdf_dev_state_is_np_guard_allows_the_access() {
     }
 }
 
-/// A helper returning `!WdfDevStateIsNP(..)`: clang writes `shr eax, 15; not al; and al, 1`,
-/// and the dataflow pass does not follow a `not` of the answer yet.
+/// A helper returning `!WdfDevStateIsNP(..)`: clang writes `shr eax, 15; not al; and al, 1`.
 #[test]
-#[ignore = "the dataflow pass does not follow `not` of a WdfDevStateIsNP answer (a helper returning its negation)"]
 fn a_helper_returning_the_negated_test_guards_too() {
     assert_guarded("power_registry_guard_helper");
 }

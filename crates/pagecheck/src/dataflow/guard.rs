@@ -48,7 +48,27 @@ pub fn step(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
         (Mnemonic::Test | Mnemonic::And, Value::NpBit { negated }, Some(imm)) if imm & 1 != 0 => {
             set_bit(m, reg, negated);
         }
-        (Mnemonic::Cmp, Value::NpBit { negated }, Some(0)) => set_bit(m, reg, negated),
+        (Mnemonic::Cmp, Value::NpBit { negated }, Some(0))
+        | (Mnemonic::And, Value::NpLowBit { negated }, Some(1)) => set_bit(m, reg, negated),
+        // `not` flips bit 0 and sets the others: only bit 0 still says anything.
+        (Mnemonic::Not, Value::NpBit { negated } | Value::NpLowBit { negated }, None) => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+            // `not` leaves the flags as they were.
+            m.cond = cond;
+        }
+        // `xor al, -1` (unoptimised code's `not`) or any odd mask flips bit 0; the flags it
+        // sets are those of the whole register, which say nothing.
+        (Mnemonic::Xor, Value::NpBit { negated }, Some(imm)) if imm & 1 != 0 && imm != 1 => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+        }
+        (Mnemonic::Xor, Value::NpLowBit { negated }, Some(imm)) if imm & 1 != 0 => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+        }
+        (Mnemonic::Test, Value::NpLowBit { negated }, Some(1)) => {
+            m.cond = Cond::Np {
+                nonzero_is_np: !negated,
+            };
+        }
         (Mnemonic::Xor, Value::NpBit { negated }, Some(1)) => set_bit(m, reg, !negated),
         (Mnemonic::Test, Value::NpBit { negated }, None)
             if source == Some(Value::NpBit { negated }) =>
@@ -249,6 +269,41 @@ mod tests {
         // movzx eax, cl keeps it.
         assert!(run(&mut m, &[0x0f, 0xb6, 0xc1]));
         assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+    }
+
+    #[test]
+    fn a_not_then_and_negates_the_answer() {
+        // A helper returning !WdfDevStateIsNP(state): shr eax, 15; not al; and al, 1.
+        let mut m = with(Register::EAX, Value::DevState);
+        assert!(run(&mut m, &[0xc1, 0xe8, 0x0f]));
+        assert!(run(&mut m, &[0xf6, 0xd0]));
+        assert_eq!(m.value(Register::RAX), Value::NpLowBit { negated: true });
+        // A zero test of the whole register now says nothing: bits 1-7 are set.
+        assert!(!run(&mut m, &[0x84, 0xc0]));
+        let mut m = with(Register::EAX, Value::DevState);
+        assert!(run(&mut m, &[0xc1, 0xe8, 0x0f]));
+        assert!(run(&mut m, &[0xf6, 0xd0]));
+        assert!(run(&mut m, &[0x24, 0x01]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+        // jne: taken when NOT nonpageable.
+        assert_eq!(
+            branch(m.cond, Mnemonic::Jne),
+            Some((Guard::NotNp, Guard::Np))
+        );
+        // -O0 writes the not as xor al, -1.
+        let mut m = with(Register::EAX, Value::NpBit { negated: false });
+        assert!(run(&mut m, &[0x34, 0xff]));
+        assert_eq!(m.value(Register::RAX), Value::NpLowBit { negated: true });
+        assert_eq!(m.cond, Cond::None);
+        assert!(run(&mut m, &[0x24, 0x01]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+        // test al, 1 on the bit alone decides too.
+        let mut m = with(Register::EAX, Value::NpLowBit { negated: true });
+        assert!(run(&mut m, &[0xa8, 0x01]));
+        assert_eq!(
+            branch(m.cond, Mnemonic::Je),
+            Some((Guard::Np, Guard::NotNp))
+        );
     }
 
     #[test]
