@@ -891,6 +891,86 @@ pub const NONPAGEABLE_METHODS: &[&str] = &[
     "WdfDeviceSetSpecialFileSupport",
 ];
 
+/// The table of `docs/kmdf-callbacks.md`: every KMDF 1.33 method known to take a callback,
+/// what pagecheck reads of it and with which role, and what it reports instead. Kept in the
+/// repository and checked against this module by a test, so the two cannot drift.
+#[must_use]
+pub fn callback_table() -> String {
+    use std::fmt::Write as _;
+    let role = |field: &Field| {
+        let base = match field.runs {
+            Runs::Passive => "paged",
+            Runs::PowerDown => "power-down",
+            Runs::PowerUp => "power-up",
+            Runs::Dispatch => "dispatch",
+        };
+        if field.passive == field.runs {
+            base.to_owned()
+        } else {
+            let passive = match field.passive {
+                Runs::Passive => "paged",
+                Runs::PowerDown => "power-down",
+                Runs::PowerUp => "power-up",
+                Runs::Dispatch => "dispatch",
+            };
+            format!("{base} ({passive} when passive)")
+        }
+    };
+    let mut out =
+        String::from("| method | argument | callbacks (role) | pagecheck |\n|---|---|---|---|\n");
+    for method in METHODS {
+        for &(position, arg) in method.args {
+            let (what, callbacks) = match arg {
+                Arg::Config(s) => {
+                    let mut list: Vec<String> = s
+                        .fields
+                        .iter()
+                        .map(|f| format!("`{}` {}", f.name, role(f)))
+                        .collect();
+                    if s.interface.is_some() {
+                        list.push(format!(
+                            "every routine of the `INTERFACE` {}",
+                            role(&INTERFACE_ROUTINE)
+                        ));
+                    }
+                    (format!("`{}`", s.name), list.join(", "))
+                }
+                Arg::Attributes(o) => (
+                    format!("`WDF_OBJECT_ATTRIBUTES` of the {}", o.name()),
+                    o.attribute_fields()
+                        .iter()
+                        .map(|f| format!("`{}` {}", f.name, role(f)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                Arg::Callback(f) => (
+                    "the callback".to_owned(),
+                    format!("`{}` {}", f.name, role(f)),
+                ),
+                Arg::MajorFunction => continue,
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {position}: {what} | {callbacks} | read |",
+                method.name
+            );
+        }
+    }
+    for name in UNMODELLED {
+        let _ = writeln!(
+            out,
+            "| `{name}` | any | not placed by the model | PC007 for each function passed |"
+        );
+    }
+    for name in NOT_REGISTRATIONS {
+        let _ = writeln!(
+            out,
+            "| `{name}` | any | filled by the framework, or a type lookup | not a registration |"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1066,6 +1146,26 @@ mod tests {
         assert_eq!(IO_QUEUE_CONFIG.fields[0].offset, 16);
         // WDF_INTERRUPT_CONFIG: Size, SpinLock, ShareVector + two BOOLEANs (24 bytes).
         assert_eq!(INTERRUPT_CONFIG.fields[0].offset, 24);
+    }
+
+    #[test]
+    fn the_documented_table_is_the_model() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kmdf-callbacks.md"),
+        )
+        .expect("docs/kmdf-callbacks.md");
+        let table = callback_table();
+        assert!(
+            doc.contains(&table),
+            "docs/kmdf-callbacks.md does not hold the table of src/kmdf.rs: regenerate it with \
+             `cargo test -p cargo-pagecheck --lib print_callback_table -- --ignored --nocapture`"
+        );
+    }
+
+    #[test]
+    #[ignore = "prints the table of docs/kmdf-callbacks.md"]
+    fn print_callback_table() {
+        print!("{}", callback_table());
     }
 
     #[test]

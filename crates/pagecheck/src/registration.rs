@@ -292,6 +292,7 @@ impl Reader<'_> {
                 }
             };
             for (offset, value) in values {
+                let interface_data = offset >= kmdf::INTERFACE_FIELDS + INTERFACE_HEADER_SIZE;
                 let field = if offset >= kmdf::INTERFACE_FIELDS {
                     Some(&kmdf::INTERFACE_ROUTINE)
                 } else {
@@ -307,13 +308,19 @@ impl Reader<'_> {
                 // then only possibly registered).
                 let targets = value.possible_addresses(self.sets);
                 if targets.is_empty() {
-                    what.push(field.name.to_owned());
+                    // A number after the interface's header is one of its data members.
+                    if !(interface_data && matches!(value, Value::Const(_))) {
+                        what.push(field.name.to_owned());
+                    }
                     continue;
                 }
                 let possible = value != Value::Address(targets[0]);
                 for &target in targets {
                     let Some(function) = self.code_function(target) else {
-                        what.push(format!("{} (points outside the code)", field.name));
+                        // So is a pointer to data there; in a callback field it is a mistake.
+                        if !interface_data {
+                            what.push(format!("{} (points outside the code)", field.name));
+                        }
                         continue;
                     };
                     list.push(Registration {
@@ -333,6 +340,12 @@ impl Reader<'_> {
         what
     }
 }
+
+/// Bytes of the `INTERFACE` header (`Size`, `Version`, `Context`, `InterfaceReference`,
+/// `InterfaceDereference`). What a driver's interface adds after it may be routines or data
+/// (a version, a count, a pointer to shared state): there a number or an address outside the
+/// code is a data member, not an unreadable routine.
+const INTERFACE_HEADER_SIZE: u16 = 32;
 
 /// Functions passed to methods that take a callback the model does not place: unreadable,
 /// so they are said rather than dropped.
