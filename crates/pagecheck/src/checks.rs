@@ -49,11 +49,24 @@ pub enum Rule {
     /// locks: safe only while it is locked.
     #[serde(rename = "PC009")]
     LockedSection,
+    /// PC010: code that may run at `DISPATCH_LEVEL` or above calls a routine its reference
+    /// page allows only lower ([`crate::rules::irql`]).
+    #[serde(rename = "PC010")]
+    RoutineAboveIrql,
+    /// PC011: a power callback of a driver that can be power-nonpageable reaches file,
+    /// registry or paged-pool access outside a `WdfDevStateIsNP` guard
+    /// ([`crate::rules::power_access`]).
+    #[serde(rename = "PC011")]
+    PowerPathPageableAccess,
+    /// PC012: code that must not fault uses pageable data, or code after `DriverEntry` uses
+    /// `INIT` data ([`crate::rules::pageable_data`]).
+    #[serde(rename = "PC012")]
+    PageableDataFromResident,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 12] = [
         Rule::SectionFlags,
         Rule::ResidentReachesPageable,
         Rule::ResidentRootNotResident,
@@ -63,6 +76,9 @@ impl Rule {
         Rule::UnreadableRegistration,
         Rule::SlowResume,
         Rule::LockedSection,
+        Rule::RoutineAboveIrql,
+        Rule::PowerPathPageableAccess,
+        Rule::PageableDataFromResident,
     ];
 
     /// `PC00n`.
@@ -78,6 +94,9 @@ impl Rule {
             Rule::UnreadableRegistration => "PC007",
             Rule::SlowResume => "PC008",
             Rule::LockedSection => "PC009",
+            Rule::RoutineAboveIrql => "PC010",
+            Rule::PowerPathPageableAccess => "PC011",
+            Rule::PageableDataFromResident => "PC012",
         }
     }
 
@@ -106,6 +125,12 @@ impl Rule {
             Rule::UnreadableRegistration => "unreadable-registration",
             Rule::SlowResume => "slow-resume",
             Rule::LockedSection => "locked-section",
+            Rule::RoutineAboveIrql
+            | Rule::PowerPathPageableAccess
+            | Rule::PageableDataFromResident => match crate::rules::about(self) {
+                Some((name, _, _)) => name,
+                None => "",
+            },
         }
     }
 
@@ -152,6 +177,12 @@ impl Rule {
                  MmLockPagableCodeSection: safe only while the lock is in place, so every path to it must run \
                  between the lock and the unlock."
             }
+            Rule::RoutineAboveIrql
+            | Rule::PowerPathPageableAccess
+            | Rule::PageableDataFromResident => match crate::rules::about(self) {
+                Some((_, description, _)) => description,
+                None => "",
+            },
         }
     }
 }
@@ -470,7 +501,8 @@ impl Graph<'_> {
             .map_or(Residency::Resident, |s| self.image.sections[s].residency)
     }
 
-    fn link(&self, function: usize, site: Option<u32>) -> Link {
+    /// The link of `function`, at `site` when given.
+    pub(crate) fn link(&self, function: usize, site: Option<u32>) -> Link {
         let f = &self.functions.list[function];
         Link {
             symbol: f.name.clone(),

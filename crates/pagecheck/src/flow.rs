@@ -107,11 +107,13 @@ pub fn refine_with(ctx: &Context<'_>, graph: CallGraph, limits: Limits) -> (Call
             if summaries.get(&start).unwrap_or(&Summary::default()) != &out.summary {
                 let summary = std::mem::take(&mut out.summary);
                 // Callers must be walked for what they cannot do without: a lock taken or
-                // released, a structure registered for them. Stores alone matter only to
-                // callers walked anyway.
+                // released, a structure registered for them, a power state or
+                // `WdfDevStateIsNP` answer returned for them to branch on. Stores alone matter
+                // only to callers walked anyway.
                 let compelling = !summary.forwards.is_empty()
                     || summary.acquires.is_some()
                     || summary.releases
+                    || summary.returns.is_some()
                     || summaries
                         .get(&start)
                         .is_some_and(|old| !old.forwards.is_empty() || old.acquires.is_some());

@@ -20,6 +20,7 @@ pub mod pdb;
 pub mod registration;
 pub mod report;
 pub mod roots;
+pub mod rules;
 pub mod view;
 pub mod wdf;
 
@@ -178,6 +179,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The image's sections.
     pub sections: Vec<SectionReport>,
+    /// The guide's third step: whether the power paths touch pageable data, and where.
+    pub third_step: rules::answer::ThirdStep,
     /// Whether warnings fail the check.
     #[serde(skip)]
     pub deny_warnings: bool,
@@ -388,13 +391,9 @@ pub fn analyze(
         indirect: &indirect,
     };
 
-    let mut violations = checks::section_rules(image);
     let findings = graph.reachability(&roots, options.fail_on_unresolved);
-    violations.extend(findings.violations);
-    violations.extend(graph.registration_checks(&roots));
-    violations.extend(graph.init_discipline());
-    violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
-    add_source_lines(&mut violations, symbols, options.source_root.as_deref());
+    let (violations, third_step) =
+        all_findings(&graph, &roots, &flow, symbols, options, findings.violations);
     let (footprint, slack) = graph.footprint(&findings.referenced);
 
     let (unresolved, externals) = indirect_and_external(image, &graph, &findings.reached);
@@ -431,7 +430,29 @@ pub fn analyze(
             .as_ref()
             .map(|p| p.display().to_string()),
         sections: section_reports(image),
+        third_step,
     })
+}
+
+/// Every finding, errors first, each link with its source line (`reach`: the reachability
+/// check's), and the answer to the guide's third step.
+fn all_findings(
+    graph: &checks::Graph<'_>,
+    roots: &[roots::Root],
+    flow: &flow::Flow,
+    symbols: &Symbols,
+    options: &Options,
+    reach: Vec<Violation>,
+) -> (Vec<Violation>, rules::answer::ThirdStep) {
+    let mut violations = checks::section_rules(graph.image);
+    violations.extend(reach);
+    violations.extend(graph.registration_checks(roots));
+    violations.extend(graph.init_discipline());
+    let (third, third_step) = rules::wire::run(graph, roots, flow, symbols);
+    violations.extend(third);
+    violations.sort_by_key(|v| (v.level != Level::Error, v.rule));
+    add_source_lines(&mut violations, symbols, options.source_root.as_deref());
+    (violations, third_step)
 }
 
 /// Gives every link of every finding the source line of its site (or of its function's

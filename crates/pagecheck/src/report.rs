@@ -69,6 +69,67 @@ fn roots_lines(report: &Report, out: &mut String) {
     }
 }
 
+/// How many accesses the text form lists under the third step's answer.
+pub const TEXT_ACCESS_ROWS: usize = 10;
+
+/// The guide's third step, answered: one line, then the accesses it rests on.
+fn third_step_lines(report: &Report, out: &mut String) {
+    let third = &report.third_step;
+    let _ = writeln!(
+        out,
+        "  = third step (pageable data during power transitions): {}",
+        third.answer
+    );
+    for a in third.accesses.iter().take(TEXT_ACCESS_ROWS) {
+        let what = match (&a.routine, &a.data) {
+            (Some(routine), _) => format!("`{routine}`"),
+            (None, Some(data)) => data.clone(),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "      {} {what} at {}, reached from `{}`{}",
+            a.kind,
+            a.place,
+            a.callback,
+            if a.guarded {
+                " (behind WdfDevStateIsNP)"
+            } else {
+                ""
+            }
+        );
+    }
+    if third.accesses.len() > TEXT_ACCESS_ROWS {
+        let _ = writeln!(
+            out,
+            "      ... and {} more",
+            third.accesses.len() - TEXT_ACCESS_ROWS
+        );
+    }
+    let unseen = &third.unseen;
+    if unseen.indirect_calls > 0 || !unseen.routines_without_contract.is_empty() {
+        let mut routines: Vec<&str> = unseen
+            .routines_without_contract
+            .iter()
+            .take(TEXT_ACCESS_ROWS)
+            .map(String::as_str)
+            .collect();
+        if unseen.routines_without_contract.len() > routines.len() {
+            routines.push("...");
+        }
+        let _ = writeln!(
+            out,
+            "      not seen into: {} indirect call(s){}",
+            unseen.indirect_calls,
+            if routines.is_empty() {
+                String::new()
+            } else {
+                format!(", routines without a contract: {}", routines.join(", "))
+            }
+        );
+    }
+}
+
 /// How the text form is written.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TextOptions {
@@ -183,6 +244,7 @@ pub fn text(report: &Report, options: &TextOptions) -> String {
         }
     }
     roots_lines(report, &mut out);
+    third_step_lines(report, &mut out);
     for warning in &report.warnings {
         let _ = writeln!(out, "{}: {warning}", paint(color, "1;33", "warning"));
     }
@@ -337,6 +399,12 @@ fn help_uri(rule: Rule) -> &'static str {
         | Rule::UnreadableRegistration => {
             "https://learn.microsoft.com/en-us/windows-hardware/drivers/wdf/creating-pageable-code-in-a-kmdf-driver"
         }
+        Rule::RoutineAboveIrql | Rule::PowerPathPageableAccess | Rule::PageableDataFromResident => {
+            match crate::rules::about(rule) {
+                Some((_, _, help)) => help,
+                None => "",
+            }
+        }
     }
 }
 
@@ -414,6 +482,9 @@ pub fn sarif(report: &Report) -> String {
         "tool": { "driver": driver },
         "artifacts": [{ "location": artifact(&artifacts.image.0, artifacts.image.1) }],
         "results": results,
+        // The guide's third step, answered for the image (a property bag: SARIF has no place
+        // for a verdict that is not a result).
+        "properties": { "thirdStep": &report.third_step },
     });
     if let Some(root) = &report.source_root {
         let root = root.replace('\\', "/");

@@ -371,7 +371,8 @@ fn sarif_output_has_the_fields_code_scanning_requires() {
     assert_eq!(
         ids,
         [
-            "PC001", "PC002", "PC003", "PC004", "PC005", "PC006", "PC007", "PC008", "PC009"
+            "PC001", "PC002", "PC003", "PC004", "PC005", "PC006", "PC007", "PC008", "PC009",
+            "PC010", "PC011", "PC012"
         ]
     );
     assert!(

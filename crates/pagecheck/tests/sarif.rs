@@ -115,7 +115,14 @@ fn keys_named<'v>(value: &'v Value, key: &str, out: &mut Vec<&'v Value>) {
 fn sarif_is_valid_and_every_result_is_a_source_line() {
     let schema = sarif_schema();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    for fixture in ["deep_chain", "reg_mistakes", "lock_regions"] {
+    for fixture in [
+        "deep_chain",
+        "reg_mistakes",
+        "lock_regions",
+        "power_registry_nonpageable",
+        "queue_registry_dispatch",
+        "pageable_table_paged",
+    ] {
         let image = common::c(fixture);
         let doc = sarif_of(&image.image);
         let errors: Vec<String> = validator

@@ -235,6 +235,43 @@ pub fn c(name: &str) -> Result<Image, Error> {
     )
 }
 
+/// Builds the C fixture `<name>.c` like [`c`], at the optimisation level `level` (`"-O0"`,
+/// `"-Os"`, `"-O2"`: clang takes the last `-O`, so it overrides `<name>.cflags`). The image is
+/// `<name>_<level without the dash, lower-case>.sys` (`power_pool_paged_o0.sys`), cached apart
+/// from the other levels.
+///
+/// # Errors
+/// A level other than `-O0`, `-O1`, `-O2`, `-O3`, `-Os`, `-Oz`; missing tools, unreadable
+/// sources, or a failed compile or link (with the tool's stderr).
+pub fn c_at_level(name: &str, level: &str) -> Result<Image, Error> {
+    if !["-O0", "-O1", "-O2", "-O3", "-Os", "-Oz"].contains(&level) {
+        return Err(Error {
+            message: format!("C fixture {name}: unknown optimisation level `{level}`"),
+        });
+    }
+    require_tools()?;
+    let dir = fixtures_dir().join("c");
+    let source_path = dir.join(format!("{name}.c"));
+    let source = read_text(&source_path)?;
+    let link_args = read_args(&dir.join(format!("{name}.link")))?;
+    let mut cflags = read_args(&dir.join(format!("{name}.cflags")))?;
+    cflags.push(level.to_owned());
+    let image_name = format!(
+        "{name}_{}",
+        level.trim_start_matches('-').to_ascii_lowercase()
+    );
+    build_c(
+        &image_name,
+        &[CUnit {
+            file_name: format!("{name}.c"),
+            source,
+        }],
+        &cflags,
+        &link_args,
+        Some(&dir),
+    )
+}
+
 /// Builds generated C source (one translation unit) as the driver image `<name>.sys`.
 ///
 /// # Errors

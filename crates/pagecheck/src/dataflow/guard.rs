@@ -21,6 +21,9 @@ const NP_BIT: u64 = 0x8000;
 /// Steps `instr` when it tests or transforms the answer of `WdfDevStateIsNP` (`cond`: the
 /// flags the instruction before it left); returns false, touching nothing, otherwise.
 pub fn step(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
+    if instr.op_count() == 2 && instr.op0_kind() == OpKind::Memory {
+        return spilled(m, instr);
+    }
     if instr.op_count() == 0 || instr.op0_kind() != OpKind::Register {
         return false;
     }
@@ -45,7 +48,27 @@ pub fn step(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
         (Mnemonic::Test | Mnemonic::And, Value::NpBit { negated }, Some(imm)) if imm & 1 != 0 => {
             set_bit(m, reg, negated);
         }
-        (Mnemonic::Cmp, Value::NpBit { negated }, Some(0)) => set_bit(m, reg, negated),
+        (Mnemonic::Cmp, Value::NpBit { negated }, Some(0))
+        | (Mnemonic::And, Value::NpLowBit { negated }, Some(1)) => set_bit(m, reg, negated),
+        // `not` flips bit 0 and sets the others: only bit 0 still says anything.
+        (Mnemonic::Not, Value::NpBit { negated } | Value::NpLowBit { negated }, None) => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+            // `not` leaves the flags as they were.
+            m.cond = cond;
+        }
+        // `xor al, -1` (unoptimised code's `not`) or any odd mask flips bit 0; the flags it
+        // sets are those of the whole register, which say nothing.
+        (Mnemonic::Xor, Value::NpBit { negated }, Some(imm)) if imm & 1 != 0 && imm != 1 => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+        }
+        (Mnemonic::Xor, Value::NpLowBit { negated }, Some(imm)) if imm & 1 != 0 => {
+            m.set(reg, Value::NpLowBit { negated: !negated });
+        }
+        (Mnemonic::Test, Value::NpLowBit { negated }, Some(1)) => {
+            m.cond = Cond::Np {
+                nonzero_is_np: !negated,
+            };
+        }
         (Mnemonic::Xor, Value::NpBit { negated }, Some(1)) => set_bit(m, reg, !negated),
         (Mnemonic::Test, Value::NpBit { negated }, None)
             if source == Some(Value::NpBit { negated }) =>
@@ -65,6 +88,33 @@ pub fn step(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
     true
 }
 
+/// `cmp byte ptr [rsp+x], 0` or `test byte ptr [rsp+x], 1` of an answer spilled to the frame
+/// (unoptimised code keeps every local there).
+fn spilled(m: &mut Machine, instr: &Instruction) -> bool {
+    if !is_immediate(instr.op1_kind()) {
+        return false;
+    }
+    let Some(at) = super::memory::address_of(m.address(instr)) else {
+        return false;
+    };
+    let len = instr.memory_size().size();
+    let Some(Value::NpBit { negated }) = u32::try_from(len)
+        .ok()
+        .and_then(|len| m.mem.value_at(at, len))
+    else {
+        return false;
+    };
+    match (instr.mnemonic(), instr.immediate(1)) {
+        (Mnemonic::Cmp, 0) => {}
+        (Mnemonic::Test, imm) if imm & 1 != 0 => {}
+        _ => return false,
+    }
+    m.cond = Cond::Np {
+        nonzero_is_np: !negated,
+    };
+    true
+}
+
 /// `reg` holds the answer (negated when `negated`), and the flags say whether it is zero.
 fn set_bit(m: &mut Machine, reg: iced_x86::Register, negated: bool) {
     m.set(reg, Value::NpBit { negated });
@@ -73,8 +123,44 @@ fn set_bit(m: &mut Machine, reg: iced_x86::Register, negated: bool) {
     };
 }
 
-/// `setcc reg8` on flags that hold the answer.
+/// `cmovcc reg, reg` choosing between 0 and 1 on flags that hold the answer, as unoptimised
+/// code materialises `(state & 0x8000) != 0`: `xor eax, eax; mov ecx, 1; cmp edx, 0;
+/// cmovne eax, ecx`.
+fn cmovcc(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
+    if instr.op_count() != 2 || instr.op1_kind() != OpKind::Register {
+        return false;
+    }
+    // Whether the move happens exactly when the device is nonpageable.
+    let moves_when_np = match (cond, instr.mnemonic()) {
+        (Cond::Np { nonzero_is_np }, Mnemonic::Cmovne) => nonzero_is_np,
+        (Cond::Np { nonzero_is_np }, Mnemonic::Cmove) => !nonzero_is_np,
+        (Cond::NpCarry, Mnemonic::Cmovb) => true,
+        (Cond::NpCarry, Mnemonic::Cmovae) => false,
+        _ => return false,
+    };
+    let dest = instr.op0_register();
+    // The result is nonzero exactly when the 1 is chosen.
+    let one_when_np = match (m.value(dest), m.value(instr.op1_register())) {
+        (Value::Const(0), Value::Const(1)) => moves_when_np,
+        (Value::Const(1), Value::Const(0)) => !moves_when_np,
+        _ => return false,
+    };
+    m.set(
+        dest,
+        Value::NpBit {
+            negated: !one_when_np,
+        },
+    );
+    // `cmovcc` leaves the flags as they were.
+    m.cond = cond;
+    true
+}
+
+/// `setcc reg8` on flags that hold the answer (or `cmovcc` between 0 and 1).
 fn setcc(m: &mut Machine, instr: &Instruction, cond: Cond) -> bool {
+    if cmovcc(m, instr, cond) {
+        return true;
+    }
     let negated = match (cond, instr.mnemonic()) {
         (Cond::Np { nonzero_is_np }, Mnemonic::Setne) => !nonzero_is_np,
         (Cond::Np { nonzero_is_np }, Mnemonic::Sete) => nonzero_is_np,
@@ -183,6 +269,74 @@ mod tests {
         // movzx eax, cl keeps it.
         assert!(run(&mut m, &[0x0f, 0xb6, 0xc1]));
         assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+    }
+
+    #[test]
+    fn a_not_then_and_negates_the_answer() {
+        // A helper returning !WdfDevStateIsNP(state): shr eax, 15; not al; and al, 1.
+        let mut m = with(Register::EAX, Value::DevState);
+        assert!(run(&mut m, &[0xc1, 0xe8, 0x0f]));
+        assert!(run(&mut m, &[0xf6, 0xd0]));
+        assert_eq!(m.value(Register::RAX), Value::NpLowBit { negated: true });
+        // A zero test of the whole register now says nothing: bits 1-7 are set.
+        assert!(!run(&mut m, &[0x84, 0xc0]));
+        let mut m = with(Register::EAX, Value::DevState);
+        assert!(run(&mut m, &[0xc1, 0xe8, 0x0f]));
+        assert!(run(&mut m, &[0xf6, 0xd0]));
+        assert!(run(&mut m, &[0x24, 0x01]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+        // jne: taken when NOT nonpageable.
+        assert_eq!(
+            branch(m.cond, Mnemonic::Jne),
+            Some((Guard::NotNp, Guard::Np))
+        );
+        // -O0 writes the not as xor al, -1.
+        let mut m = with(Register::EAX, Value::NpBit { negated: false });
+        assert!(run(&mut m, &[0x34, 0xff]));
+        assert_eq!(m.value(Register::RAX), Value::NpLowBit { negated: true });
+        assert_eq!(m.cond, Cond::None);
+        assert!(run(&mut m, &[0x24, 0x01]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+        // test al, 1 on the bit alone decides too.
+        let mut m = with(Register::EAX, Value::NpLowBit { negated: true });
+        assert!(run(&mut m, &[0xa8, 0x01]));
+        assert_eq!(
+            branch(m.cond, Mnemonic::Je),
+            Some((Guard::Np, Guard::NotNp))
+        );
+    }
+
+    #[test]
+    fn an_unoptimised_materialised_answer_splits_the_paths() {
+        // -O0: and edx, 0x8000; xor eax, eax; mov ecx, 1; cmp edx, 0; cmovne eax, ecx;
+        // cmp al, 0; jne: taken when nonpageable.
+        let mut m = with(Register::EDX, Value::DevState);
+        assert!(run(&mut m, &[0x81, 0xe2, 0x00, 0x80, 0x00, 0x00]));
+        m.set(Register::EAX, Value::Const(0));
+        m.set(Register::ECX, Value::Const(1));
+        assert!(run(&mut m, &[0x83, 0xfa, 0x00]));
+        assert!(run(&mut m, &[0x0f, 0x45, 0xc1]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: false });
+        assert!(run(&mut m, &[0x3c, 0x00]));
+        assert_eq!(
+            branch(m.cond, Mnemonic::Jne),
+            Some((Guard::Np, Guard::NotNp))
+        );
+        // cmove picks the 1 where the bit is clear: the negation.
+        let mut m = with(Register::EDX, Value::DevState);
+        assert!(run(&mut m, &[0x81, 0xe2, 0x00, 0x80, 0x00, 0x00]));
+        m.set(Register::EAX, Value::Const(0));
+        m.set(Register::ECX, Value::Const(1));
+        assert!(run(&mut m, &[0x83, 0xfa, 0x00]));
+        assert!(run(&mut m, &[0x0f, 0x44, 0xc1]));
+        assert_eq!(m.value(Register::RAX), Value::NpBit { negated: true });
+        // Between values other than 0 and 1 it says nothing.
+        let mut m = with(Register::EDX, Value::DevState);
+        assert!(run(&mut m, &[0x81, 0xe2, 0x00, 0x80, 0x00, 0x00]));
+        m.set(Register::EAX, Value::Const(0));
+        m.set(Register::ECX, Value::Const(7));
+        assert!(run(&mut m, &[0x83, 0xfa, 0x00]));
+        assert!(!run(&mut m, &[0x0f, 0x45, 0xc1]));
     }
 
     #[test]

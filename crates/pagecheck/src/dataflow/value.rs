@@ -64,6 +64,12 @@ pub enum Value {
         /// Nonzero when the device is *not* in a nonpageable state.
         negated: bool,
     },
+    /// Such an answer in bit 0 only, the other bits unknown: what `not` leaves of an
+    /// [`Value::NpBit`] (`not al; and al, 1` is how clang negates it).
+    NpLowBit {
+        /// Bit 0 is set when the device is *not* in a nonpageable state.
+        negated: bool,
+    },
     /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
     WdfTable,
     /// A slot of that table (`None`: the index is in a register).
