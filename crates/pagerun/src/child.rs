@@ -6,6 +6,7 @@ use std::path::Path;
 
 use pagecheck::image::Image;
 
+use crate::gate::Gates;
 use crate::host::{self, Arena, Host};
 use crate::machine::{self, PASSIVE_LEVEL, TRAP_SLOT};
 use crate::{framework, kernel, loader, record, scenario};
@@ -36,12 +37,23 @@ pub struct Plan {
     pub cpu_seconds: u64,
 }
 
-struct Binder;
+/// Binds kernel imports to their implementations through a gate each (the loader's own
+/// `WdfVersionBind` is not a routine with a contract and is bound directly).
+struct Binder<'a> {
+    gates: &'a mut Gates,
+}
 
-impl loader::Binder for Binder {
+impl loader::Binder for Binder<'_> {
     fn resolve(&mut self, dll: &str, name: &str) -> Option<usize> {
         match dll.to_ascii_lowercase().as_str() {
-            "ntoskrnl.exe" | "hal.dll" => kernel::resolve(name),
+            "ntoskrnl.exe" | "hal.dll" => {
+                let implementation = kernel::resolve(name)?;
+                Some(
+                    self.gates
+                        .wrap(name, implementation)
+                        .unwrap_or(implementation),
+                )
+            }
             "wdfldr.sys" => framework::resolve_loader(name),
             _ => None,
         }
@@ -72,7 +84,7 @@ pub fn run(image_path: &Path, plan: &Plan) -> i32 {
     match setup_and_run(image_path, plan) {
         Ok(()) => 0,
         Err(e) => {
-            record!("stop load 0x0 0 0 {e}");
+            record!("stop load 0x0 0 0 0 {e}");
             machine::EXIT_STOPPED
         }
     }
@@ -97,30 +109,28 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         next_callback: 0,
         nonpaged: Arena::new(256 << 20)?,
         paged: Arena::new(256 << 20)?,
-        contracts: crate::contracts::table(),
         keep: Vec::new(),
         init_pointer: 0,
         driver_object: 0,
         globals: 0,
     });
-    record!(
-        "info contracts {}",
-        if host::with(|h| h.contracts.available()) {
-            "available"
-        } else {
-            "unavailable"
-        }
-    );
-
     let slots = framework::TABLE_ENTRIES + image.imports.len();
     let trap_base = host::map_traps(slots)?;
-    let (table, implemented) = framework::build_table(trap_base);
+    let mut gates = Gates::new(slots)?;
+    let (table, implemented) = framework::build_table(trap_base, &mut gates);
     record!(
         "info framework_methods {implemented} of {}",
         framework::TABLE_ENTRIES
     );
-    let (loaded, import_traps) =
-        loader::load(&image, &mut Binder, trap_base, framework::TABLE_ENTRIES)?;
+    let (loaded, import_traps) = loader::load(
+        &image,
+        &mut Binder { gates: &mut gates },
+        trap_base,
+        framework::TABLE_ENTRIES,
+    )?;
+    let (gated, with_contract) = gates.counts();
+    record!("info contracts {with_contract} of {gated} routines the driver can call");
+    gates.finish();
     let mut names = framework::table_names();
     names.resize(slots, String::new());
     for (index, name) in &import_traps {

@@ -12,8 +12,8 @@
 use pagecheck::kmdf;
 
 use crate::host::{
-    self, ContextBlock, Device, DeviceInit, Kind, Major, Queue, Timer, check_call, read, status,
-    violation, with, write,
+    self, ContextBlock, Device, DeviceInit, Kind, Major, Queue, Timer, read, status, violation,
+    with, write,
 };
 use crate::machine::{self, DISPATCH_LEVEL, PASSIVE_LEVEL};
 
@@ -143,7 +143,6 @@ extern "win64" fn driver_create(
     config: u64,
     out: u64,
 ) -> i32 {
-    check_call("WdfDriverCreate", 0, false);
     if config == 0 {
         violation(
             "parameter",
@@ -195,7 +194,6 @@ fn record_info(key: &str, value: &str) {
 // ---- device init -----------------------------------------------------------------------------
 
 fn init_call(method: &'static str) {
-    check_call(method, 0, false);
     with(|h| h.init.calls.push(method));
 }
 
@@ -258,7 +256,6 @@ extern "win64" fn init_free(_globals: u64, _init: u64) {
 }
 
 extern "win64" fn control_device_init_allocate(_globals: u64, _driver: u64, _sddl: u64) -> u64 {
-    check_call("WdfControlDeviceInitAllocate", 0, false);
     with(|h| {
         h.init = DeviceInit::default();
         if h.init_pointer == 0 {
@@ -268,14 +265,11 @@ extern "win64" fn control_device_init_allocate(_globals: u64, _driver: u64, _sdd
     })
 }
 
-extern "win64" fn control_finish_initializing(_globals: u64, _device: u64) {
-    check_call("WdfControlFinishInitializing", 0, false);
-}
+extern "win64" fn control_finish_initializing(_globals: u64, _device: u64) {}
 
 // ---- device ----------------------------------------------------------------------------------
 
 extern "win64" fn device_create(_globals: u64, init: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfDeviceCreate", 0, false);
     if init == 0 || out == 0 {
         violation("parameter", 0, "WdfDeviceCreate with a null argument");
         return status::INVALID_PARAMETER;
@@ -326,13 +320,11 @@ fn device_of(method: &str, handle: u64) -> bool {
 }
 
 extern "win64" fn device_ok(_globals: u64, device: u64, _a: u64, _b: u64) -> i32 {
-    check_call("WdfDevice (method without effect on the model)", 0, false);
     device_of("WdfDevice method", device);
     status::SUCCESS
 }
 
 extern "win64" fn device_void(_globals: u64, device: u64, _a: u64) {
-    check_call("WdfDevice (method without effect on the model)", 0, false);
     device_of("WdfDevice method", device);
 }
 
@@ -342,7 +334,6 @@ extern "win64" fn device_set_special_file_support(
     file_type: u32,
     supported: u8,
 ) {
-    check_call("WdfDeviceSetSpecialFileSupport", 0, false);
     if device_of("WdfDeviceSetSpecialFileSupport", device) {
         with(|h| {
             if let Some(d) = h.device.as_mut() {
@@ -357,13 +348,11 @@ extern "win64" fn device_set_special_file_support(
 }
 
 extern "win64" fn device_get_power_state(_globals: u64, device: u64) -> u32 {
-    check_call("WdfDeviceGetDevicePowerState", 0, false);
     device_of("WdfDeviceGetDevicePowerState", device);
     with(|h| h.device.as_ref().map_or(0, |d| d.power_state))
 }
 
 extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, _settings: u64) -> i32 {
-    check_call("WdfDeviceAssignS0IdleSettings", 0, false);
     if device_of("WdfDeviceAssignS0IdleSettings", device) {
         with(|h| {
             if let Some(d) = h.device.as_mut() {
@@ -375,7 +364,6 @@ extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, _settings: u
 }
 
 extern "win64" fn device_stop_idle(_globals: u64, device: u64, _wait: u8) -> i32 {
-    check_call("WdfDeviceStopIdle", 0, false);
     if device_of("WdfDeviceStopIdle", device) {
         with(|h| {
             if let Some(d) = h.device.as_mut() {
@@ -387,7 +375,6 @@ extern "win64" fn device_stop_idle(_globals: u64, device: u64, _wait: u8) -> i32
 }
 
 extern "win64" fn device_resume_idle(_globals: u64, device: u64) {
-    check_call("WdfDeviceResumeIdle", 0, false);
     if device_of("WdfDeviceResumeIdle", device) {
         let underflow = with(|h| {
             h.device.as_mut().is_some_and(|d| {
@@ -406,7 +393,6 @@ extern "win64" fn device_resume_idle(_globals: u64, device: u64) {
 }
 
 extern "win64" fn device_get_default_queue(_globals: u64, device: u64) -> u64 {
-    check_call("WdfDeviceGetDefaultQueue", 0, false);
     device_of("WdfDeviceGetDefaultQueue", device);
     with(|h| {
         h.objects
@@ -431,7 +417,6 @@ extern "win64" fn object_get_parent(_globals: u64, handle: u64) -> u64 {
 // ---- registry --------------------------------------------------------------------------------
 
 fn open_key(out: u64, method: &'static str) -> i32 {
-    check_call(method, 0, false);
     if out == 0 {
         violation(
             "parameter",
@@ -504,7 +489,6 @@ fn key_of(method: &str, key: u64) -> bool {
 }
 
 extern "win64" fn registry_query_ulong(_globals: u64, key: u64, name: u64, value: u64) -> i32 {
-    check_call("WdfRegistryQueryULong", 0, false);
     if !key_of("WdfRegistryQueryULong", key) || value == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -527,7 +511,6 @@ extern "win64" fn registry_query_ulong(_globals: u64, key: u64, name: u64, value
 }
 
 extern "win64" fn registry_assign_ulong(_globals: u64, key: u64, name: u64, value: u32) -> i32 {
-    check_call("WdfRegistryAssignULong", 0, false);
     if !key_of("WdfRegistryAssignULong", key) {
         return status::INVALID_PARAMETER;
     }
@@ -544,7 +527,6 @@ extern "win64" fn registry_assign_ulong(_globals: u64, key: u64, name: u64, valu
 }
 
 extern "win64" fn registry_close(_globals: u64, key: u64) {
-    check_call("WdfRegistryClose", 0, false);
     if key_of("WdfRegistryClose", key) {
         with(|h| {
             if let Some(o) = h.object(key) {
@@ -563,7 +545,6 @@ extern "win64" fn io_queue_create(
     attrs: u64,
     out: u64,
 ) -> i32 {
-    check_call("WdfIoQueueCreate", 0, false);
     if !device_of("WdfIoQueueCreate", device) || config == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -611,7 +592,6 @@ extern "win64" fn io_queue_get_device(_globals: u64, queue: u64) -> u64 {
 }
 
 extern "win64" fn io_queue_start(_globals: u64, queue: u64) {
-    check_call("WdfIoQueueStart", 0, false);
     let ok = with(|h| h.queue(queue).map(|q| q.started = true).is_some());
     if !ok {
         bad_handle("WdfIoQueueStart", queue);
@@ -619,7 +599,6 @@ extern "win64" fn io_queue_start(_globals: u64, queue: u64) {
 }
 
 extern "win64" fn io_queue_stop(_globals: u64, queue: u64, _callback: u64, _context: u64) {
-    check_call("WdfIoQueueStop", 0, false);
     let ok = with(|h| h.queue(queue).map(|q| q.started = false).is_some());
     if !ok {
         bad_handle("WdfIoQueueStop", queue);
@@ -627,7 +606,6 @@ extern "win64" fn io_queue_stop(_globals: u64, queue: u64, _callback: u64, _cont
 }
 
 extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out: u64) -> i32 {
-    check_call("WdfIoQueueRetrieveNextRequest", 0, false);
     let next = with(|h| {
         let q = h.queue(queue)?;
         let r = q.waiting.pop_front();
@@ -656,7 +634,6 @@ extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out:
 
 /// Completes a request once; a second completion, or one of a stale handle, is a violation.
 pub fn complete(request: u64, result: i32, information: Option<u64>, method: &str) {
-    check_call(method, 0, false);
     let outcome = with(|h| {
         let r = h.request(request)?;
         r.completions += 1;
@@ -730,7 +707,6 @@ fn retrieve(request: u64, minimum: u64, buffer: u64, length: u64, output: bool) 
     } else {
         "WdfRequestRetrieveInputBuffer"
     };
-    check_call(method, 0, false);
     let found = with(|h| {
         h.request(request).map(|r| {
             let len = if output {
@@ -812,17 +788,14 @@ fn memory_for(request: u64, output: bool, out: u64) -> i32 {
 }
 
 extern "win64" fn request_retrieve_input_memory(_globals: u64, request: u64, out: u64) -> i32 {
-    check_call("WdfRequestRetrieveInputMemory", 0, false);
     memory_for(request, false, out)
 }
 
 extern "win64" fn request_retrieve_output_memory(_globals: u64, request: u64, out: u64) -> i32 {
-    check_call("WdfRequestRetrieveOutputMemory", 0, false);
     memory_for(request, true, out)
 }
 
 extern "win64" fn request_get_parameters(_globals: u64, request: u64, parameters: u64) {
-    check_call("WdfRequestGetParameters", 0, false);
     let found = with(|h| {
         h.request(request)
             .map(|r| (r.major, r.code, r.input_length, r.output_length))
@@ -859,7 +832,6 @@ extern "win64" fn request_get_parameters(_globals: u64, request: u64, parameters
 }
 
 extern "win64" fn request_mark_cancelable(_globals: u64, request: u64, cancel: u64) {
-    check_call("WdfRequestMarkCancelable", 0, false);
     let ok = with(|h| h.request(request).map(|r| r.cancel = cancel).is_some());
     if !ok {
         bad_handle("WdfRequestMarkCancelable", request);
@@ -872,7 +844,6 @@ extern "win64" fn request_mark_cancelable_ex(_globals: u64, request: u64, cancel
 }
 
 extern "win64" fn request_unmark_cancelable(_globals: u64, request: u64) -> i32 {
-    check_call("WdfRequestUnmarkCancelable", 0, false);
     let ok = with(|h| h.request(request).map(|r| r.cancel = 0).is_some());
     if ok {
         status::SUCCESS
@@ -895,7 +866,6 @@ extern "win64" fn request_get_status(_globals: u64, request: u64) -> i32 {
 }
 
 extern "win64" fn request_stop_acknowledge(_globals: u64, request: u64, _requeue: u8) {
-    check_call("WdfRequestStopAcknowledge", 0, false);
     let ok = with(|h| h.request(request).map(|r| r.acknowledged = true).is_some());
     if !ok {
         bad_handle("WdfRequestStopAcknowledge", request);
@@ -903,7 +873,6 @@ extern "win64" fn request_stop_acknowledge(_globals: u64, request: u64, _requeue
 }
 
 extern "win64" fn request_forward_to_io_queue(_globals: u64, request: u64, queue: u64) -> i32 {
-    check_call("WdfRequestForwardToIoQueue", 0, false);
     let ok = with(|h| {
         let from = h.request(request)?.queue;
         h.queue(queue)?;
@@ -936,7 +905,6 @@ extern "win64" fn memory_create(
     buffer: u64,
 ) -> i32 {
     let paged = pool_type & 1 != 0;
-    check_call("WdfMemoryCreate", 0, paged);
     let address = host::pool_alloc(paged, size);
     if address == 0 {
         return status::INSUFFICIENT_RESOURCES;
@@ -1053,7 +1021,6 @@ extern "win64" fn object_get_typed_context(_globals: u64, handle: u64, type_info
 }
 
 extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfObjectAllocateContext", 0, false);
     let a = attributes(attrs);
     if a.type_info == 0 {
         return status::INVALID_PARAMETER;
@@ -1086,7 +1053,6 @@ extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64
 }
 
 extern "win64" fn object_delete(_globals: u64, handle: u64) {
-    check_call("WdfObjectDelete", 0, false);
     delete_tree(handle);
 }
 
@@ -1143,7 +1109,6 @@ extern "win64" fn object_noop(_globals: u64, _handle: u64, _tag: u64, _line: u64
 // ---- locks -----------------------------------------------------------------------------------
 
 extern "win64" fn spin_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfSpinLockCreate", 0, false);
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
     let lock = create_object(
         Kind::SpinLock {
@@ -1161,7 +1126,6 @@ extern "win64" fn spin_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
 }
 
 extern "win64" fn spin_lock_acquire(_globals: u64, lock: u64) {
-    check_call("WdfSpinLockAcquire", 0, false);
     let old = machine::irql();
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::SpinLock { held, saved } => {
@@ -1186,7 +1150,6 @@ extern "win64" fn spin_lock_acquire(_globals: u64, lock: u64) {
 }
 
 extern "win64" fn spin_lock_release(_globals: u64, lock: u64) {
-    check_call("WdfSpinLockRelease", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::SpinLock { held, saved } => {
             let was = *held;
@@ -1206,7 +1169,6 @@ extern "win64" fn spin_lock_release(_globals: u64, lock: u64) {
 }
 
 extern "win64" fn wait_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfWaitLockCreate", 0, false);
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
     let lock = create_object(Kind::WaitLock { held: false }, parent, attrs);
     if out != 0 {
@@ -1217,7 +1179,6 @@ extern "win64" fn wait_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
 }
 
 extern "win64" fn wait_lock_acquire(_globals: u64, lock: u64, timeout: u64) -> i32 {
-    check_call("WdfWaitLockAcquire", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::WaitLock { held } => {
             let was = *held;
@@ -1242,7 +1203,6 @@ extern "win64" fn wait_lock_acquire(_globals: u64, lock: u64, timeout: u64) -> i
 }
 
 extern "win64" fn wait_lock_release(_globals: u64, lock: u64) {
-    check_call("WdfWaitLockRelease", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::WaitLock { held } => {
             let was = *held;
@@ -1261,7 +1221,6 @@ extern "win64" fn wait_lock_release(_globals: u64, lock: u64) {
 // ---- timers, work items, DPCs ------------------------------------------------------------------
 
 extern "win64" fn timer_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfTimerCreate", 0, false);
     if config == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -1296,7 +1255,6 @@ extern "win64" fn timer_create(_globals: u64, config: u64, attrs: u64, out: u64)
 }
 
 extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
-    check_call("WdfTimerStart", 0, false);
     let was = with(|h| {
         let now = h.clock;
         match &mut h.object(timer)?.kind {
@@ -1325,7 +1283,6 @@ extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
 }
 
 extern "win64" fn timer_stop(_globals: u64, timer: u64, _wait: u8) -> u8 {
-    check_call("WdfTimerStop", 0, false);
     let was = with(|h| match &mut h.object(timer)?.kind {
         Kind::Timer(t) => Some(t.due.take().is_some()),
         _ => None,
@@ -1337,7 +1294,6 @@ extern "win64" fn timer_stop(_globals: u64, timer: u64, _wait: u8) -> u8 {
 }
 
 extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfWorkItemCreate", 0, false);
     let function = fields(config, &kmdf::WORKITEM_CONFIG)
         .first()
         .map_or(0, |&(_, f)| f);
@@ -1358,7 +1314,6 @@ extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: 
 }
 
 extern "win64" fn dpc_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfDpcCreate", 0, false);
     let function = fields(config, &kmdf::DPC_CONFIG)
         .first()
         .map_or(0, |&(_, f)| f);
@@ -1379,7 +1334,6 @@ extern "win64" fn dpc_create(_globals: u64, config: u64, attrs: u64, out: u64) -
 }
 
 fn enqueue(handle: u64, method: &str) -> u8 {
-    check_call(method, 0, false);
     let newly = with(|h| {
         let newly = match &mut h.object(handle)?.kind {
             Kind::WorkItem { queued, .. } | Kind::Dpc { queued, .. } => {
@@ -1412,7 +1366,6 @@ extern "win64" fn dpc_enqueue(_globals: u64, dpc: u64) -> u8 {
 }
 
 extern "win64" fn work_item_flush(_globals: u64, _item: u64) {
-    check_call("WdfWorkItemFlush", 0, false);
     crate::clock::run_pending();
 }
 
@@ -1596,17 +1549,18 @@ pub fn method(name: &str) -> Option<usize> {
     })
 }
 
-/// Builds the function table: implemented methods, and for the others the trap slot
+/// Builds the function table: implemented methods (each through its gate), and for the others
+/// the trap slot
 /// `trap_base + index * TRAP_SLOT` (slots 0..458 are the table's). Returns its address and the
 /// number of implemented entries.
-pub fn build_table(trap_base: usize) -> (u64, usize) {
+pub fn build_table(trap_base: usize, gates: &mut crate::gate::Gates) -> (u64, usize) {
     let mut implemented = 0;
     let entries: Vec<u64> = (0..TABLE_ENTRIES)
         .map(|i| {
             let name = pagecheck::wdf::function_name(i as u64).unwrap_or("?");
             if let Some(f) = method(name) {
                 implemented += 1;
-                f as u64
+                gates.wrap(name, f).unwrap_or(f) as u64
             } else {
                 (trap_base + i * crate::machine::TRAP_SLOT) as u64
             }

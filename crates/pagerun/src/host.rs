@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::contracts::{Contracts, PageableData};
 use crate::machine::{self, RegionKind, TRAP_SLOT};
 use crate::record;
 
@@ -341,8 +340,6 @@ pub struct Host {
     pub nonpaged: Arena,
     /// Paged pool (a trimmed region).
     pub paged: Arena,
-    /// Routine contracts.
-    pub contracts: Box<dyn Contracts>,
     /// Memory the host hands out that must stay put (buffers, contexts, structures).
     pub keep: Vec<Box<[u64]>>,
     /// The address of the `WDFDEVICE_INIT` structure given to `EvtDriverDeviceAdd`.
@@ -453,78 +450,47 @@ pub unsafe fn write<T: Copy>(address: u64, value: T) {
     unsafe { std::ptr::write_unaligned(address as *mut T, value) }
 }
 
-/// A violation found by the host, charged to the callback now running.
+/// Where a finding is charged: `at` when given, else the driver's call of the kernel or
+/// framework routine now running (see [`machine::call_site`]), else nothing (0: the parent
+/// then names the callback).
+fn place(at: u64) -> u64 {
+    if at == 0 { machine::call_site() } else { at }
+}
+
+/// A violation found by the host, charged to the callback now running and to `at` (0: the
+/// driver's call of the routine now running).
 pub fn violation(kind: &str, at: u64, text: &str) {
     record!(
-        "v {kind} {at:#x} {} {} {text}",
+        "v {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
 }
 
 /// An event worth reporting that is not a violation.
 pub fn event(kind: &str, at: u64, text: &str) {
     record!(
-        "event {kind} {at:#x} {} {} {text}",
+        "event {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
 }
 
 /// Ends the scenario: the driver did something the host cannot go on from.
 pub fn stop(kind: &str, at: u64, text: &str) -> ! {
     record!(
-        "stop {kind} {at:#x} {} {} {text}",
+        "stop {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
     // SAFETY: ends the child process; the parent reads the records written so far.
     unsafe { libc::_exit(machine::EXIT_STOPPED) }
-}
-
-/// Checks a kernel or framework routine's contract at the moment the driver calls it: the
-/// IRQL it allows, and pageable data while the paging disk is off. `paged_pool` says whether
-/// this call allocates paged pool (a fact of its arguments).
-pub fn check_call(routine: &str, caller: u64, paged_pool: bool) {
-    let (max, data) = with(|h| {
-        (
-            h.contracts.max_irql(routine),
-            h.contracts.pageable_data(routine),
-        )
-    });
-    let irql = machine::irql();
-    if let Some(max) = max
-        && irql > max
-    {
-        violation(
-            "irql",
-            caller,
-            &format!(
-                "{routine} called at IRQL {} ({}); its contract allows at most {} ({})",
-                irql,
-                irql_name(irql),
-                max,
-                irql_name(max)
-            ),
-        );
-    }
-    if machine::disk_off() {
-        let touches = match data {
-            Some(PageableData::PagedPool) => paged_pool,
-            Some(_) => true,
-            None => false,
-        };
-        if touches {
-            violation(
-                "paging",
-                caller,
-                &format!(
-                    "{routine} touches {} while the paging disk is off (the device is power-nonpageable and in a system power transition)",
-                    data.map_or("pageable data", PageableData::describe)
-                ),
-            );
-        }
-    }
 }
 
 /// The conventional name of an IRQL.
@@ -556,6 +522,8 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
     let outer_callback = machine::callback();
     let outer_irql = machine::irql();
     let outer_locks = machine::spin_locks();
+    let outer_site = machine::call_site();
+    machine::set_call_site(0);
     machine::set_callback(id);
     machine::set_irql(irql);
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
@@ -591,6 +559,7 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
     }
     machine::set_irql(outer_irql);
     machine::set_callback(outer_callback);
+    machine::set_call_site(outer_site);
     result
 }
 

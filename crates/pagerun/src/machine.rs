@@ -96,6 +96,9 @@ static STEP_BUDGET: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The scenario step and the callback (its id in the record stream) now running.
 static STEP: AtomicU32 = AtomicU32::new(0);
 static CALLBACK: AtomicU32 = AtomicU32::new(0);
+/// An address inside the driver's call instruction of the kernel or framework routine now
+/// running (0 between routines).
+static CALL_SITE: AtomicU64 = AtomicU64::new(0);
 
 /// Trap pages: `[base, base + len)`, one 16-byte slot per unimplemented routine.
 static TRAP_BASE: AtomicUsize = AtomicUsize::new(0);
@@ -275,6 +278,18 @@ pub fn set_callback(id: u32) {
 #[must_use]
 pub fn callback() -> u32 {
     CALLBACK.load(R)
+}
+
+/// Records the call site of the routine the driver just called (see [`call_site`]).
+pub fn set_call_site(address: u64) {
+    CALL_SITE.store(address, R);
+}
+
+/// An address inside the driver's call of the kernel or framework routine now running, or 0
+/// when the host is not inside such a routine.
+#[must_use]
+pub fn call_site() -> u64 {
+    CALL_SITE.load(R)
 }
 
 /// Single-steps allowed before the scenario is stopped.
@@ -673,6 +688,8 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             .text(" ")
             .dec(u64::from(callback()))
             .text(" ")
+            .dec(u64::from(irql()))
+            .text(" ")
             .text(name)
             .text("\n");
         stop(&line);
@@ -740,6 +757,8 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         .text(" ")
         .dec(u64::from(callback()))
         .text(" ")
+        .dec(u64::from(irql()))
+        .text(" ")
         .text(what);
     if what.starts_with("__fastfail") {
         line.hex(ctx.get(libc::REG_RCX));
@@ -765,6 +784,8 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
                 .dec(u64::from(step()))
                 .text(" ")
                 .dec(u64::from(callback()))
+                .text(" ")
+                .dec(u64::from(irql()))
                 .text(" single-step budget of ")
                 .dec(STEP_BUDGET.load(R))
                 .text(" faulting instructions exceeded\n");
@@ -781,6 +802,8 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" int3 (a breakpoint or assertion in the driver)\n");
     line.write();
 }
@@ -794,6 +817,8 @@ extern "C" fn on_ill(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" invalid instruction (ud2: an abort or unreachable code)\n");
     stop(&line);
 }
@@ -807,6 +832,8 @@ extern "C" fn on_budget(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" CPU time budget exceeded (a loop that does not end?)\n");
     stop(&line);
 }

@@ -59,17 +59,6 @@ pub fn text(report: &Report) -> String {
             }
         );
     }
-    let contracts = report
-        .scenarios
-        .first()
-        .and_then(|s| s.info.get("contracts"))
-        .is_some_and(|c| c == "available");
-    if !contracts {
-        let _ = writeln!(
-            out,
-            "\nnote: no routine contract table in this build: the IRQL and paging-disk-off checks of kernel and framework calls were not made"
-        );
-    }
     let _ = write!(
         out,
         "\n{} scenario(s), {} violation(s)",

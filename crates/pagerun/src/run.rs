@@ -340,6 +340,9 @@ fn collect(
     let mut done = false;
     let mut stop = None;
     let mut found: Vec<Violation> = Vec::new();
+    // The same violation again: same kind, function, section, callback and step, and (except
+    // for an instruction fetch, which faults at every instruction of a paged function) the
+    // same instruction, so that two calls that break a contract stay two violations.
     let push = |v: Violation, found: &mut Vec<Violation>| {
         if let Some(same) = found.iter_mut().find(|x| {
             x.kind == v.kind
@@ -347,6 +350,7 @@ fn collect(
                 && x.section == v.section
                 && x.callback == v.callback
                 && x.step == v.step
+                && (v.kind == "fetch" || x.rva == v.rva)
         }) {
             same.count += 1;
         } else {
@@ -448,6 +452,7 @@ fn collect(
                 rip,
                 step,
                 callback,
+                irql,
                 text,
             } => {
                 let (callback_name, callback_address) =
@@ -463,7 +468,7 @@ fn collect(
                     },
                     section: names.section(rva),
                     source: names.source(rva),
-                    irql: None,
+                    irql: Some(irql),
                     callback: callback_name,
                     scenario: scenario.to_owned(),
                     step,

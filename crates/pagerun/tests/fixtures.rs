@@ -304,3 +304,134 @@ fn sarif_has_one_result_per_violation() {
             .is_some()
     );
 }
+
+/// `(kind, symbol, callback, scenario)` of every violation, with the message, sorted.
+fn violations_with_messages(report: &Value) -> Vec<(String, String, String, String, String)> {
+    let mut out: Vec<_> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            (
+                s("kind"),
+                s("symbol"),
+                s("callback"),
+                s("scenario"),
+                s("message"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn registry_write_in_d0_exit_is_a_violation_only_while_the_paging_disk_may_be_off() {
+    let (code, report) = run(
+        "run_driver_registry_d0_exit",
+        &["--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    // Open, assign and close of the hardware key, each in the sleep and the hibernate
+    // power-down; the D3Final power-downs of removal and stop keep the disk on.
+    assert_eq!(found.len(), 6, "{report:#}");
+    for scenario in ["hibernate", "sleep"] {
+        for routine in [
+            "WdfDeviceOpenRegistryKey",
+            "WdfRegistryAssignULong",
+            "WdfRegistryClose",
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(kind, symbol, callback, s, message)| kind == "paging"
+                        && symbol == "SaveResumeCount"
+                        && callback == "EvtDeviceD0Exit"
+                        && s == scenario
+                        && message.starts_with(&format!("{routine} touches the registry"))),
+                "{routine} in {scenario}: {found:#?}"
+            );
+        }
+    }
+    // Each is charged to the call instruction, with its source line, at PASSIVE_LEVEL.
+    for v in report["violations"].as_array().expect("violations") {
+        assert_eq!(v["irql"], 0, "{v:#}");
+        assert!(
+            v["source"]["file"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("run_driver.inc"),
+            "{v:#}"
+        );
+    }
+    let lines: std::collections::BTreeSet<u64> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["source"]["line"].as_u64())
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per call: {lines:?}");
+    assert_eq!(code, 1);
+
+    // Power-pageable, the paging disk stays on during the transition: allowed.
+    let (code, report) = run(
+        "run_driver_registry_d0_exit",
+        &["--registry", "PowerNotPageable=0"],
+    );
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn registry_write_under_the_wdf_dev_state_is_np_guard_is_clean() {
+    for registry in ["PowerNotPageable=0", "PowerNotPageable=1"] {
+        let (code, report) = run("run_driver_registry_guarded", &["--registry", registry]);
+        all_completed(&report);
+        assert_eq!(violations(&report), vec![], "{registry}: {report:#}");
+        assert_eq!(code, 0, "{registry}");
+    }
+}
+
+#[test]
+fn passive_only_routine_called_from_a_dispatch_queue_callback_is_an_irql_violation() {
+    let (code, report) = run("run_driver_irql_call", &[]);
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    // The io scenario's requests reach EvtIoDeviceControl at DISPATCH_LEVEL: opening and
+    // closing the key there are two violations (each counted once per request).
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for (routine, (kind, symbol, callback, scenario, message)) in
+        ["WdfDeviceOpenRegistryKey", "WdfRegistryClose"]
+            .iter()
+            .zip(&found)
+    {
+        assert_eq!(
+            (
+                kind.as_str(),
+                symbol.as_str(),
+                callback.as_str(),
+                scenario.as_str()
+            ),
+            ("irql", "EvtIoDeviceControl", "EvtIoDeviceControl", "io")
+        );
+        assert!(
+            message.starts_with(&format!(
+                "{routine} called at IRQL 2 (DISPATCH_LEVEL); its reference page allows at most PASSIVE_LEVEL"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains("https://learn.microsoft.com/"),
+            "{message}"
+        );
+    }
+    assert!(
+        report["violations"][0]["count"].as_u64() > Some(1),
+        "{report:#}"
+    );
+    assert_eq!(report["violations"][0]["irql"], 2);
+    assert_eq!(code, 1);
+}
