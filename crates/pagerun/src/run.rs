@@ -271,15 +271,13 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
             command.arg(format!("{k}={v}"));
         }
         let started = Instant::now();
-        let (output, timed_out, exit) =
-            run_child(command, Duration::from_secs(options.timeout_seconds))?;
+        let child = run_child(command, Duration::from_secs(options.timeout_seconds))?;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         collect(
             &names,
             &scenario,
-            &output,
-            timed_out.then_some(options.timeout_seconds),
-            exit,
+            &child,
+            child.timed_out.then_some(options.timeout_seconds),
             millis,
             &mut report,
         );
@@ -287,22 +285,39 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-fn run_child(
-    mut command: Command,
-    timeout: Duration,
-) -> Result<(String, bool, Option<i32>), Error> {
+/// What a scenario process left behind.
+struct ChildOutput {
+    /// Its record stream.
+    records: String,
+    /// Its standard error (the host's own panic message, if it had one), at most 64 KiB.
+    stderr: String,
+    /// Killed at the wall-clock budget.
+    timed_out: bool,
+    /// Exit status (`None`: ended by a signal).
+    exit: Option<i32>,
+}
+
+fn run_child(mut command: Command, timeout: Duration) -> Result<ChildOutput, Error> {
     command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdin(Stdio::null());
     let mut child = command
         .spawn()
         .map_err(|e| Error::new(format!("cannot start the scenario process: {e}")))?;
     let mut stdout = child.stdout.take().ok_or_else(|| Error::new("no pipe"))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| Error::new("no pipe"))?;
     let reader = std::thread::spawn(move || {
         let mut text = Vec::new();
         // The budgets bound what a child can write: at most one record per step and fault.
         let _ = (&mut stdout).take(64 << 20).read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let error_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut text);
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         String::from_utf8_lossy(&text).into_owned()
     });
     let deadline = Instant::now() + timeout;
@@ -319,16 +334,54 @@ fn run_child(
             Err(_) => break None,
         }
     };
-    let output = reader.join().unwrap_or_default();
-    Ok((output, timed_out, status.and_then(|s| s.code())))
+    Ok(ChildOutput {
+        records: reader.join().unwrap_or_default(),
+        stderr: error_reader.join().unwrap_or_default(),
+        timed_out,
+        exit: status.and_then(|s| s.code()),
+    })
+}
+
+/// One line saying why a scenario process ended without finishing: its exit status and, when
+/// the host itself panicked, the panic's place and message from its standard error (else the
+/// last line it wrote there).
+#[must_use]
+pub fn incomplete_reason(exit: Option<i32>, stderr: &str) -> String {
+    let status = exit.map_or_else(|| "none: killed by a signal".to_owned(), |c| c.to_string());
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let detail = if let Some(at) = lines.iter().position(|l| l.contains("panicked at")) {
+        // `thread 'main' (123) panicked at src/x.rs:1:2:` then the message on the next line
+        // (older toolchains put the message after a comma on the same line).
+        let place = lines[at]
+            .split_once("panicked at ")
+            .map_or(lines[at], |(_, p)| p)
+            .trim_end_matches(':');
+        let message = lines
+            .get(at + 1)
+            .filter(|l| !l.starts_with("note:") && !l.starts_with("stack backtrace"))
+            .copied()
+            .unwrap_or("");
+        format!(": the host panicked at {place}: {message}")
+    } else if let Some(last) = lines.last() {
+        format!(": {last}")
+    } else {
+        String::new()
+    };
+    let mut reason =
+        format!("the scenario process ended without finishing (exit status {status}){detail}");
+    reason.retain(|c| !c.is_control());
+    reason
 }
 
 fn collect(
     names: &Names<'_>,
     scenario: &str,
-    output: &str,
+    child: &ChildOutput,
     timed_out: Option<u64>,
-    exit: Option<i32>,
     millis: u64,
     report: &mut Report,
 ) {
@@ -357,7 +410,7 @@ fn collect(
             found.push(v);
         }
     };
-    for line in output.lines() {
+    for line in child.records.lines() {
         let Some(record) = protocol::parse(line) else {
             continue;
         };
@@ -531,10 +584,7 @@ fn collect(
     } else if stop.is_some() {
         "stopped"
     } else {
-        stop = Some(format!(
-            "the scenario process ended without finishing (exit status {})",
-            exit.map_or_else(|| "none: killed by a signal".to_owned(), |c| c.to_string())
-        ));
+        stop = Some(incomplete_reason(child.exit, &child.stderr));
         "incomplete"
     };
     report.scenarios.push(ScenarioReport {
@@ -547,4 +597,34 @@ fn collect(
         millis,
     });
     report.violations.extend(found);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incomplete_reason;
+
+    #[test]
+    fn a_host_panic_is_one_line_with_its_place_and_message() {
+        let stderr = "\nthread 'main' (4242) panicked at crates/pagerun/src/host.rs:321:42:\n\
+                      host installed\nnote: run with `RUST_BACKTRACE=1` environment variable to \
+                      display a backtrace\n";
+        assert_eq!(
+            incomplete_reason(Some(101), stderr),
+            "the scenario process ended without finishing (exit status 101): the host panicked \
+             at crates/pagerun/src/host.rs:321:42: host installed"
+        );
+    }
+
+    #[test]
+    fn other_endings_name_the_status_and_the_last_line() {
+        assert_eq!(
+            incomplete_reason(None, ""),
+            "the scenario process ended without finishing (exit status none: killed by a signal)"
+        );
+        assert_eq!(
+            incomplete_reason(Some(134), "memory allocation of 8 bytes failed\n"),
+            "the scenario process ended without finishing (exit status 134): memory allocation \
+             of 8 bytes failed"
+        );
+    }
 }
