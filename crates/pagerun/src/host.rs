@@ -136,6 +136,8 @@ pub struct Object {
     pub destroy: u64,
     /// `ExecutionLevel` resolved to passive.
     pub passive: bool,
+    /// Its `EvtDestroyCallback` is running: only its contexts may still be used.
+    pub destroying: bool,
     /// Deleted (the handle is stale).
     pub deleted: bool,
 }
@@ -191,6 +193,8 @@ pub struct Request {
     pub information: u64,
     /// Cancel routine while cancelable.
     pub cancel: u64,
+    /// Cancelled (its cancel routine was called).
+    pub canceled: bool,
     /// Queue it came from.
     pub queue: u64,
     /// `WdfRequestStopAcknowledge` was called.
@@ -210,6 +214,19 @@ pub struct Timer {
     pub due: Option<u64>,
 }
 
+/// What `WDF_OBJECT_ATTRIBUTES` asks of objects the framework creates itself (requests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ObjectTemplate {
+    /// `EvtCleanupCallback`.
+    pub cleanup: u64,
+    /// `EvtDestroyCallback`.
+    pub destroy: u64,
+    /// The context type's key (0: no context).
+    pub unique: u64,
+    /// Context bytes.
+    pub size: u64,
+}
+
 /// The settings `WDFDEVICE_INIT` collects before `WdfDeviceCreate`.
 #[derive(Debug, Default, Clone)]
 pub struct DeviceInit {
@@ -222,6 +239,12 @@ pub struct DeviceInit {
     /// `Some(true)` after `SetPowerPageable`, `Some(false)` after `SetPowerNotPageable` or
     /// `SetPowerInrush`.
     pub power_pageable: Option<bool>,
+    /// `WdfDeviceInitSetRequestAttributes`: what every request of the device gets.
+    pub request_attributes: Option<ObjectTemplate>,
+    /// `EvtIoInCallerContext` (`WdfDeviceInitSetIoInCallerContextCallback`).
+    pub io_in_caller_context: u64,
+    /// `EvtDeviceShutdownNotification` of a control device, and its flags.
+    pub shutdown_notification: (u64, u8),
     /// Methods called on the init structure, for the report.
     pub calls: Vec<&'static str>,
 }
@@ -247,6 +270,13 @@ pub struct Device {
     pub stop_idle: i64,
     /// The device power state KMDF reports (`WDF_DEVICE_POWER_STATE`), with `WdfDevStateNP`.
     pub power_state: u32,
+    /// `WdfDeviceConfigureRequestDispatching`: `(WDF_REQUEST_TYPE, queue)`.
+    pub dispatching: Vec<(u32, u64)>,
+    /// `WdfDeviceAssignS0IdleSettings` said the device can wake itself from S0 idle (the
+    /// framework then arms it before idling).
+    pub idle_wake: bool,
+    /// `WdfDeviceAssignSxWakeSettings` with wake from Sx enabled (armed before system sleep).
+    pub sx_wake: bool,
 }
 
 impl Device {
@@ -391,6 +421,7 @@ impl Host {
             cleanup: 0,
             destroy: 0,
             passive: false,
+            destroying: false,
             deleted: false,
         });
         HANDLE_BASE + 16 * (self.objects.len() as u64 - 1)
@@ -398,6 +429,12 @@ impl Host {
 
     /// The live object of `handle`.
     pub fn object(&mut self, handle: u64) -> Option<&mut Object> {
+        self.object_or_destroying(handle).filter(|o| !o.destroying)
+    }
+
+    /// The object of `handle`, live or inside its `EvtDestroyCallback` (whose contexts KMDF
+    /// frees only after the callback returns).
+    pub fn object_or_destroying(&mut self, handle: u64) -> Option<&mut Object> {
         let index = usize::try_from(handle.checked_sub(HANDLE_BASE)? / 16).ok()?;
         if !handle.is_multiple_of(16) {
             return None;

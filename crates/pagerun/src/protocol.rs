@@ -106,6 +106,14 @@ impl RawLine {
     }
 }
 
+/// Formatting into the line (for `Debug` names of decoded instructions), without allocating.
+impl std::fmt::Write for RawLine {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text(s);
+        Ok(())
+    }
+}
+
 fn write_all(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writes initialised bytes to fd 1; write(2) is async-signal-safe.

@@ -12,8 +12,8 @@
 use pagecheck::kmdf;
 
 use crate::host::{
-    self, ContextBlock, Device, DeviceInit, Kind, Major, Queue, Timer, read, status, violation,
-    with, write,
+    self, ContextBlock, Device, DeviceInit, Kind, Major, ObjectTemplate, Queue, Request, Timer,
+    read, status, violation, with, write,
 };
 use crate::machine::{self, DISPATCH_LEVEL, PASSIVE_LEVEL};
 
@@ -255,6 +255,143 @@ extern "win64" fn init_free(_globals: u64, _init: u64) {
     init_call("WdfDeviceInitFree");
 }
 
+extern "win64" fn init_set_request_attributes(_globals: u64, _init: u64, attrs: u64) {
+    init_call("WdfDeviceInitSetRequestAttributes");
+    let a = attributes(attrs);
+    let (unique, size) = if a.type_info == 0 {
+        (0, 0)
+    } else {
+        // SAFETY: the type info's ContextSize at 16.
+        let size = unsafe { read::<u64>(a.type_info + 16) };
+        (unique_of(a.type_info), size.max(a.context_size))
+    };
+    with(|h| {
+        h.init.request_attributes = Some(ObjectTemplate {
+            cleanup: a.cleanup,
+            destroy: a.destroy,
+            unique,
+            size,
+        });
+    });
+}
+
+extern "win64" fn init_set_io_in_caller_context(_globals: u64, _init: u64, callback: u64) {
+    init_call("WdfDeviceInitSetIoInCallerContextCallback");
+    with(|h| h.init.io_in_caller_context = callback);
+}
+
+extern "win64" fn control_init_set_shutdown_notification(
+    _globals: u64,
+    _init: u64,
+    notification: u64,
+    flags: u8,
+) {
+    init_call("WdfControlDeviceInitSetShutdownNotification");
+    with(|h| h.init.shutdown_notification = (notification, flags));
+}
+
+/// A request the framework creates for the device, with the context and callbacks of the
+/// device's request attributes; `queue` is its parent until it is presented.
+pub fn create_request(request: Request, queue: u64) -> u64 {
+    with(|h| {
+        let template = h
+            .device
+            .as_ref()
+            .and_then(|d| d.init.request_attributes)
+            .unwrap_or_default();
+        let handle = h.create(Kind::Request(Box::new(request)), queue);
+        let memory = (template.unique != 0).then(|| h.keep_zeroed(template.size as usize));
+        if let Some(o) = h.object(handle) {
+            o.cleanup = template.cleanup;
+            o.destroy = template.destroy;
+            if let Some(memory) = memory {
+                o.contexts.push(ContextBlock {
+                    unique: template.unique,
+                    memory,
+                });
+            }
+        }
+        handle
+    })
+}
+
+/// `WDF_REQUEST_TYPE` of a request type (the IRP major function code).
+#[must_use]
+pub const fn request_type(major: Major) -> u32 {
+    match major {
+        Major::Read => 3,
+        Major::Write => 4,
+        Major::DeviceControl => 0x0E,
+    }
+}
+
+/// The queue a new request of `major` goes to: the one `WdfDeviceConfigureRequestDispatching`
+/// named for its type, else the default queue.
+#[must_use]
+pub fn queue_for(major: Major) -> Option<u64> {
+    with(|h| {
+        let configured = h.device.as_ref().and_then(|d| {
+            d.dispatching
+                .iter()
+                .find(|(t, _)| *t == request_type(major))
+                .map(|&(_, q)| q)
+        });
+        configured.filter(|&q| h.queue(q).is_some()).or_else(|| {
+            h.objects
+                .iter()
+                .position(|o| !o.deleted && matches!(&o.kind, Kind::Queue(q) if q.default))
+                .map(|i| host::HANDLE_BASE + 16 * i as u64)
+        })
+    })
+}
+
+extern "win64" fn device_configure_request_dispatching(
+    _globals: u64,
+    device: u64,
+    queue: u64,
+    request_type: u32,
+) -> i32 {
+    if !device_of("WdfDeviceConfigureRequestDispatching", device) {
+        return status::INVALID_PARAMETER;
+    }
+    let ok = with(|h| {
+        h.queue(queue)?;
+        let d = h.device.as_mut()?;
+        d.dispatching.retain(|(t, _)| *t != request_type);
+        d.dispatching.push((request_type, queue));
+        Some(())
+    });
+    if ok.is_none() {
+        bad_handle("WdfDeviceConfigureRequestDispatching", queue);
+        return status::INVALID_PARAMETER;
+    }
+    status::SUCCESS
+}
+
+/// `WdfDeviceEnqueueRequest`: from `EvtIoInCallerContext`, hands the request to the queue its
+/// type is dispatched to (the scenario presents it once the callback returns).
+extern "win64" fn device_enqueue_request(_globals: u64, device: u64, request: u64) -> i32 {
+    if !device_of("WdfDeviceEnqueueRequest", device) {
+        return status::INVALID_PARAMETER;
+    }
+    let Some(major) = with(|h| h.request(request).map(|r| r.major)) else {
+        bad_handle("WdfDeviceEnqueueRequest", request);
+        return status::INVALID_PARAMETER;
+    };
+    let Some(queue) = queue_for(major) else {
+        return status::INVALID_DEVICE_REQUEST;
+    };
+    with(|h| {
+        if let Some(r) = h.request(request) {
+            r.queue = queue;
+        }
+        if let Some(q) = h.queue(queue) {
+            q.waiting.push_back(request);
+        }
+    });
+    status::SUCCESS
+}
+
 extern "win64" fn control_device_init_allocate(_globals: u64, _driver: u64, _sddl: u64) -> u64 {
     with(|h| {
         h.init = DeviceInit::default();
@@ -352,14 +489,74 @@ extern "win64" fn device_get_power_state(_globals: u64, device: u64) -> u32 {
     with(|h| h.device.as_ref().map_or(0, |d| d.power_state))
 }
 
-extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, _settings: u64) -> i32 {
-    if device_of("WdfDeviceAssignS0IdleSettings", device) {
-        with(|h| {
-            if let Some(d) = h.device.as_mut() {
-                d.s0_idle = true;
-            }
-        });
+/// `IdleCanWakeFromS0` and `IdleUsbSelectiveSuspend` of `WDF_POWER_POLICY_S0_IDLE_CAPABILITIES`.
+const IDLE_CAN_WAKE_FROM_S0: u32 = 2;
+const IDLE_USB_SELECTIVE_SUSPEND: u32 = 3;
+/// `WdfFalse` of `WDF_TRI_STATE`.
+const WDF_FALSE: u32 = 0;
+
+extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, settings: u64) -> i32 {
+    if !device_of("WdfDeviceAssignS0IdleSettings", device) {
+        return status::INVALID_PARAMETER;
     }
+    if settings == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAssignS0IdleSettings without settings",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    // SAFETY: WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS: Size 0, IdleCaps 4, DxState 8,
+    // IdleTimeout 12, UserControlOfIdleSettings 16, Enabled 20.
+    let (size, caps, enabled) = unsafe {
+        (
+            read::<u32>(settings),
+            read::<u32>(settings + 4),
+            read::<u32>(settings + 20),
+        )
+    };
+    if !(1..=3).contains(&caps) {
+        violation(
+            "parameter",
+            0,
+            &format!(
+                "WdfDeviceAssignS0IdleSettings with IdleCaps {caps}, not a WDF_POWER_POLICY_S0_IDLE_CAPABILITIES value"
+            ),
+        );
+        return status::INVALID_PARAMETER;
+    }
+    let enabled = size < 24 || enabled != WDF_FALSE;
+    with(|h| {
+        if let Some(d) = h.device.as_mut() {
+            d.s0_idle = enabled;
+            d.idle_wake =
+                enabled && matches!(caps, IDLE_CAN_WAKE_FROM_S0 | IDLE_USB_SELECTIVE_SUSPEND);
+        }
+    });
+    status::SUCCESS
+}
+
+extern "win64" fn device_assign_sx_wake(_globals: u64, device: u64, settings: u64) -> i32 {
+    if !device_of("WdfDeviceAssignSxWakeSettings", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if settings == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAssignSxWakeSettings without settings",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    // SAFETY: WDF_DEVICE_POWER_POLICY_WAKE_SETTINGS: Size 0, DxState 4,
+    // UserControlOfWakeSettings 8, Enabled 12.
+    let (size, enabled) = unsafe { (read::<u32>(settings), read::<u32>(settings + 12)) };
+    with(|h| {
+        if let Some(d) = h.device.as_mut() {
+            d.sx_wake = size < 16 || enabled != WDF_FALSE;
+        }
+    });
     status::SUCCESS
 }
 
@@ -593,16 +790,219 @@ extern "win64" fn io_queue_get_device(_globals: u64, queue: u64) -> u64 {
 
 extern "win64" fn io_queue_start(_globals: u64, queue: u64) {
     let ok = with(|h| h.queue(queue).map(|q| q.started = true).is_some());
-    if !ok {
+    if ok {
+        // Requests that waited while the queue was stopped are presented now.
+        crate::scenario::dispatch(queue);
+    } else {
         bad_handle("WdfIoQueueStart", queue);
     }
 }
 
-extern "win64" fn io_queue_stop(_globals: u64, queue: u64, _callback: u64, _context: u64) {
-    let ok = with(|h| h.queue(queue).map(|q| q.started = false).is_some());
-    if !ok {
-        bad_handle("WdfIoQueueStop", queue);
+/// How much virtual time a synchronous wait for the driver's requests may take before the host
+/// calls it a wait that never ends.
+pub const REQUEST_WAIT_MS: u64 = 120_000;
+
+/// True while `queue` has a request the driver owns that is neither completed nor (when
+/// `acknowledged_is_enough`) acknowledged with `WdfRequestStopAcknowledge`.
+fn owned_outstanding(queue: u64, acknowledged_is_enough: bool) -> bool {
+    with(|h| {
+        let owned = h.queue(queue).map(|q| q.owned.clone()).unwrap_or_default();
+        owned.iter().any(|&r| {
+            h.request(r)
+                .is_some_and(|r| r.completions == 0 && !(acknowledged_is_enough && r.acknowledged))
+        })
+    })
+}
+
+/// Waits, in virtual time, for the requests the driver owns on `queue` (see
+/// [`owned_outstanding`]); the milliseconds it took, or `None` when they never finish.
+pub fn wait_for_owned(queue: u64, acknowledged_is_enough: bool) -> Option<u64> {
+    crate::clock::pass_until(REQUEST_WAIT_MS, || {
+        !owned_outstanding(queue, acknowledged_is_enough)
+    })
+}
+
+/// Waiting requests of `queue` are cancelled by the framework (completed with
+/// `STATUS_CANCELLED`, through `EvtIoCanceledOnQueue` when the queue has one).
+fn cancel_waiting(queue: u64) {
+    let (waiting, canceled_on_queue) = with(|h| {
+        h.queue(queue).map_or((Vec::new(), 0), |q| {
+            (q.waiting.drain(..).collect::<Vec<u64>>(), q.callbacks[7])
+        })
+    });
+    let irql = queue_irql(queue);
+    for request in waiting {
+        if canceled_on_queue == 0 {
+            with(|h| {
+                if let Some(r) = h.request(request) {
+                    r.completions = 1;
+                    r.status = status::CANCELLED;
+                }
+            });
+        } else {
+            with(|h| {
+                if let Some(q) = h.queue(queue) {
+                    q.owned.push(request);
+                }
+            });
+            host::invoke(
+                "EvtIoCanceledOnQueue",
+                canceled_on_queue,
+                irql,
+                &[queue, request],
+            );
+        }
     }
+}
+
+/// The driver-owned requests of `queue` that are cancelable get their `EvtRequestCancel`.
+fn cancel_owned(queue: u64) {
+    let cancelable: Vec<(u64, u64)> = with(|h| {
+        let owned = h.queue(queue).map(|q| q.owned.clone()).unwrap_or_default();
+        owned
+            .into_iter()
+            .filter_map(|r| {
+                let cancel = h.request(r)?.cancel;
+                (cancel != 0).then_some((r, cancel))
+            })
+            .collect()
+    });
+    for (request, cancel) in cancelable {
+        with(|h| {
+            if let Some(r) = h.request(request) {
+                r.cancel = 0;
+                r.canceled = true;
+            }
+        });
+        host::invoke("EvtRequestCancel", cancel, DISPATCH_LEVEL, &[request]);
+    }
+}
+
+/// The IRQL a queue's request callbacks run at: `PASSIVE_LEVEL` only for a passive queue.
+#[must_use]
+pub fn queue_irql(queue: u64) -> u8 {
+    if with(|h| h.object(queue).is_some_and(|o| o.passive)) {
+        PASSIVE_LEVEL
+    } else {
+        DISPATCH_LEVEL
+    }
+}
+
+/// What a stop, purge or drain does to a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Halt {
+    /// Stop presenting requests; waiting ones stay.
+    Stop,
+    /// Stop, cancel waiting requests and the driver's cancelable ones.
+    Purge,
+    /// Accept no new request, but present the waiting ones.
+    Drain,
+}
+
+fn halt(method: &str, queue: u64, how: Halt, synchronous: bool, callback: u64, context: u64) {
+    let ok = with(|h| {
+        h.queue(queue)
+            .map(|q| q.started = how == Halt::Drain && q.started)
+            .is_some()
+    });
+    if !ok {
+        bad_handle(method, queue);
+        return;
+    }
+    match how {
+        Halt::Stop => {}
+        Halt::Purge => {
+            cancel_waiting(queue);
+            cancel_owned(queue);
+        }
+        Halt::Drain => crate::scenario::dispatch(queue),
+    }
+    if synchronous || callback != 0 {
+        let waiting_too = how == Halt::Drain;
+        let finished = crate::clock::pass_until(REQUEST_WAIT_MS, || {
+            let waiting =
+                waiting_too && with(|h| h.queue(queue).is_some_and(|q| !q.waiting.is_empty()));
+            !(waiting || owned_outstanding(queue, false))
+        });
+        if finished.is_none() {
+            host::stop(
+                "hang",
+                0,
+                &format!(
+                    "{method} waits for requests the driver owns, and none of them is completed within {} s of virtual time",
+                    REQUEST_WAIT_MS / 1000
+                ),
+            );
+        }
+    }
+    if callback != 0 {
+        // EvtIoQueueState(Queue, Context), at up to DISPATCH_LEVEL.
+        host::invoke(
+            "EvtIoQueueState",
+            callback,
+            DISPATCH_LEVEL,
+            &[queue, context],
+        );
+    }
+}
+
+extern "win64" fn io_queue_stop(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueueStop",
+        queue,
+        Halt::Stop,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_stop_synchronously(_globals: u64, queue: u64) {
+    halt("WdfIoQueueStopSynchronously", queue, Halt::Stop, true, 0, 0);
+}
+
+extern "win64" fn io_queue_purge(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueuePurge",
+        queue,
+        Halt::Purge,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_purge_synchronously(_globals: u64, queue: u64) {
+    halt(
+        "WdfIoQueuePurgeSynchronously",
+        queue,
+        Halt::Purge,
+        true,
+        0,
+        0,
+    );
+}
+
+extern "win64" fn io_queue_drain(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueueDrain",
+        queue,
+        Halt::Drain,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_drain_synchronously(_globals: u64, queue: u64) {
+    halt(
+        "WdfIoQueueDrainSynchronously",
+        queue,
+        Halt::Drain,
+        true,
+        0,
+        0,
+    );
 }
 
 extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out: u64) -> i32 {
@@ -844,17 +1244,25 @@ extern "win64" fn request_mark_cancelable_ex(_globals: u64, request: u64, cancel
 }
 
 extern "win64" fn request_unmark_cancelable(_globals: u64, request: u64) -> i32 {
-    let ok = with(|h| h.request(request).map(|r| r.cancel = 0).is_some());
-    if ok {
-        status::SUCCESS
-    } else {
-        bad_handle("WdfRequestUnmarkCancelable", request);
-        status::INVALID_PARAMETER
+    let was = with(|h| {
+        h.request(request).map(|r| {
+            r.cancel = 0;
+            r.canceled
+        })
+    });
+    match was {
+        // Its cancel routine has run (or is about to): the driver must not complete it here.
+        Some(true) => status::CANCELLED,
+        Some(false) => status::SUCCESS,
+        None => {
+            bad_handle("WdfRequestUnmarkCancelable", request);
+            status::INVALID_PARAMETER
+        }
     }
 }
 
-extern "win64" fn request_is_canceled(_globals: u64, _request: u64) -> u8 {
-    0
+extern "win64" fn request_is_canceled(_globals: u64, request: u64) -> u8 {
+    u8::from(with(|h| h.request(request).is_some_and(|r| r.canceled)))
 }
 
 extern "win64" fn request_get_io_queue(_globals: u64, request: u64) -> u64 {
@@ -1004,7 +1412,7 @@ extern "win64" fn memory_copy_from_buffer(
 extern "win64" fn object_get_typed_context(_globals: u64, handle: u64, type_info: u64) -> u64 {
     let unique = unique_of(type_info);
     let found = with(|h| {
-        h.object(handle).map(|o| {
+        h.object_or_destroying(handle).map(|o| {
             o.contexts
                 .iter()
                 .find(|c| c.unique == unique)
@@ -1093,7 +1501,7 @@ pub fn delete_tree(handle: u64) {
     );
     with(|h| {
         if let Some(o) = h.object(handle) {
-            o.deleted = true;
+            o.destroying = true;
         }
     });
     host::invoke(
@@ -1102,6 +1510,11 @@ pub fn delete_tree(handle: u64) {
         irql,
         &[handle],
     );
+    with(|h| {
+        if let Some(o) = h.object_or_destroying(handle) {
+            o.deleted = true;
+        }
+    });
 }
 
 extern "win64" fn object_noop(_globals: u64, _handle: u64, _tag: u64, _line: u64, _file: u64) {}
@@ -1449,10 +1862,19 @@ pub fn method(name: &str) -> Option<usize> {
         | "WdfDeviceInitSetExclusive"
         | "WdfDeviceInitSetDeviceType"
         | "WdfDeviceInitSetCharacteristics"
-        | "WdfDeviceInitSetRequestAttributes"
         | "WdfDeviceInitSetIoTypeEx"
-        | "WdfDeviceInitSetPowerPolicyOwnership"
-        | "WdfDeviceInitSetIoInCallerContextCallback" => init_ignored as *const () as usize,
+        | "WdfDeviceInitSetPowerPolicyOwnership" => init_ignored as *const () as usize,
+        "WdfDeviceInitSetRequestAttributes" => init_set_request_attributes as *const () as usize,
+        "WdfDeviceInitSetIoInCallerContextCallback" => {
+            init_set_io_in_caller_context as *const () as usize
+        }
+        "WdfControlDeviceInitSetShutdownNotification" => {
+            control_init_set_shutdown_notification as *const () as usize
+        }
+        "WdfDeviceConfigureRequestDispatching" => {
+            device_configure_request_dispatching as *const () as usize
+        }
+        "WdfDeviceEnqueueRequest" => device_enqueue_request as *const () as usize,
         "WdfDeviceInitAssignName"
         | "WdfDeviceInitAssignSDDLString"
         | "WdfDeviceInitSetDeviceClass" => init_ok as *const () as usize,
@@ -1461,10 +1883,10 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfControlDeviceInitAllocate" => control_device_init_allocate as *const () as usize,
         "WdfControlFinishInitializing" => control_finish_initializing as *const () as usize,
         "WdfDeviceCreate" => device_create as *const () as usize,
-        "WdfDeviceCreateDeviceInterface"
-        | "WdfDeviceCreateSymbolicLink"
-        | "WdfDeviceAssignSxWakeSettings"
-        | "WdfDeviceConfigureRequestDispatching" => device_ok as *const () as usize,
+        "WdfDeviceCreateDeviceInterface" | "WdfDeviceCreateSymbolicLink" => {
+            device_ok as *const () as usize
+        }
+        "WdfDeviceAssignSxWakeSettings" => device_assign_sx_wake as *const () as usize,
         "WdfDeviceSetPnpCapabilities"
         | "WdfDeviceSetPowerCapabilities"
         | "WdfDeviceSetCharacteristics"
@@ -1491,12 +1913,12 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfIoQueueCreate" => io_queue_create as *const () as usize,
         "WdfIoQueueGetDevice" => io_queue_get_device as *const () as usize,
         "WdfIoQueueStart" => io_queue_start as *const () as usize,
-        "WdfIoQueueStop"
-        | "WdfIoQueueStopSynchronously"
-        | "WdfIoQueuePurge"
-        | "WdfIoQueuePurgeSynchronously"
-        | "WdfIoQueueDrain"
-        | "WdfIoQueueDrainSynchronously" => io_queue_stop as *const () as usize,
+        "WdfIoQueueStop" => io_queue_stop as *const () as usize,
+        "WdfIoQueueStopSynchronously" => io_queue_stop_synchronously as *const () as usize,
+        "WdfIoQueuePurge" => io_queue_purge as *const () as usize,
+        "WdfIoQueuePurgeSynchronously" => io_queue_purge_synchronously as *const () as usize,
+        "WdfIoQueueDrain" => io_queue_drain as *const () as usize,
+        "WdfIoQueueDrainSynchronously" => io_queue_drain_synchronously as *const () as usize,
         "WdfIoQueueRetrieveNextRequest" => io_queue_retrieve_next_request as *const () as usize,
         "WdfRequestComplete" => request_complete as *const () as usize,
         "WdfRequestCompleteWithInformation" => {
