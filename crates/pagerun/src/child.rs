@@ -60,24 +60,6 @@ impl loader::Binder for Binder<'_> {
     }
 }
 
-fn utf16_string(host: &mut Host, text: &str) -> u64 {
-    let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
-    let buffer = host.keep_zeroed(units.len() * 2);
-    for (i, u) in units.iter().enumerate() {
-        // SAFETY: the block just allocated holds units.len() u16 values.
-        unsafe { host::write::<u16>(buffer + 2 * i as u64, *u) };
-    }
-    let string = host.keep_zeroed(16);
-    let bytes = u16::try_from((units.len() - 1) * 2).unwrap_or(u16::MAX - 1);
-    // SAFETY: a UNICODE_STRING of 16 bytes just allocated.
-    unsafe {
-        host::write::<u16>(string, bytes);
-        host::write::<u16>(string + 2, bytes + 2);
-        host::write::<u64>(string + 8, buffer);
-    }
-    string
-}
-
 /// Runs the plan on `image_path`; returns the process exit status.
 #[must_use]
 pub fn run(image_path: &Path, plan: &Plan) -> i32 {
@@ -176,10 +158,8 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
             host::write::<u16>(object, 4);
             host::write::<u16>(object + 2, 0x150);
         }
-        let path = utf16_string(
-            h,
-            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\pagerun",
-        );
+        let path =
+            h.unicode_string("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\pagerun");
         (object, path)
     });
     host::with(|h| h.driver_object = driver_object);

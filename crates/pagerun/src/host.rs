@@ -89,6 +89,20 @@ pub enum Kind {
     },
     /// `WDFKEY` of the hardware key.
     Key,
+    /// `WDFSTRING`: the `UNICODE_STRING` it holds.
+    String {
+        /// Address of its `UNICODE_STRING`.
+        unicode: u64,
+    },
+    /// `WDFWMIPROVIDER`.
+    WmiProvider {
+        /// `WdfWmiProviderEventOnly`.
+        event_only: bool,
+        /// `MinInstanceBufferSize`.
+        min_buffer: u32,
+    },
+    /// `WDFWMIINSTANCE`.
+    WmiInstance(Box<WmiInstance>),
     /// `WDFMEMORY`.
     Memory {
         /// Buffer.
@@ -115,6 +129,9 @@ impl Kind {
             Kind::SpinLock { .. } => "WDFSPINLOCK",
             Kind::WaitLock { .. } => "WDFWAITLOCK",
             Kind::Key => "WDFKEY",
+            Kind::String { .. } => "WDFSTRING",
+            Kind::WmiProvider { .. } => "WDFWMIPROVIDER",
+            Kind::WmiInstance(_) => "WDFWMIINSTANCE",
             Kind::Memory { .. } => "WDFMEMORY",
             Kind::Other(name) => name,
         }
@@ -201,6 +218,24 @@ pub struct Request {
     pub acknowledged: bool,
     /// What the host calls it in findings.
     pub label: String,
+}
+
+/// A WMI instance: its callbacks (`WDF_WMI_INSTANCE_CONFIG`), for the queries the `io`
+/// scenario makes.
+#[derive(Debug, Default)]
+pub struct WmiInstance {
+    /// Its provider.
+    pub provider: u64,
+    /// `EvtWmiInstanceQueryInstance`.
+    pub query: u64,
+    /// `EvtWmiInstanceSetInstance`.
+    pub set: u64,
+    /// The provider's minimum buffer size.
+    pub min_buffer: u32,
+    /// An event-only provider (no queries).
+    pub event_only: bool,
+    /// Registered with WMI.
+    pub registered: bool,
 }
 
 /// A timer.
@@ -448,6 +483,26 @@ impl Host {
         let address = block.as_ptr() as u64;
         self.keep.push(block);
         address
+    }
+
+    /// A `UNICODE_STRING` holding `text` (NUL-terminated beyond its `Length`), in memory that
+    /// stays valid for the run; returns its address.
+    pub fn unicode_string(&mut self, text: &str) -> u64 {
+        let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
+        let buffer = self.keep_zeroed(units.len() * 2);
+        for (i, u) in units.iter().enumerate() {
+            // SAFETY: the block just allocated holds units.len() u16 values.
+            unsafe { write::<u16>(buffer + 2 * i as u64, *u) };
+        }
+        let string = self.keep_zeroed(16);
+        let bytes = u16::try_from((units.len() - 1) * 2).unwrap_or(u16::MAX - 1);
+        // SAFETY: a UNICODE_STRING of 16 bytes just allocated: Length, MaximumLength, Buffer.
+        unsafe {
+            write::<u16>(string, bytes);
+            write::<u16>(string + 2, bytes.saturating_add(2));
+            write::<u64>(string + 8, buffer);
+        }
+        string
     }
 
     /// The request of `handle`.

@@ -252,6 +252,82 @@ extern "win64" fn rtl_compare_memory(left: u64, right: u64, count: u64) -> u64 {
     count
 }
 
+/// Length of a NUL-terminated string of `unit`-byte characters, at most `limit` characters.
+fn c_length(string: u64, unit: u64, limit: u64) -> u64 {
+    let mut n = 0;
+    while n < limit {
+        // SAFETY: the driver's NUL-terminated string, as the C function requires it.
+        let c = unsafe {
+            if unit == 1 {
+                u64::from(host::read::<u8>(string + n))
+            } else {
+                u64::from(host::read::<u16>(string + 2 * n))
+            }
+        };
+        if c == 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+extern "win64" fn strlen(string: u64) -> u64 {
+    c_length(string, 1, u64::MAX)
+}
+
+extern "win64" fn wcslen(string: u64) -> u64 {
+    c_length(string, 2, u64::MAX)
+}
+
+extern "win64" fn strnlen(string: u64, limit: u64) -> u64 {
+    c_length(string, 1, limit)
+}
+
+extern "win64" fn wcsnlen(string: u64, limit: u64) -> u64 {
+    c_length(string, 2, limit)
+}
+
+/// Compares two NUL-terminated strings of `unit`-byte characters, at most `limit` of them.
+fn c_compare(left: u64, right: u64, unit: u64, limit: u64) -> i32 {
+    for k in 0..limit {
+        // SAFETY: the driver's NUL-terminated strings, as the C function requires them.
+        let (a, b) = unsafe {
+            if unit == 1 {
+                (
+                    i32::from(host::read::<u8>(left + k)),
+                    i32::from(host::read::<u8>(right + k)),
+                )
+            } else {
+                (
+                    i32::from(host::read::<u16>(left + 2 * k)),
+                    i32::from(host::read::<u16>(right + 2 * k)),
+                )
+            }
+        };
+        if a != b || a == 0 {
+            return a - b;
+        }
+    }
+    0
+}
+
+extern "win64" fn strcmp(left: u64, right: u64) -> i32 {
+    c_compare(left, right, 1, u64::MAX)
+}
+
+extern "win64" fn wcscmp(left: u64, right: u64) -> i32 {
+    c_compare(left, right, 2, u64::MAX)
+}
+
+extern "win64" fn strncmp(left: u64, right: u64, limit: u64) -> i32 {
+    c_compare(left, right, 1, limit)
+}
+
+extern "win64" fn wcsncmp(left: u64, right: u64, limit: u64) -> i32 {
+    c_compare(left, right, 2, limit)
+}
+
 extern "win64" fn rtl_init_unicode_string(target: u64, source: u64) {
     let mut len = 0u64;
     if source != 0 {
@@ -285,6 +361,37 @@ extern "win64" fn ke_query_performance_counter(frequency: u64) -> u64 {
 extern "win64" fn ke_query_system_time_precise(time: u64) {
     // SAFETY: the driver's LARGE_INTEGER.
     unsafe { host::write::<u64>(time, crate::clock::system_time()) };
+}
+
+extern "win64" fn ke_query_system_time(time: u64) {
+    // SAFETY: the driver's LARGE_INTEGER.
+    unsafe { host::write::<u64>(time, crate::clock::system_time()) };
+}
+
+extern "win64" fn ke_query_interrupt_time() -> u64 {
+    with(|h| h.clock)
+}
+
+extern "win64" fn ke_query_time_increment() -> u32 {
+    // 15.625 ms, the default clock interval, in 100 ns units.
+    156_250
+}
+
+// ---- WMI -----------------------------------------------------------------------------------
+
+extern "win64" fn io_wmi_device_object_to_provider_id(device_object: u64) -> u32 {
+    // Any stable number: the low bits of the object's address.
+    (device_object >> 4) as u32
+}
+
+extern "win64" fn io_wmi_write_event(event: u64) -> i32 {
+    if event == 0 {
+        violation("parameter", 0, "IoWMIWriteEvent with a null event");
+        return status::INVALID_PARAMETER;
+    }
+    // WMI frees the event buffer once the call succeeds.
+    host::event("wmi", 0, "WMI event written (IoWMIWriteEvent)");
+    status::SUCCESS
 }
 
 extern "win64" fn ke_initialize_event(event: u64, kind: u32, state: u8) {
@@ -430,11 +537,26 @@ pub fn resolve(name: &str) -> Option<usize> {
         "memmove" => memmove as *const () as usize,
         "memset" => memset as *const () as usize,
         "memcmp" => memcmp as *const () as usize,
+        "strlen" => strlen as *const () as usize,
+        "wcslen" => wcslen as *const () as usize,
+        "strnlen" => strnlen as *const () as usize,
+        "wcsnlen" => wcsnlen as *const () as usize,
+        "strcmp" => strcmp as *const () as usize,
+        "wcscmp" => wcscmp as *const () as usize,
+        "strncmp" => strncmp as *const () as usize,
+        "wcsncmp" => wcsncmp as *const () as usize,
         "RtlCompareMemory" => rtl_compare_memory as *const () as usize,
         "RtlInitUnicodeString" => rtl_init_unicode_string as *const () as usize,
         "KeStallExecutionProcessor" => ke_stall_execution_processor as *const () as usize,
         "KeQueryPerformanceCounter" => ke_query_performance_counter as *const () as usize,
         "KeQuerySystemTimePrecise" => ke_query_system_time_precise as *const () as usize,
+        "KeQuerySystemTime" => ke_query_system_time as *const () as usize,
+        "KeQueryInterruptTime" => ke_query_interrupt_time as *const () as usize,
+        "KeQueryTimeIncrement" => ke_query_time_increment as *const () as usize,
+        "IoWMIDeviceObjectToProviderId" => {
+            io_wmi_device_object_to_provider_id as *const () as usize
+        }
+        "IoWMIWriteEvent" => io_wmi_write_event as *const () as usize,
         "KeInitializeEvent" => ke_initialize_event as *const () as usize,
         "KeSetEvent" => ke_set_event as *const () as usize,
         "KeClearEvent" => ke_clear_event as *const () as usize,

@@ -85,7 +85,7 @@ pub struct Violation {
     pub message: String,
     /// The instruction's RVA, when in the image.
     pub rva: Option<u32>,
-    /// How many times it happened in the scenario (same kind, place, callback and step).
+    /// In how many callback invocations it happened (same kind, place, callback and step).
     pub count: u32,
 }
 
@@ -396,8 +396,12 @@ fn collect(
     // The same violation again: same kind, function, section, callback and step, and (except
     // for an instruction fetch, which faults at every instruction of a paged function) the
     // same instruction, so that two calls that break a contract stay two violations.
-    let push = |v: Violation, found: &mut Vec<Violation>| {
-        if let Some(same) = found.iter_mut().find(|x| {
+    // `count` is the number of callback invocations it happened in: a paged function fetched
+    // instruction by instruction, or a loop that calls a routine many times, counts once per
+    // invocation.
+    let mut invocations: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
+    let mut push = |v: Violation, invocation: u32, found: &mut Vec<Violation>| {
+        let index = if let Some(i) = found.iter().position(|x| {
             x.kind == v.kind
                 && x.symbol == v.symbol
                 && x.section == v.section
@@ -405,10 +409,15 @@ fn collect(
                 && x.step == v.step
                 && (v.kind == "fetch" || x.rva == v.rva)
         }) {
-            same.count += 1;
+            if !invocations.contains(&(i, invocation)) {
+                found[i].count += 1;
+            }
+            i
         } else {
             found.push(v);
-        }
+            found.len() - 1
+        };
+        invocations.insert((index, invocation));
     };
     for line in child.records.lines() {
         let Some(record) = protocol::parse(line) else {
@@ -496,6 +505,7 @@ fn collect(
                         rva: rip_rva,
                         count: 1,
                     },
+                    callback,
                     &mut found,
                 );
             }
@@ -531,10 +541,10 @@ fn collect(
                     count: 1,
                 };
                 match class.as_str() {
-                    "v" => push(v, &mut found),
+                    "v" => push(v, callback, &mut found),
                     "stop" if DRIVER_STOPS.contains(&kind.as_str()) => {
                         stop = Some(format!("{kind}: {text}"));
-                        push(v, &mut found);
+                        push(v, callback, &mut found);
                     }
                     "stop" => {
                         stop = Some(if kind == "unmodelled" {
@@ -575,6 +585,7 @@ fn collect(
                 rva: None,
                 count: 1,
             },
+            0,
             &mut found,
         );
         stop = Some(format!("wall-clock budget of {seconds} s exceeded"));

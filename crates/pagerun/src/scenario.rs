@@ -452,7 +452,7 @@ fn start(steps: &mut Steps) -> bool {
         return true;
     }
     steps.begin("EvtDevicePrepareHardware");
-    let resources = with(|h| h.keep_zeroed(64));
+    let resources = framework::resource_list(dev);
     let result = call_pnp(
         pnp::PREPARE_HARDWARE,
         "EvtDevicePrepareHardware",
@@ -500,7 +500,7 @@ fn finish_removal(steps: &mut Steps, dev: u64) {
     purge_requests(dev);
     if with(|h| h.device.as_ref().is_some_and(|d| d.prepared)) {
         steps.begin("EvtDeviceReleaseHardware");
-        let resources = with(|h| h.keep_zeroed(64));
+        let resources = framework::resource_list(dev);
         call_pnp(
             pnp::RELEASE_HARDWARE,
             "EvtDeviceReleaseHardware",
@@ -802,6 +802,54 @@ fn io_requests() {
         "a write of 64 bytes".to_owned(),
     );
     crate::clock::pass(1000);
+    wmi_queries();
+}
+
+/// What the WMI service asks of each registered WMI instance: a query of the whole instance
+/// (`EvtWmiInstanceQueryInstance`, again with the size it asked for if the buffer was too
+/// small) and, when the instance can be set, the same bytes written back
+/// (`EvtWmiInstanceSetInstance`), each at `PASSIVE_LEVEL`.
+fn wmi_queries() {
+    let instances = framework::wmi::registered_instances();
+    if instances.is_empty() {
+        return;
+    }
+    for (instance, query, set, min_buffer) in instances {
+        let mut size: u32 = 4096.max(min_buffer);
+        for _ in 0..2 {
+            let (buffer, used) = with(|h| (h.keep_zeroed(size as usize), h.keep_zeroed(4)));
+            #[allow(clippy::cast_possible_truncation)]
+            let result = host::invoke(
+                "EvtWmiInstanceQueryInstance",
+                query,
+                PASSIVE_LEVEL,
+                &[instance, u64::from(size), buffer, used],
+            ) as i32;
+            // SAFETY: the ULONG the host allocated for BufferUsed.
+            let used = unsafe { host::read::<u32>(used) };
+            if result == status::BUFFER_TOO_SMALL && used > size && used <= 1 << 20 {
+                size = used;
+                continue;
+            }
+            if result >= 0 && used > size {
+                host::violation(
+                    "parameter",
+                    query,
+                    &format!(
+                        "EvtWmiInstanceQueryInstance reported {used} bytes used in a buffer of {size}"
+                    ),
+                );
+            } else if result >= 0 && set != 0 && used >= min_buffer {
+                host::invoke(
+                    "EvtWmiInstanceSetInstance",
+                    set,
+                    PASSIVE_LEVEL,
+                    &[instance, u64::from(used), buffer],
+                );
+            }
+            break;
+        }
+    }
 }
 
 /// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats.
@@ -812,6 +860,14 @@ pub fn run(name: &str, cycles: u32) {
         return;
     }
     crate::clock::pass(100);
+    let pnp = with(|h| h.device_add != 0);
+    if !pnp && name != "io" && name != "start" {
+        record!(
+            "info skipped {name}: the driver's device is a control device (non-PnP), which takes no part in Plug and Play or power transitions"
+        );
+        remove(&mut steps);
+        return;
+    }
     match name {
         "io" => {
             steps.begin("I/O requests");
@@ -844,7 +900,7 @@ pub fn run(name: &str, cycles: u32) {
                 call_pnp(pnp::QUERY_STOP, "EvtDeviceQueryStop", &[dev]);
                 power_down(&mut steps, power::D3_FINAL, Wake::None);
                 steps.begin("EvtDeviceReleaseHardware (stop)");
-                let resources = with(|h| h.keep_zeroed(64));
+                let resources = framework::resource_list(dev);
                 call_pnp(
                     pnp::RELEASE_HARDWARE,
                     "EvtDeviceReleaseHardware",

@@ -11,6 +11,9 @@
 
 use pagecheck::kmdf;
 
+mod string;
+pub mod wmi;
+
 use crate::host::{
     self, ContextBlock, Device, DeviceInit, Kind, Major, ObjectTemplate, Queue, Request, Timer,
     read, status, violation, with, write,
@@ -36,7 +39,7 @@ pub const POWER_D0: u32 = 0x307;
 pub const POWER_DX: u32 = 0x31D;
 
 /// Reads the callback fields of a configuration structure within its `Size`.
-fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
+pub(crate) fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
     if config == 0 {
         return Vec::new();
     }
@@ -95,7 +98,7 @@ fn unique_of(type_info: u64) -> u64 {
 }
 
 /// Creates an object with the driver's attributes: contexts, callbacks, execution level.
-fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
+pub(crate) fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
     let a = attributes(attrs);
     let parent = if a.parent != 0 {
         a.parent
@@ -125,7 +128,7 @@ fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
     })
 }
 
-fn bad_handle(method: &str, handle: u64) {
+pub(crate) fn bad_handle(method: &str, handle: u64) {
     violation(
         "parameter",
         0,
@@ -187,7 +190,7 @@ extern "win64" fn driver_wdm_get_driver_object(_globals: u64, _driver: u64) -> u
     with(|h| h.driver_object)
 }
 
-fn record_info(key: &str, value: &str) {
+pub(crate) fn record_info(key: &str, value: &str) {
     crate::record!("info {key} {value}");
 }
 
@@ -448,7 +451,7 @@ extern "win64" fn device_create(_globals: u64, init: u64, attrs: u64, out: u64) 
     status::SUCCESS
 }
 
-fn device_of(method: &str, handle: u64) -> bool {
+pub(crate) fn device_of(method: &str, handle: u64) -> bool {
     let ok = with(|h| h.device.as_ref().is_some_and(|d| d.handle == handle));
     if !ok {
         bad_handle(method, handle);
@@ -599,6 +602,126 @@ extern "win64" fn device_get_default_queue(_globals: u64, device: u64) -> u64 {
     })
 }
 
+/// A `WDFCMRESLIST` for the prepare/release-hardware callbacks: the model's device has no
+/// hardware resources, so the list is empty.
+pub fn resource_list(device: u64) -> u64 {
+    with(|h| h.create(Kind::Other("WDFCMRESLIST"), device))
+}
+
+fn is_resource_list(method: &str, list: u64) -> bool {
+    let ok = with(|h| {
+        h.object(list)
+            .is_some_and(|o| matches!(o.kind, Kind::Other("WDFCMRESLIST")))
+    });
+    if !ok {
+        bad_handle(method, list);
+    }
+    ok
+}
+
+extern "win64" fn cm_resource_list_get_count(_globals: u64, list: u64) -> u32 {
+    is_resource_list("WdfCmResourceListGetCount", list);
+    0
+}
+
+extern "win64" fn cm_resource_list_get_descriptor(_globals: u64, list: u64, index: u32) -> u64 {
+    if is_resource_list("WdfCmResourceListGetDescriptor", list) {
+        violation(
+            "parameter",
+            0,
+            &format!("WdfCmResourceListGetDescriptor({index}) of a list of 0 resources"),
+        );
+    }
+    0
+}
+
+/// `STATUS_NOT_SUPPORTED`: no bus driver under the model's device offers an interface.
+const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32.cast_signed();
+
+extern "win64" fn fdo_query_for_interface(
+    _globals: u64,
+    device: u64,
+    guid: u64,
+    interface: u64,
+    _size: u16,
+    _version: u16,
+    _specific: u64,
+) -> i32 {
+    if !device_of("WdfFdoQueryForInterface", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if guid == 0 || interface == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfFdoQueryForInterface without a GUID or an INTERFACE",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    STATUS_NOT_SUPPORTED
+}
+
+/// `DEVICE_REGISTRY_PROPERTY` values the model answers, with the text it gives.
+fn device_property(property: u32) -> Option<&'static str> {
+    match property {
+        // DevicePropertyDeviceDescription, DevicePropertyFriendlyName.
+        0 | 0xC => Some("pagerun device"),
+        // DevicePropertyHardwareID (a REG_MULTI_SZ: the string and an empty one).
+        1 => Some("root\\pagerun\0"),
+        // DevicePropertyManufacturer.
+        0xB => Some("pagerun"),
+        _ => None,
+    }
+}
+
+extern "win64" fn device_alloc_and_query_property(
+    _globals: u64,
+    device: u64,
+    property: u32,
+    pool_type: u32,
+    attrs: u64,
+    out: u64,
+) -> i32 {
+    if !device_of("WdfDeviceAllocAndQueryProperty", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if out == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAllocAndQueryProperty without a WDFMEMORY out parameter",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    let Some(text) = device_property(property) else {
+        return status::OBJECT_NAME_NOT_FOUND;
+    };
+    let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
+    let length = units.len() as u64 * 2;
+    let buffer = host::pool_alloc(pool_type & 1 != 0, length);
+    if buffer == 0 {
+        return status::INSUFFICIENT_RESOURCES;
+    }
+    for (i, u) in units.iter().enumerate() {
+        // SAFETY: `buffer` holds `length` bytes of pool just allocated.
+        unsafe { write::<u16>(buffer + 2 * i as u64, *u) };
+    }
+    let memory = create_object(Kind::Memory { buffer, length }, device, attrs);
+    // SAFETY: the driver's WDFMEMORY out parameter.
+    unsafe { write::<u64>(out, memory) };
+    status::SUCCESS
+}
+
+extern "win64" fn device_set_device_state(_globals: u64, device: u64, state: u64) {
+    if device_of("WdfDeviceSetDeviceState", device) && state == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceSetDeviceState without a WDF_DEVICE_STATE",
+        );
+    }
+}
+
 extern "win64" fn device_wdm_get_device_object(_globals: u64, _device: u64) -> u64 {
     with(|h| h.keep_zeroed(0x150))
 }
@@ -661,7 +784,7 @@ extern "win64" fn driver_open_parameters_key(
     open_key(out, "WdfDriverOpenParametersRegistryKey")
 }
 
-fn unicode(address: u64) -> Option<String> {
+pub(crate) fn unicode(address: u64) -> Option<String> {
     if address == 0 {
         return None;
     }
@@ -762,10 +885,20 @@ extern "win64" fn io_queue_create(
         );
         return status::INVALID_PARAMETER;
     }
+    // WdfUseDefault (2): power-managed, except a control device's queues, which take no part
+    // in power management (KMDF refuses WdfTrue for them).
+    let control = with(|h| h.device_add == 0);
+    if control && power_managed == 1 {
+        violation(
+            "parameter",
+            0,
+            "WdfIoQueueCreate with PowerManaged = WdfTrue on a control device, which has no power states",
+        );
+        return status::INVALID_PARAMETER;
+    }
     let mut queue = Queue {
         dispatch,
-        // WdfUseDefault (2): power-managed for a function driver.
-        power_managed: power_managed != 0,
+        power_managed: power_managed == 1 || (power_managed == 2 && !control),
         default: default != 0,
         started: true,
         ..Queue::default()
@@ -1844,6 +1977,12 @@ pub fn resolve_loader(name: &str) -> Option<usize> {
 /// The host's implementation of a framework method, by `WDFFUNCENUM` name.
 #[must_use]
 pub fn method(name: &str) -> Option<usize> {
+    string::method(name)
+        .or_else(|| wmi::method(name))
+        .or_else(|| core_method(name))
+}
+
+fn core_method(name: &str) -> Option<usize> {
     Some(match name {
         "WdfDriverCreate" => driver_create as *const () as usize,
         "WdfDriverGetRegistryPath" => driver_get_registry_path as *const () as usize,
@@ -1883,6 +2022,11 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfControlDeviceInitAllocate" => control_device_init_allocate as *const () as usize,
         "WdfControlFinishInitializing" => control_finish_initializing as *const () as usize,
         "WdfDeviceCreate" => device_create as *const () as usize,
+        "WdfCmResourceListGetCount" => cm_resource_list_get_count as *const () as usize,
+        "WdfCmResourceListGetDescriptor" => cm_resource_list_get_descriptor as *const () as usize,
+        "WdfFdoQueryForInterface" => fdo_query_for_interface as *const () as usize,
+        "WdfDeviceAllocAndQueryProperty" => device_alloc_and_query_property as *const () as usize,
+        "WdfDeviceSetDeviceState" => device_set_device_state as *const () as usize,
         "WdfDeviceCreateDeviceInterface" | "WdfDeviceCreateSymbolicLink" => {
             device_ok as *const () as usize
         }
