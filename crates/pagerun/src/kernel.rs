@@ -372,6 +372,15 @@ extern "win64" fn ke_query_interrupt_time() -> u64 {
     with(|h| h.clock)
 }
 
+extern "win64" fn ke_query_interrupt_time_precise(qpc: u64) -> u64 {
+    let now = with(|h| h.clock);
+    if qpc != 0 {
+        // SAFETY: the driver's ULONG64 for the performance counter (10 MHz here).
+        unsafe { host::write::<u64>(qpc, now) };
+    }
+    now
+}
+
 extern "win64" fn ke_query_time_increment() -> u32 {
     // 15.625 ms, the default clock interval, in 100 ns units.
     156_250
@@ -494,11 +503,19 @@ extern "win64" fn ke_wait_for_single_object(
 
 // ---- bug checks ----------------------------------------------------------------------------
 
+/// The bug check wdk-panic's panic handler raises for a Rust panic (`RPNC`).
+const RUST_PANIC_BUGCHECK_CODE: u32 = u32::from_be_bytes(*b"RPNC");
+
 extern "win64" fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
+    let what = if code == RUST_PANIC_BUGCHECK_CODE {
+        ": a Rust panic (the bug check wdk-panic raises, 'RPNC')"
+    } else {
+        ""
+    };
     host::stop(
         "bugcheck",
         0,
-        &format!("KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})"),
+        &format!("KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x}){what}"),
     );
 }
 
@@ -553,6 +570,7 @@ pub fn resolve(name: &str) -> Option<usize> {
         "KeQuerySystemTime" => ke_query_system_time as *const () as usize,
         "KeQueryInterruptTime" => ke_query_interrupt_time as *const () as usize,
         "KeQueryTimeIncrement" => ke_query_time_increment as *const () as usize,
+        "KeQueryInterruptTimePrecise" => ke_query_interrupt_time_precise as *const () as usize,
         "IoWMIDeviceObjectToProviderId" => {
             io_wmi_device_object_to_provider_id as *const () as usize
         }

@@ -102,6 +102,8 @@ pub struct ScenarioReport {
     pub steps: u32,
     /// Callbacks called.
     pub callbacks: u32,
+    /// How many times each callback slot was called (`EvtDeviceD0Entry`, `EvtIoRead`, ...).
+    pub called: BTreeMap<String, u32>,
     /// Facts the run reported.
     pub info: BTreeMap<String, String>,
     /// Wall time in milliseconds.
@@ -604,6 +606,12 @@ fn collect(
         stop,
         steps: u32::try_from(steps.len()).unwrap_or(u32::MAX),
         callbacks: u32::try_from(callbacks.len()).unwrap_or(u32::MAX),
+        called: callbacks
+            .values()
+            .fold(BTreeMap::new(), |mut called, (name, _)| {
+                *called.entry(name.clone()).or_insert(0) += 1;
+                called
+            }),
         info,
         millis,
     });

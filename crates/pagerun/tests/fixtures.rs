@@ -435,3 +435,204 @@ fn passive_only_routine_called_from_a_dispatch_queue_callback_is_an_irql_violati
     assert_eq!(report["violations"][0]["irql"], 2);
     assert_eq!(code, 1);
 }
+
+/// Runs the Rust fixture driver (with its planted defects compiled in when `defects`).
+fn run_rust(defects: bool, args: &[&str]) -> (i32, Value) {
+    let image = if defects {
+        pe_fixtures::rust_with_features("rust_run_driver", &["defects"])
+    } else {
+        pe_fixtures::rust("rust_run_driver")
+    }
+    .expect("build the Rust fixture");
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-pagerun"))
+        .arg(&image.image)
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .expect("run cargo-pagerun");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "rust_run_driver: not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn called(report: &Value, scenario: &str, callback: &str) -> u64 {
+    report["scenarios"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == scenario))
+        .and_then(|s| s["called"][callback].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rust_driver_runs_every_scenario_clean_pageable_and_nonpageable() {
+    for (registry, pageable) in [("PowerNotPageable=0", "yes"), ("PowerNotPageable=1", "no")] {
+        let (code, report) = run_rust(false, &["--registry", registry]);
+        all_completed(&report);
+        assert_eq!(violations(&report), vec![], "{registry}: {report:#}");
+        assert_eq!(code, 0, "{registry}");
+        for s in report["scenarios"].as_array().expect("scenarios") {
+            assert_eq!(s["info"]["power_pageable"], pageable, "{s:#}");
+        }
+        // Every request reached the driver, got its context and was destroyed after its
+        // completion (16 IOCTLs, a read, a write).
+        assert_eq!(
+            called(&report, "io", "EvtIoDeviceControl"),
+            16,
+            "{report:#}"
+        );
+        assert_eq!(called(&report, "io", "EvtDestroyCallback(WDFREQUEST)"), 18);
+        // The write was held until the timer completed it, while the queue stop waited.
+        assert!(called(&report, "io", "EvtTimerFunc") >= 1, "{report:#}");
+        let io = &report["scenarios"][1];
+        assert!(
+            io["info"]["queue_stop_waited"]
+                .as_str()
+                .unwrap_or("")
+                .contains("WdfIoQueueStopSynchronously"),
+            "{io:#}"
+        );
+        // Wake from Sx is armed before the sleep and disarmed on the way back.
+        for scenario in ["sleep", "hibernate"] {
+            assert_eq!(called(&report, scenario, "EvtDeviceArmWakeFromSx"), 1);
+            assert_eq!(called(&report, scenario, "EvtDeviceDisarmWakeFromSx"), 1);
+        }
+        // S0 idle without wake: idled, never armed.
+        assert_eq!(called(&report, "idle", "EvtDeviceD0Exit"), 2);
+        assert_eq!(called(&report, "idle", "EvtDeviceArmWakeFromSx"), 0);
+    }
+}
+
+#[test]
+fn rust_driver_d0_entry_helper_in_page_faults_in_the_nonpageable_resume() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=1", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::reprogram_paged",
+                "PAGE",
+                "EvtDeviceD0Entry",
+                "hibernate"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::reprogram_paged",
+                "PAGE",
+                "EvtDeviceD0Entry",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert!(
+        report["violations"][0]["source"]["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("lib.rs"),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    // The same image without the defect selected is clean, and power-pageable the paging
+    // disk stays on.
+    for args in [
+        ["--registry", "Defect=0", "--registry", "PowerNotPageable=1"],
+        ["--registry", "Defect=1", "--registry", "PowerNotPageable=0"],
+    ] {
+        let (code, report) = run_rust(true, &args);
+        assert_eq!(violations(&report), vec![], "{args:?}: {report:#}");
+        assert_eq!(code, 0, "{args:?}");
+    }
+}
+
+#[test]
+fn rust_driver_disarm_wake_in_page_faults_on_the_way_back_to_d0() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=2", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_disarm_wake_from_sx_paged",
+                "PAGE",
+                "EvtDeviceDisarmWakeFromSx",
+                "hibernate"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_disarm_wake_from_sx_paged",
+                "PAGE",
+                "EvtDeviceDisarmWakeFromSx",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn rust_driver_registry_write_without_the_np_guard_is_a_paging_violation() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=3", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    assert_eq!(found.len(), 6, "{found:#?}");
+    for scenario in ["hibernate", "sleep"] {
+        for routine in [
+            "WdfDeviceOpenRegistryKey",
+            "WdfRegistryAssignULong",
+            "WdfRegistryClose",
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(kind, symbol, callback, s, message)| kind == "paging"
+                        && symbol.starts_with("rust_run_driver::")
+                        && callback == "EvtDeviceD0Exit"
+                        && s == scenario
+                        && message.starts_with(&format!("{routine} touches the registry"))),
+                "{routine} in {scenario}: {found:#?}"
+            );
+        }
+    }
+    assert_eq!(code, 1);
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=3", "--registry", "PowerNotPageable=0"],
+    );
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn rust_driver_panic_is_a_bug_check_with_its_callback_and_step() {
+    let (code, report) = run_rust(true, &["--registry", "Defect=4", "--scenario", "io"]);
+    let found = violations_with_messages(&report);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (kind, symbol, callback, scenario, message) = &found[0];
+    assert_eq!(
+        (kind.as_str(), callback.as_str(), scenario.as_str()),
+        ("bugcheck", "EvtIoDeviceControl", "io")
+    );
+    assert!(symbol.starts_with("rust_run_driver::"), "{symbol}");
+    assert!(message.contains("a Rust panic"), "{message}");
+    assert_eq!(report["violations"][0]["step_label"], "I/O requests");
+    assert_eq!(report["scenarios"][0]["status"], "stopped");
+    assert_eq!(code, 1);
+}

@@ -1057,6 +1057,12 @@ fn halt(method: &str, queue: u64, how: Halt, synchronous: bool, callback: u64, c
                 waiting_too && with(|h| h.queue(queue).is_some_and(|q| !q.waiting.is_empty()));
             !(waiting || owned_outstanding(queue, false))
         });
+        if let Some(ms) = finished.filter(|&ms| ms > 0) {
+            record_info(
+                "queue_stop_waited",
+                &format!("{ms} ms of virtual time in {method} for requests the driver held"),
+            );
+        }
         if finished.is_none() {
             host::stop(
                 "hang",
@@ -1193,7 +1199,9 @@ pub fn complete(request: u64, result: i32, information: Option<u64>, method: &st
             0,
             &format!("{method}: {label} completed a second time"),
         ),
-        Some((false, _)) => {}
+        // A request the framework created is deleted once completed: its cleanup and destroy
+        // callbacks run now, and its handle is stale from here on.
+        Some((false, _)) => delete_tree(request),
     }
 }
 
