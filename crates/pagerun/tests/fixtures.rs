@@ -636,3 +636,77 @@ fn rust_driver_panic_is_a_bug_check_with_its_callback_and_step() {
     assert_eq!(report["scenarios"][0]["status"], "stopped");
     assert_eq!(code, 1);
 }
+
+#[test]
+fn framework_features_run_as_kmdf_does() {
+    let (code, report) = run("run_features", &[]);
+    all_completed(&report);
+    // The driver's self-checks (version string, version availability, request contexts in
+    // destroy callbacks, the WMI set getting back what the query gave) bug-check on a wrong
+    // answer: none did.
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    // 16 IOCTLs, a read and a write: each through EvtIoInCallerContext, then the queue its
+    // type is dispatched to. The write reached the write queue's handler (the default queue
+    // has none, so a write sent there would have been failed without it).
+    assert_eq!(
+        called(&report, "io", "EvtIoInCallerContext"),
+        18,
+        "{report:#}"
+    );
+    assert_eq!(called(&report, "io", "EvtIoDeviceControl"), 16);
+    assert_eq!(called(&report, "io", "EvtIoRead"), 1);
+    assert_eq!(called(&report, "io", "EvtIoWrite"), 1);
+    assert_eq!(called(&report, "io", "EvtDestroyCallback(WDFREQUEST)"), 18);
+    // WMI: the registered instance was queried and set once, at PASSIVE_LEVEL (its callbacks
+    // are in PAGE).
+    assert_eq!(called(&report, "io", "EvtWmiInstanceQueryInstance"), 1);
+    assert_eq!(called(&report, "io", "EvtWmiInstanceSetInstance"), 1);
+}
+
+#[test]
+fn control_device_runs_io_and_skips_power_scenarios() {
+    let (code, report) = run("run_control_clean", &[]);
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(
+        called(&report, "io", "EvtIoDeviceControl"),
+        16,
+        "{report:#}"
+    );
+    for s in report["scenarios"].as_array().expect("scenarios") {
+        let skipped = s["info"]["skipped"].as_str().unwrap_or("");
+        if ["start", "io"].contains(&s["name"].as_str().unwrap_or("")) {
+            assert_eq!(skipped, "", "{s:#}");
+        } else {
+            assert!(skipped.contains("control device"), "{s:#}");
+            assert_eq!(
+                called(
+                    &report,
+                    s["name"].as_str().unwrap_or(""),
+                    "EvtIoDeviceControl"
+                ),
+                0
+            );
+        }
+        // Its queue is not power-managed and it is never powered down.
+        assert_eq!(s["called"]["EvtDeviceD0Exit"], Value::Null, "{s:#}");
+    }
+    // The same driver with its PAGE queue callback left at the default execution level.
+    let (code, report) = run("run_control_dispatch", &["--scenario", "io"]);
+    assert_eq!(
+        violations(&report),
+        vec![v(
+            "fetch",
+            "EvtIoDeviceControl",
+            "PAGE",
+            "EvtIoDeviceControl",
+            "io"
+        )],
+        "{report:#}"
+    );
+    assert_eq!(report["violations"][0]["irql"], 2);
+    assert_eq!(report["violations"][0]["count"], 16);
+    assert_eq!(code, 1);
+}
