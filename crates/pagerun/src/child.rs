@@ -24,6 +24,8 @@ pub struct Plan {
     pub cycles: u32,
     /// The device's hardware key.
     pub registry: BTreeMap<String, u32>,
+    /// Special-file paths (`WDF_SPECIAL_FILE_TYPE`) the device is put on after it starts.
+    pub special_files: Vec<u32>,
     /// RVA of `WdfFunctions_01xxx` when the image has no `WdfVersionBind` import (the table
     /// pointer is then set before `DriverEntry`, as a stub library would have).
     pub table_rva: Option<u32>,
@@ -187,7 +189,7 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         record!("done");
         return Ok(());
     }
-    scenario::run(&plan.scenario, plan.cycles);
+    scenario::run(&plan.scenario, plan.cycles, &plan.special_files);
     record!("info single_steps {}", machine::steps_taken());
     // SAFETY: getrusage fills the zeroed structure it is given.
     let peak = unsafe {

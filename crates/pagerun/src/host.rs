@@ -291,8 +291,11 @@ pub struct Device {
     pub handle: u64,
     /// What `WDFDEVICE_INIT` said.
     pub init: DeviceInit,
-    /// Special-file support turned on for some file type.
-    pub special_files: bool,
+    /// `WdfDeviceSetSpecialFileSupport(.., type, TRUE)` by `WDF_SPECIAL_FILE_TYPE` (1 paging,
+    /// 2 hibernation, 3 dump, 4 boot).
+    pub special_supported: [bool; 5],
+    /// The special-file paths the device is on (by the same index).
+    pub in_path: [bool; 5],
     /// `WdfDeviceAssignS0IdleSettings` was called.
     pub s0_idle: bool,
     /// In D0.
@@ -316,10 +319,11 @@ pub struct Device {
 
 impl Device {
     /// Whether the device runs power-pageable (the default), as KMDF decides: not after
-    /// `SetPowerNotPageable`/`Inrush`, and not while special-file support is on.
+    /// `SetPowerNotPageable`/`Inrush`, and not while it is on a paging, hibernation, dump or
+    /// boot path (KMDF clears `DO_POWER_PAGABLE` when the device enters one).
     #[must_use]
     pub fn power_pageable(&self) -> bool {
-        self.init.power_pageable.unwrap_or(true) && !self.special_files
+        self.init.power_pageable.unwrap_or(true) && !self.in_path.iter().any(|&p| p)
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Options {
     pub cycles: u32,
     /// The device's hardware key.
     pub registry: BTreeMap<String, u32>,
+    /// Special-file paths (`WDF_SPECIAL_FILE_TYPE` 1 to 4) the device is put on once started.
+    pub special_files: Vec<u32>,
     /// Wall-clock seconds per scenario.
     pub timeout_seconds: u64,
     /// CPU seconds per scenario.
@@ -43,6 +45,7 @@ impl Default for Options {
             scenarios: Vec::new(),
             cycles: 1,
             registry: BTreeMap::new(),
+            special_files: Vec::new(),
             timeout_seconds: 60,
             cpu_seconds: 30,
             step_budget: 1_000_000,
@@ -271,6 +274,9 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
             .arg(count_rva.map_or("-".to_owned(), |r| r.to_string()));
         for (k, v) in &options.registry {
             command.arg(format!("{k}={v}"));
+        }
+        for t in &options.special_files {
+            command.arg(format!("special:{t}"));
         }
         let started = Instant::now();
         let child = run_child(command, Duration::from_secs(options.timeout_seconds))?;

@@ -55,6 +55,8 @@ mod pnp {
     pub const SELF_MANAGED_IO_RESTART: usize = 10;
     pub const SURPRISE_REMOVAL: usize = 11;
     pub const QUERY_STOP: usize = 13;
+    pub const USAGE_NOTIFICATION: usize = 14;
+    pub const USAGE_NOTIFICATION_EX: usize = 16;
 }
 
 /// Power policy callback fields, by index of `WDF_POWER_POLICY_EVENT_CALLBACKS`
@@ -381,7 +383,8 @@ fn system_sleep(steps: &mut Steps, hibernate: bool) {
     if nonpageable {
         machine::set_disk_off(true);
     }
-    let target = if hibernate && with(|h| h.device.as_ref().is_some_and(|d| d.special_files)) {
+    // A device on the hibernation path is told the target is the hibernation file's.
+    let target = if hibernate && with(|h| h.device.as_ref().is_some_and(|d| d.in_path[2])) {
         power::PREPARE_FOR_HIBERNATION
     } else {
         power::D3
@@ -852,13 +855,91 @@ fn wmi_queries() {
     }
 }
 
-/// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats.
-pub fn run(name: &str, cycles: u32) {
+/// The names of `WDF_SPECIAL_FILE_TYPE` values 1 to 4, as `--special-file` takes them.
+pub const SPECIAL_FILES: [&str; 4] = ["paging", "hibernation", "dump", "boot"];
+
+/// Puts the started device on the special-file paths `types` (`WDF_SPECIAL_FILE_TYPE`), as the
+/// system does when a paging, hibernation, dump or boot file is placed on it: KMDF accepts the
+/// notification only for a type the driver enabled with `WdfDeviceSetSpecialFileSupport`,
+/// makes the device nonpageable, then tells the driver (`EvtDeviceUsageNotificationEx`, else
+/// `EvtDeviceUsageNotification`, at `PASSIVE_LEVEL`).
+fn enter_special_paths(steps: &mut Steps, types: &[u32]) {
+    let Some(dev) = device() else { return };
+    for &file_type in types {
+        let index = file_type as usize;
+        let name = SPECIAL_FILES
+            .get(index.wrapping_sub(1))
+            .copied()
+            .unwrap_or("?");
+        let supported = with(|h| {
+            h.device
+                .as_ref()
+                .is_some_and(|d| d.special_supported.get(index).copied().unwrap_or(false))
+        });
+        if !supported {
+            record!(
+                "info special_file_{name} refused: the driver did not enable it with WdfDeviceSetSpecialFileSupport, so the framework fails the notification"
+            );
+            continue;
+        }
+        steps.begin(&format!("device placed on the {name} path"));
+        let was_pageable = power_pageable();
+        with(|h| {
+            if let Some(d) = h.device.as_mut() {
+                d.in_path[index] = true;
+            }
+        });
+        set_power_state(POWER_D0);
+        let (ex, plain) = (
+            pnp_callback(pnp::USAGE_NOTIFICATION_EX),
+            pnp_callback(pnp::USAGE_NOTIFICATION),
+        );
+        let accepted = if ex != 0 {
+            #[allow(clippy::cast_possible_truncation)]
+            let result = host::invoke(
+                "EvtDeviceUsageNotificationEx",
+                ex,
+                PASSIVE_LEVEL,
+                &[dev, u64::from(file_type), 1],
+            ) as i32;
+            result >= 0
+        } else {
+            host::invoke(
+                "EvtDeviceUsageNotification",
+                plain,
+                PASSIVE_LEVEL,
+                &[dev, u64::from(file_type), 1],
+            );
+            true
+        };
+        if !accepted {
+            // The driver refused: the framework restores what it changed.
+            with(|h| {
+                if let Some(d) = h.device.as_mut() {
+                    d.in_path[index] = false;
+                }
+            });
+            set_power_state(POWER_D0);
+            record!(
+                "info special_file_{name} refused by the driver's EvtDeviceUsageNotificationEx"
+            );
+        } else if was_pageable {
+            record!(
+                "info power_pageable no (on the {name} path: the framework made the device nonpageable)"
+            );
+        }
+    }
+}
+
+/// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats, with
+/// the device on the special-file paths `special_files` once it has started.
+pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
     let mut steps = Steps { next: 1 };
     if !start(&mut steps) {
         unload(&mut steps);
         return;
     }
+    enter_special_paths(&mut steps, special_files);
     crate::clock::pass(100);
     let pnp = with(|h| h.device_add != 0);
     if !pnp && name != "io" && name != "start" {

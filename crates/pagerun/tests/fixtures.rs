@@ -710,3 +710,81 @@ fn control_device_runs_io_and_skips_power_scenarios() {
     assert_eq!(report["violations"][0]["count"], 16);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn special_file_path_makes_the_device_nonpageable_and_needs_the_power_down_lock() {
+    // Support enabled and PAGEPWR locked from device add: on the paging path the device is
+    // nonpageable, the driver is told, and nothing faults.
+    let (code, report) = run_rust(
+        false,
+        &["--registry", "SpecialFiles=1", "--special-file", "paging"],
+    );
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    for s in report["scenarios"].as_array().expect("scenarios") {
+        assert_eq!(s["called"]["EvtDeviceUsageNotificationEx"], 1, "{s:#}");
+        assert!(
+            s["info"]["power_pageable"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("no (on the paging path"),
+            "{s:#}"
+        );
+    }
+    // Without WdfDeviceSetSpecialFileSupport the framework refuses the path: the device stays
+    // pageable and the driver is not called.
+    let (_, report) = run_rust(false, &["--special-file", "paging", "--scenario", "sleep"]);
+    let sleep = &report["scenarios"][0];
+    assert_eq!(sleep["info"]["power_pageable"], "yes", "{sleep:#}");
+    assert_eq!(sleep["called"]["EvtDeviceUsageNotificationEx"], Value::Null);
+    assert!(
+        sleep["info"]["special_file_paging"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("refused")
+    );
+    // Defect 5: support enabled, PAGEPWR not locked. On the paging path, every power-down
+    // callback in PAGEPWR faults in the system sleep's power-down (the paging disk may be off).
+    let (code, report) = run_rust(
+        true,
+        &[
+            "--registry",
+            "SpecialFiles=1",
+            "--registry",
+            "Defect=5",
+            "--special-file",
+            "paging",
+            "--scenario",
+            "sleep",
+        ],
+    );
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_arm_wake_from_sx",
+                "PAGEPWR",
+                "EvtDeviceArmWakeFromSx",
+                "sleep"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_d0_exit",
+                "PAGEPWR",
+                "EvtDeviceD0Exit",
+                "sleep"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_self_managed_io_suspend",
+                "PAGEPWR",
+                "EvtDeviceSelfManagedIoSuspend",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+}

@@ -475,9 +475,22 @@ extern "win64" fn device_set_special_file_support(
     supported: u8,
 ) {
     if device_of("WdfDeviceSetSpecialFileSupport", device) {
+        let Some(index) = usize::try_from(file_type)
+            .ok()
+            .filter(|t| (1..=4).contains(t))
+        else {
+            violation(
+                "parameter",
+                0,
+                &format!(
+                    "WdfDeviceSetSpecialFileSupport with FileType {file_type}, not a WDF_SPECIAL_FILE_TYPE"
+                ),
+            );
+            return;
+        };
         with(|h| {
             if let Some(d) = h.device.as_mut() {
-                d.special_files |= supported != 0;
+                d.special_supported[index] = supported != 0;
             }
         });
         record_info(
