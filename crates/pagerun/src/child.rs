@@ -113,7 +113,9 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         framework::TABLE_ENTRIES,
     )?;
     let (gated, with_contract) = gates.counts();
-    record!("info contracts {with_contract} of {gated} routines the driver can call");
+    record!(
+        "info contracts {with_contract} of the {gated} routines the host binds for this image have a contract"
+    );
     gates.finish();
     let mut names = framework::table_names();
     names.resize(slots, String::new());

@@ -59,6 +59,16 @@ pub fn text(report: &Report) -> String {
             }
         );
     }
+    if let Some(contracts) = report
+        .scenarios
+        .first()
+        .and_then(|s| s.info.get("contracts"))
+    {
+        let _ = writeln!(
+            out,
+            "\nnote: kernel and framework calls are checked against their reference pages: {contracts}"
+        );
+    }
     let _ = write!(
         out,
         "\n{} scenario(s), {} violation(s)",
