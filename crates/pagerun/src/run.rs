@@ -148,6 +148,8 @@ struct Names<'a> {
     image: &'a Image,
     functions: Functions,
     symbols: &'a Symbols,
+    /// Line programs read so far, by function start.
+    lines: std::cell::RefCell<BTreeMap<u32, pagecheck::pdb::Lines>>,
 }
 
 impl Names<'_> {
@@ -176,8 +178,16 @@ impl Names<'_> {
     fn source(&self, rva: Option<u32>) -> Option<Source> {
         let rva = rva?;
         let f = self.functions.containing(rva)?;
-        let lines = self.symbols.lines_at(&[rva]);
-        let line = lines.at(rva, self.functions.list[f].start, None)?;
+        let start = self.functions.list[f].start;
+        // The PDB's line program is read once per function, however many violations it has.
+        let mut cache = self.lines.borrow_mut();
+        let lines = cache
+            .entry(start)
+            .or_insert_with(|| self.symbols.lines_at(&[start, rva]));
+        // A function whose code spans more than one PDB procedure: read the one at `rva`.
+        let line = lines
+            .at(rva, start, None)
+            .or_else(|| self.symbols.lines_at(&[rva]).at(rva, start, None))?;
         Some(Source {
             file: line.file,
             line: line.line,
@@ -211,6 +221,7 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
         functions: Functions::build(&image, &symbols),
         image: &image,
         symbols: &symbols,
+        lines: std::cell::RefCell::new(BTreeMap::new()),
     };
     let binds = image
         .imports
