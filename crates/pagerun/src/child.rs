@@ -6,6 +6,7 @@ use std::path::Path;
 
 use pagecheck::image::Image;
 
+use crate::gate::Gates;
 use crate::host::{self, Arena, Host};
 use crate::machine::{self, PASSIVE_LEVEL, TRAP_SLOT};
 use crate::{framework, kernel, loader, record, scenario};
@@ -23,6 +24,8 @@ pub struct Plan {
     pub cycles: u32,
     /// The device's hardware key.
     pub registry: BTreeMap<String, u32>,
+    /// Special-file paths (`WDF_SPECIAL_FILE_TYPE`) the device is put on after it starts.
+    pub special_files: Vec<u32>,
     /// RVA of `WdfFunctions_01xxx` when the image has no `WdfVersionBind` import (the table
     /// pointer is then set before `DriverEntry`, as a stub library would have).
     pub table_rva: Option<u32>,
@@ -36,34 +39,27 @@ pub struct Plan {
     pub cpu_seconds: u64,
 }
 
-struct Binder;
+/// Binds kernel imports to their implementations through a gate each (the loader's own
+/// `WdfVersionBind` is not a routine with a contract and is bound directly).
+struct Binder<'a> {
+    gates: &'a mut Gates,
+}
 
-impl loader::Binder for Binder {
+impl loader::Binder for Binder<'_> {
     fn resolve(&mut self, dll: &str, name: &str) -> Option<usize> {
         match dll.to_ascii_lowercase().as_str() {
-            "ntoskrnl.exe" | "hal.dll" => kernel::resolve(name),
+            "ntoskrnl.exe" | "hal.dll" => {
+                let implementation = kernel::resolve(name)?;
+                Some(
+                    self.gates
+                        .wrap(name, implementation)
+                        .unwrap_or(implementation),
+                )
+            }
             "wdfldr.sys" => framework::resolve_loader(name),
             _ => None,
         }
     }
-}
-
-fn utf16_string(host: &mut Host, text: &str) -> u64 {
-    let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
-    let buffer = host.keep_zeroed(units.len() * 2);
-    for (i, u) in units.iter().enumerate() {
-        // SAFETY: the block just allocated holds units.len() u16 values.
-        unsafe { host::write::<u16>(buffer + 2 * i as u64, *u) };
-    }
-    let string = host.keep_zeroed(16);
-    let bytes = u16::try_from((units.len() - 1) * 2).unwrap_or(u16::MAX - 1);
-    // SAFETY: a UNICODE_STRING of 16 bytes just allocated.
-    unsafe {
-        host::write::<u16>(string, bytes);
-        host::write::<u16>(string + 2, bytes + 2);
-        host::write::<u64>(string + 8, buffer);
-    }
-    string
 }
 
 /// Runs the plan on `image_path`; returns the process exit status.
@@ -72,7 +68,7 @@ pub fn run(image_path: &Path, plan: &Plan) -> i32 {
     match setup_and_run(image_path, plan) {
         Ok(()) => 0,
         Err(e) => {
-            record!("stop load 0x0 0 0 {e}");
+            record!("stop load 0x0 0 0 0 {e}");
             machine::EXIT_STOPPED
         }
     }
@@ -97,30 +93,30 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         next_callback: 0,
         nonpaged: Arena::new(256 << 20)?,
         paged: Arena::new(256 << 20)?,
-        contracts: crate::contracts::table(),
         keep: Vec::new(),
         init_pointer: 0,
         driver_object: 0,
         globals: 0,
     });
-    record!(
-        "info contracts {}",
-        if host::with(|h| h.contracts.available()) {
-            "available"
-        } else {
-            "unavailable"
-        }
-    );
-
     let slots = framework::TABLE_ENTRIES + image.imports.len();
     let trap_base = host::map_traps(slots)?;
-    let (table, implemented) = framework::build_table(trap_base);
+    let mut gates = Gates::new(slots)?;
+    let (table, implemented) = framework::build_table(trap_base, &mut gates);
     record!(
         "info framework_methods {implemented} of {}",
         framework::TABLE_ENTRIES
     );
-    let (loaded, import_traps) =
-        loader::load(&image, &mut Binder, trap_base, framework::TABLE_ENTRIES)?;
+    let (loaded, import_traps) = loader::load(
+        &image,
+        &mut Binder { gates: &mut gates },
+        trap_base,
+        framework::TABLE_ENTRIES,
+    )?;
+    let (gated, with_contract) = gates.counts();
+    record!(
+        "info contracts {with_contract} of the {gated} routines the host binds for this image have a contract"
+    );
+    gates.finish();
     let mut names = framework::table_names();
     names.resize(slots, String::new());
     for (index, name) in &import_traps {
@@ -166,10 +162,8 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
             host::write::<u16>(object, 4);
             host::write::<u16>(object + 2, 0x150);
         }
-        let path = utf16_string(
-            h,
-            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\pagerun",
-        );
+        let path =
+            h.unicode_string("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\pagerun");
         (object, path)
     });
     host::with(|h| h.driver_object = driver_object);
@@ -197,7 +191,7 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         record!("done");
         return Ok(());
     }
-    scenario::run(&plan.scenario, plan.cycles);
+    scenario::run(&plan.scenario, plan.cycles, &plan.special_files);
     record!("info single_steps {}", machine::steps_taken());
     // SAFETY: getrusage fills the zeroed structure it is given.
     let peak = unsafe {

@@ -118,3 +118,41 @@ pub fn pass(ms: u64) {
     with(|h| h.clock = h.clock.max(end));
     publish();
 }
+
+/// When the earliest started timer falls due (virtual clock, 100 ns units).
+fn next_due() -> Option<u64> {
+    with(|h| {
+        h.objects
+            .iter()
+            .filter(|o| !o.deleted)
+            .filter_map(|o| match &o.kind {
+                Kind::Timer(t) => t.due,
+                _ => None,
+            })
+            .min()
+    })
+}
+
+/// Lets virtual time pass, timer by timer (each with what it queues), until `done` holds or
+/// `limit_ms` have passed; returns the milliseconds it took, or `None` when `done` never held.
+/// A thread of the real system waiting on the framework does the same: nothing but timers,
+/// DPCs and work items can finish what it waits for.
+pub fn pass_until(limit_ms: u64, mut done: impl FnMut() -> bool) -> Option<u64> {
+    let start = with(|h| h.clock);
+    let deadline = start + limit_ms * 10_000;
+    run_pending();
+    for _ in 0..100_000 {
+        if done() {
+            return Some((with(|h| h.clock) - start) / 10_000);
+        }
+        let Some(due) = next_due().filter(|&d| d <= deadline) else {
+            break;
+        };
+        let now = with(|h| h.clock);
+        pass(due.saturating_sub(now).div_ceil(10_000).max(1));
+    }
+    if done() {
+        return Some((with(|h| h.clock) - start) / 10_000);
+    }
+    None
+}

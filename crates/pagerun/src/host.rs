@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::contracts::{Contracts, PageableData};
 use crate::machine::{self, RegionKind, TRAP_SLOT};
 use crate::record;
 
@@ -90,6 +89,20 @@ pub enum Kind {
     },
     /// `WDFKEY` of the hardware key.
     Key,
+    /// `WDFSTRING`: the `UNICODE_STRING` it holds.
+    String {
+        /// Address of its `UNICODE_STRING`.
+        unicode: u64,
+    },
+    /// `WDFWMIPROVIDER`.
+    WmiProvider {
+        /// `WdfWmiProviderEventOnly`.
+        event_only: bool,
+        /// `MinInstanceBufferSize`.
+        min_buffer: u32,
+    },
+    /// `WDFWMIINSTANCE`.
+    WmiInstance(Box<WmiInstance>),
     /// `WDFMEMORY`.
     Memory {
         /// Buffer.
@@ -116,6 +129,9 @@ impl Kind {
             Kind::SpinLock { .. } => "WDFSPINLOCK",
             Kind::WaitLock { .. } => "WDFWAITLOCK",
             Kind::Key => "WDFKEY",
+            Kind::String { .. } => "WDFSTRING",
+            Kind::WmiProvider { .. } => "WDFWMIPROVIDER",
+            Kind::WmiInstance(_) => "WDFWMIINSTANCE",
             Kind::Memory { .. } => "WDFMEMORY",
             Kind::Other(name) => name,
         }
@@ -137,6 +153,8 @@ pub struct Object {
     pub destroy: u64,
     /// `ExecutionLevel` resolved to passive.
     pub passive: bool,
+    /// Its `EvtDestroyCallback` is running: only its contexts may still be used.
+    pub destroying: bool,
     /// Deleted (the handle is stale).
     pub deleted: bool,
 }
@@ -192,12 +210,32 @@ pub struct Request {
     pub information: u64,
     /// Cancel routine while cancelable.
     pub cancel: u64,
+    /// Cancelled (its cancel routine was called).
+    pub canceled: bool,
     /// Queue it came from.
     pub queue: u64,
     /// `WdfRequestStopAcknowledge` was called.
     pub acknowledged: bool,
     /// What the host calls it in findings.
     pub label: String,
+}
+
+/// A WMI instance: its callbacks (`WDF_WMI_INSTANCE_CONFIG`), for the queries the `io`
+/// scenario makes.
+#[derive(Debug, Default)]
+pub struct WmiInstance {
+    /// Its provider.
+    pub provider: u64,
+    /// `EvtWmiInstanceQueryInstance`.
+    pub query: u64,
+    /// `EvtWmiInstanceSetInstance`.
+    pub set: u64,
+    /// The provider's minimum buffer size.
+    pub min_buffer: u32,
+    /// An event-only provider (no queries).
+    pub event_only: bool,
+    /// Registered with WMI.
+    pub registered: bool,
 }
 
 /// A timer.
@@ -209,6 +247,19 @@ pub struct Timer {
     pub period: u32,
     /// Due time on the virtual clock (100 ns units), when started.
     pub due: Option<u64>,
+}
+
+/// What `WDF_OBJECT_ATTRIBUTES` asks of objects the framework creates itself (requests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ObjectTemplate {
+    /// `EvtCleanupCallback`.
+    pub cleanup: u64,
+    /// `EvtDestroyCallback`.
+    pub destroy: u64,
+    /// The context type's key (0: no context).
+    pub unique: u64,
+    /// Context bytes.
+    pub size: u64,
 }
 
 /// The settings `WDFDEVICE_INIT` collects before `WdfDeviceCreate`.
@@ -223,6 +274,12 @@ pub struct DeviceInit {
     /// `Some(true)` after `SetPowerPageable`, `Some(false)` after `SetPowerNotPageable` or
     /// `SetPowerInrush`.
     pub power_pageable: Option<bool>,
+    /// `WdfDeviceInitSetRequestAttributes`: what every request of the device gets.
+    pub request_attributes: Option<ObjectTemplate>,
+    /// `EvtIoInCallerContext` (`WdfDeviceInitSetIoInCallerContextCallback`).
+    pub io_in_caller_context: u64,
+    /// `EvtDeviceShutdownNotification` of a control device, and its flags.
+    pub shutdown_notification: (u64, u8),
     /// Methods called on the init structure, for the report.
     pub calls: Vec<&'static str>,
 }
@@ -234,8 +291,11 @@ pub struct Device {
     pub handle: u64,
     /// What `WDFDEVICE_INIT` said.
     pub init: DeviceInit,
-    /// Special-file support turned on for some file type.
-    pub special_files: bool,
+    /// `WdfDeviceSetSpecialFileSupport(.., type, TRUE)` by `WDF_SPECIAL_FILE_TYPE` (1 paging,
+    /// 2 hibernation, 3 dump, 4 boot).
+    pub special_supported: [bool; 5],
+    /// The special-file paths the device is on (by the same index).
+    pub in_path: [bool; 5],
     /// `WdfDeviceAssignS0IdleSettings` was called.
     pub s0_idle: bool,
     /// In D0.
@@ -248,14 +308,22 @@ pub struct Device {
     pub stop_idle: i64,
     /// The device power state KMDF reports (`WDF_DEVICE_POWER_STATE`), with `WdfDevStateNP`.
     pub power_state: u32,
+    /// `WdfDeviceConfigureRequestDispatching`: `(WDF_REQUEST_TYPE, queue)`.
+    pub dispatching: Vec<(u32, u64)>,
+    /// `WdfDeviceAssignS0IdleSettings` said the device can wake itself from S0 idle (the
+    /// framework then arms it before idling).
+    pub idle_wake: bool,
+    /// `WdfDeviceAssignSxWakeSettings` with wake from Sx enabled (armed before system sleep).
+    pub sx_wake: bool,
 }
 
 impl Device {
     /// Whether the device runs power-pageable (the default), as KMDF decides: not after
-    /// `SetPowerNotPageable`/`Inrush`, and not while special-file support is on.
+    /// `SetPowerNotPageable`/`Inrush`, and not while it is on a paging, hibernation, dump or
+    /// boot path (KMDF clears `DO_POWER_PAGABLE` when the device enters one).
     #[must_use]
     pub fn power_pageable(&self) -> bool {
-        self.init.power_pageable.unwrap_or(true) && !self.special_files
+        self.init.power_pageable.unwrap_or(true) && !self.in_path.iter().any(|&p| p)
     }
 }
 
@@ -341,8 +409,6 @@ pub struct Host {
     pub nonpaged: Arena,
     /// Paged pool (a trimmed region).
     pub paged: Arena,
-    /// Routine contracts.
-    pub contracts: Box<dyn Contracts>,
     /// Memory the host hands out that must stay put (buffers, contexts, structures).
     pub keep: Vec<Box<[u64]>>,
     /// The address of the `WDFDEVICE_INIT` structure given to `EvtDriverDeviceAdd`.
@@ -394,6 +460,7 @@ impl Host {
             cleanup: 0,
             destroy: 0,
             passive: false,
+            destroying: false,
             deleted: false,
         });
         HANDLE_BASE + 16 * (self.objects.len() as u64 - 1)
@@ -401,6 +468,12 @@ impl Host {
 
     /// The live object of `handle`.
     pub fn object(&mut self, handle: u64) -> Option<&mut Object> {
+        self.object_or_destroying(handle).filter(|o| !o.destroying)
+    }
+
+    /// The object of `handle`, live or inside its `EvtDestroyCallback` (whose contexts KMDF
+    /// frees only after the callback returns).
+    pub fn object_or_destroying(&mut self, handle: u64) -> Option<&mut Object> {
         let index = usize::try_from(handle.checked_sub(HANDLE_BASE)? / 16).ok()?;
         if !handle.is_multiple_of(16) {
             return None;
@@ -414,6 +487,26 @@ impl Host {
         let address = block.as_ptr() as u64;
         self.keep.push(block);
         address
+    }
+
+    /// A `UNICODE_STRING` holding `text` (NUL-terminated beyond its `Length`), in memory that
+    /// stays valid for the run; returns its address.
+    pub fn unicode_string(&mut self, text: &str) -> u64 {
+        let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
+        let buffer = self.keep_zeroed(units.len() * 2);
+        for (i, u) in units.iter().enumerate() {
+            // SAFETY: the block just allocated holds units.len() u16 values.
+            unsafe { write::<u16>(buffer + 2 * i as u64, *u) };
+        }
+        let string = self.keep_zeroed(16);
+        let bytes = u16::try_from((units.len() - 1) * 2).unwrap_or(u16::MAX - 1);
+        // SAFETY: a UNICODE_STRING of 16 bytes just allocated: Length, MaximumLength, Buffer.
+        unsafe {
+            write::<u16>(string, bytes);
+            write::<u16>(string + 2, bytes.saturating_add(2));
+            write::<u64>(string + 8, buffer);
+        }
+        string
     }
 
     /// The request of `handle`.
@@ -453,78 +546,47 @@ pub unsafe fn write<T: Copy>(address: u64, value: T) {
     unsafe { std::ptr::write_unaligned(address as *mut T, value) }
 }
 
-/// A violation found by the host, charged to the callback now running.
+/// Where a finding is charged: `at` when given, else the driver's call of the kernel or
+/// framework routine now running (see [`machine::call_site`]), else nothing (0: the parent
+/// then names the callback).
+fn place(at: u64) -> u64 {
+    if at == 0 { machine::call_site() } else { at }
+}
+
+/// A violation found by the host, charged to the callback now running and to `at` (0: the
+/// driver's call of the routine now running).
 pub fn violation(kind: &str, at: u64, text: &str) {
     record!(
-        "v {kind} {at:#x} {} {} {text}",
+        "v {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
 }
 
 /// An event worth reporting that is not a violation.
 pub fn event(kind: &str, at: u64, text: &str) {
     record!(
-        "event {kind} {at:#x} {} {} {text}",
+        "event {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
 }
 
 /// Ends the scenario: the driver did something the host cannot go on from.
 pub fn stop(kind: &str, at: u64, text: &str) -> ! {
     record!(
-        "stop {kind} {at:#x} {} {} {text}",
+        "stop {kind} {:#x} {} {} {} {text}",
+        place(at),
         machine::step(),
-        machine::callback()
+        machine::callback(),
+        machine::irql()
     );
     // SAFETY: ends the child process; the parent reads the records written so far.
     unsafe { libc::_exit(machine::EXIT_STOPPED) }
-}
-
-/// Checks a kernel or framework routine's contract at the moment the driver calls it: the
-/// IRQL it allows, and pageable data while the paging disk is off. `paged_pool` says whether
-/// this call allocates paged pool (a fact of its arguments).
-pub fn check_call(routine: &str, caller: u64, paged_pool: bool) {
-    let (max, data) = with(|h| {
-        (
-            h.contracts.max_irql(routine),
-            h.contracts.pageable_data(routine),
-        )
-    });
-    let irql = machine::irql();
-    if let Some(max) = max
-        && irql > max
-    {
-        violation(
-            "irql",
-            caller,
-            &format!(
-                "{routine} called at IRQL {} ({}); its contract allows at most {} ({})",
-                irql,
-                irql_name(irql),
-                max,
-                irql_name(max)
-            ),
-        );
-    }
-    if machine::disk_off() {
-        let touches = match data {
-            Some(PageableData::PagedPool) => paged_pool,
-            Some(_) => true,
-            None => false,
-        };
-        if touches {
-            violation(
-                "paging",
-                caller,
-                &format!(
-                    "{routine} touches {} while the paging disk is off (the device is power-nonpageable and in a system power transition)",
-                    data.map_or("pageable data", PageableData::describe)
-                ),
-            );
-        }
-    }
 }
 
 /// The conventional name of an IRQL.
@@ -556,6 +618,8 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
     let outer_callback = machine::callback();
     let outer_irql = machine::irql();
     let outer_locks = machine::spin_locks();
+    let outer_site = machine::call_site();
+    machine::set_call_site(0);
     machine::set_callback(id);
     machine::set_irql(irql);
     let arg = |i: usize| args.get(i).copied().unwrap_or(0);
@@ -591,6 +655,7 @@ pub fn invoke(slot: &str, function: u64, irql: u8, args: &[u64]) -> u64 {
     }
     machine::set_irql(outer_irql);
     machine::set_callback(outer_callback);
+    machine::set_call_site(outer_site);
     result
 }
 

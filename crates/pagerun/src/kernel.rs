@@ -4,7 +4,7 @@
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
-use crate::host::{self, check_call, status, violation, with};
+use crate::host::{self, status, violation, with};
 use crate::machine::{self, APC_LEVEL, DISPATCH_LEVEL};
 
 // ---- IRQL ----------------------------------------------------------------------------------
@@ -87,7 +87,6 @@ fn give(lock: u64, routine: &str) {
 }
 
 extern "win64" fn ke_acquire_spin_lock_raise_to_dpc(lock: u64) -> u8 {
-    check_call("KeAcquireSpinLockRaiseToDpc", 0, false);
     let old = machine::irql();
     machine::set_irql(old.max(DISPATCH_LEVEL));
     take(lock, "KeAcquireSpinLockRaiseToDpc");
@@ -134,33 +133,13 @@ extern "win64" fn dbg_break_point() {
 const POOL_FLAG_PAGED: u64 = 0x100;
 
 extern "win64" fn ex_allocate_pool2(flags: u64, size: u64, _tag: u32) -> u64 {
-    let paged = flags & POOL_FLAG_PAGED != 0;
-    check_call("ExAllocatePool2", 0, paged);
-    if paged && machine::irql() > APC_LEVEL {
-        violation(
-            "irql",
-            0,
-            &format!("ExAllocatePool2 of paged pool at IRQL {}", machine::irql()),
-        );
-    }
-    host::pool_alloc(paged, size)
+    // Paged pool above APC_LEVEL is the contract's (checked by the gate).
+    host::pool_alloc(flags & POOL_FLAG_PAGED != 0, size)
 }
 
 extern "win64" fn ex_allocate_pool_with_tag(pool_type: u32, size: u64, _tag: u32) -> u64 {
     // Odd POOL_TYPE values (PagedPool = 1, PagedPoolCacheAligned = 5, ...) are paged.
-    let paged = pool_type & 1 != 0;
-    check_call("ExAllocatePoolWithTag", 0, paged);
-    if paged && machine::irql() > APC_LEVEL {
-        violation(
-            "irql",
-            0,
-            &format!(
-                "ExAllocatePoolWithTag of paged pool at IRQL {}",
-                machine::irql()
-            ),
-        );
-    }
-    host::pool_alloc(paged, size)
+    host::pool_alloc(pool_type & 1 != 0, size)
 }
 
 extern "win64" fn ex_allocate_pool(pool_type: u32, size: u64) -> u64 {
@@ -168,7 +147,6 @@ extern "win64" fn ex_allocate_pool(pool_type: u32, size: u64) -> u64 {
 }
 
 extern "win64" fn ex_free_pool_with_tag(address: u64, _tag: u32) {
-    check_call("ExFreePoolWithTag", 0, false);
     let known = with(|h| h.paged.contains(address) || h.nonpaged.contains(address));
     if address == 0 || !known {
         violation(
@@ -186,17 +164,6 @@ extern "win64" fn ex_free_pool(address: u64) {
 // ---- locking pageable sections ---------------------------------------------------------------
 
 extern "win64" fn mm_lock_pagable_data_section(address: u64) -> u64 {
-    check_call("MmLockPagableDataSection", 0, false);
-    if machine::irql() > APC_LEVEL {
-        violation(
-            "irql",
-            0,
-            &format!(
-                "MmLockPagableDataSection at IRQL {} (allowed: APC_LEVEL or below)",
-                machine::irql()
-            ),
-        );
-    }
     match usize::try_from(address).ok().and_then(machine::region_of) {
         Some(region) if machine::region_kind(region) == machine::RegionKind::Pageable => {
             machine::add_lock(region, 1);
@@ -215,7 +182,6 @@ extern "win64" fn mm_lock_pagable_data_section(address: u64) -> u64 {
 }
 
 extern "win64" fn mm_lock_pagable_section_by_handle(handle: u64) {
-    check_call("MmLockPagableSectionByHandle", 0, false);
     match handle.checked_sub(1).map(|r| r as usize) {
         Some(region) if region < 32 => {
             machine::add_lock(region, 1);
@@ -231,7 +197,6 @@ extern "win64" fn mm_lock_pagable_section_by_handle(handle: u64) {
 }
 
 extern "win64" fn mm_unlock_pagable_image_section(handle: u64) {
-    check_call("MmUnlockPagableImageSection", 0, false);
     let ok = handle
         .checked_sub(1)
         .map(|r| r as usize)
@@ -287,6 +252,82 @@ extern "win64" fn rtl_compare_memory(left: u64, right: u64, count: u64) -> u64 {
     count
 }
 
+/// Length of a NUL-terminated string of `unit`-byte characters, at most `limit` characters.
+fn c_length(string: u64, unit: u64, limit: u64) -> u64 {
+    let mut n = 0;
+    while n < limit {
+        // SAFETY: the driver's NUL-terminated string, as the C function requires it.
+        let c = unsafe {
+            if unit == 1 {
+                u64::from(host::read::<u8>(string + n))
+            } else {
+                u64::from(host::read::<u16>(string + 2 * n))
+            }
+        };
+        if c == 0 {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+extern "win64" fn strlen(string: u64) -> u64 {
+    c_length(string, 1, u64::MAX)
+}
+
+extern "win64" fn wcslen(string: u64) -> u64 {
+    c_length(string, 2, u64::MAX)
+}
+
+extern "win64" fn strnlen(string: u64, limit: u64) -> u64 {
+    c_length(string, 1, limit)
+}
+
+extern "win64" fn wcsnlen(string: u64, limit: u64) -> u64 {
+    c_length(string, 2, limit)
+}
+
+/// Compares two NUL-terminated strings of `unit`-byte characters, at most `limit` of them.
+fn c_compare(left: u64, right: u64, unit: u64, limit: u64) -> i32 {
+    for k in 0..limit {
+        // SAFETY: the driver's NUL-terminated strings, as the C function requires them.
+        let (a, b) = unsafe {
+            if unit == 1 {
+                (
+                    i32::from(host::read::<u8>(left + k)),
+                    i32::from(host::read::<u8>(right + k)),
+                )
+            } else {
+                (
+                    i32::from(host::read::<u16>(left + 2 * k)),
+                    i32::from(host::read::<u16>(right + 2 * k)),
+                )
+            }
+        };
+        if a != b || a == 0 {
+            return a - b;
+        }
+    }
+    0
+}
+
+extern "win64" fn strcmp(left: u64, right: u64) -> i32 {
+    c_compare(left, right, 1, u64::MAX)
+}
+
+extern "win64" fn wcscmp(left: u64, right: u64) -> i32 {
+    c_compare(left, right, 2, u64::MAX)
+}
+
+extern "win64" fn strncmp(left: u64, right: u64, limit: u64) -> i32 {
+    c_compare(left, right, 1, limit)
+}
+
+extern "win64" fn wcsncmp(left: u64, right: u64, limit: u64) -> i32 {
+    c_compare(left, right, 2, limit)
+}
+
 extern "win64" fn rtl_init_unicode_string(target: u64, source: u64) {
     let mut len = 0u64;
     if source != 0 {
@@ -322,6 +363,46 @@ extern "win64" fn ke_query_system_time_precise(time: u64) {
     unsafe { host::write::<u64>(time, crate::clock::system_time()) };
 }
 
+extern "win64" fn ke_query_system_time(time: u64) {
+    // SAFETY: the driver's LARGE_INTEGER.
+    unsafe { host::write::<u64>(time, crate::clock::system_time()) };
+}
+
+extern "win64" fn ke_query_interrupt_time() -> u64 {
+    with(|h| h.clock)
+}
+
+extern "win64" fn ke_query_interrupt_time_precise(qpc: u64) -> u64 {
+    let now = with(|h| h.clock);
+    if qpc != 0 {
+        // SAFETY: the driver's ULONG64 for the performance counter (10 MHz here).
+        unsafe { host::write::<u64>(qpc, now) };
+    }
+    now
+}
+
+extern "win64" fn ke_query_time_increment() -> u32 {
+    // 15.625 ms, the default clock interval, in 100 ns units.
+    156_250
+}
+
+// ---- WMI -----------------------------------------------------------------------------------
+
+extern "win64" fn io_wmi_device_object_to_provider_id(device_object: u64) -> u32 {
+    // Any stable number: the low bits of the object's address.
+    (device_object >> 4) as u32
+}
+
+extern "win64" fn io_wmi_write_event(event: u64) -> i32 {
+    if event == 0 {
+        violation("parameter", 0, "IoWMIWriteEvent with a null event");
+        return status::INVALID_PARAMETER;
+    }
+    // WMI frees the event buffer once the call succeeds.
+    host::event("wmi", 0, "WMI event written (IoWMIWriteEvent)");
+    status::SUCCESS
+}
+
 extern "win64" fn ke_initialize_event(event: u64, kind: u32, state: u8) {
     // SAFETY: the driver's KEVENT: DISPATCHER_HEADER Type at 0, SignalState at 4, wait list
     // at 8 (two pointers, initialised empty to point at itself).
@@ -334,7 +415,6 @@ extern "win64" fn ke_initialize_event(event: u64, kind: u32, state: u8) {
 }
 
 extern "win64" fn ke_set_event(event: u64, _increment: i32, wait: u8) -> i32 {
-    check_call("KeSetEvent", 0, false);
     if wait != 0 {
         host::event(
             "wait",
@@ -379,15 +459,18 @@ extern "win64" fn ke_wait_for_single_object(
     _alertable: u8,
     timeout: u64,
 ) -> i32 {
-    check_call("KeWaitForSingleObject", 0, false);
-    // A zero timeout polls; any other wait at DISPATCH_LEVEL is a bug check on Windows.
+    // A zero timeout polls; any other wait at DISPATCH_LEVEL is a bug check on Windows. The
+    // contract (checked by the gate) covers a NULL timeout; a nonzero one is checked here,
+    // since the table does not read what an argument points to.
     // SAFETY: a LARGE_INTEGER of the driver when not null.
-    let zero_timeout = timeout != 0 && unsafe { host::read::<i64>(timeout) } == 0;
-    if machine::irql() >= DISPATCH_LEVEL && !zero_timeout {
+    if timeout != 0 && unsafe { host::read::<i64>(timeout) } != 0 && machine::irql() > APC_LEVEL {
         violation(
             "irql",
             0,
-            "KeWaitForSingleObject with a nonzero timeout at DISPATCH_LEVEL",
+            &format!(
+                "KeWaitForSingleObject with a nonzero timeout at IRQL {}; its reference page allows at most APC_LEVEL unless the timeout is zero",
+                machine::irql()
+            ),
         );
     }
     // The model runs one thread: another thread cannot signal the object while this one waits,
@@ -420,11 +503,19 @@ extern "win64" fn ke_wait_for_single_object(
 
 // ---- bug checks ----------------------------------------------------------------------------
 
+/// The bug check wdk-panic's panic handler raises for a Rust panic (`RPNC`).
+const RUST_PANIC_BUGCHECK_CODE: u32 = u32::from_be_bytes(*b"RPNC");
+
 extern "win64" fn ke_bug_check_ex(code: u32, p1: u64, p2: u64, p3: u64, p4: u64) -> ! {
+    let what = if code == RUST_PANIC_BUGCHECK_CODE {
+        ": a Rust panic (the bug check wdk-panic raises, 'RPNC')"
+    } else {
+        ""
+    };
     host::stop(
         "bugcheck",
         0,
-        &format!("KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})"),
+        &format!("KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x}){what}"),
     );
 }
 
@@ -463,11 +554,27 @@ pub fn resolve(name: &str) -> Option<usize> {
         "memmove" => memmove as *const () as usize,
         "memset" => memset as *const () as usize,
         "memcmp" => memcmp as *const () as usize,
+        "strlen" => strlen as *const () as usize,
+        "wcslen" => wcslen as *const () as usize,
+        "strnlen" => strnlen as *const () as usize,
+        "wcsnlen" => wcsnlen as *const () as usize,
+        "strcmp" => strcmp as *const () as usize,
+        "wcscmp" => wcscmp as *const () as usize,
+        "strncmp" => strncmp as *const () as usize,
+        "wcsncmp" => wcsncmp as *const () as usize,
         "RtlCompareMemory" => rtl_compare_memory as *const () as usize,
         "RtlInitUnicodeString" => rtl_init_unicode_string as *const () as usize,
         "KeStallExecutionProcessor" => ke_stall_execution_processor as *const () as usize,
         "KeQueryPerformanceCounter" => ke_query_performance_counter as *const () as usize,
         "KeQuerySystemTimePrecise" => ke_query_system_time_precise as *const () as usize,
+        "KeQuerySystemTime" => ke_query_system_time as *const () as usize,
+        "KeQueryInterruptTime" => ke_query_interrupt_time as *const () as usize,
+        "KeQueryTimeIncrement" => ke_query_time_increment as *const () as usize,
+        "KeQueryInterruptTimePrecise" => ke_query_interrupt_time_precise as *const () as usize,
+        "IoWMIDeviceObjectToProviderId" => {
+            io_wmi_device_object_to_provider_id as *const () as usize
+        }
+        "IoWMIWriteEvent" => io_wmi_write_event as *const () as usize,
         "KeInitializeEvent" => ke_initialize_event as *const () as usize,
         "KeSetEvent" => ke_set_event as *const () as usize,
         "KeClearEvent" => ke_clear_event as *const () as usize,

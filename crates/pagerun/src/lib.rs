@@ -5,8 +5,9 @@
 //! child process per scenario ([`child`]); the child maps the image ([`loader`]), binds its
 //! imports to the host's kernel ([`kernel`]) and framework ([`framework`]) implementations,
 //! drives it through the scenario ([`scenario`]) on the simulated processor ([`machine`]) and
-//! streams what happens ([`protocol`]); the parent names each address and prints the report
-//! ([`report`]).
+//! streams what happens ([`protocol`]); every routine the driver calls is reached through a
+//! gate ([`gate`]) that checks the call against the routine's reference-page contract. The
+//! parent names each address and prints the report ([`report`]).
 
 // Pedantic lints this crate opts out of, for the reasons given: the driver's ABI is integers of
 // fixed widths that the host converts between on purpose (casts); the framework and scenario
@@ -29,8 +30,8 @@ compile_error!("cargo-pagerun runs x64 driver code natively: it needs x86_64 Lin
 
 pub mod child;
 pub mod clock;
-pub mod contracts;
 pub mod framework;
+pub mod gate;
 pub mod host;
 pub mod kernel;
 pub mod loader;

@@ -96,6 +96,9 @@ static STEP_BUDGET: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The scenario step and the callback (its id in the record stream) now running.
 static STEP: AtomicU32 = AtomicU32::new(0);
 static CALLBACK: AtomicU32 = AtomicU32::new(0);
+/// An address inside the driver's call instruction of the kernel or framework routine now
+/// running (0 between routines).
+static CALL_SITE: AtomicU64 = AtomicU64::new(0);
 
 /// Trap pages: `[base, base + len)`, one 16-byte slot per unimplemented routine.
 static TRAP_BASE: AtomicUsize = AtomicUsize::new(0);
@@ -275,6 +278,18 @@ pub fn set_callback(id: u32) {
 #[must_use]
 pub fn callback() -> u32 {
     CALLBACK.load(R)
+}
+
+/// Records the call site of the routine the driver just called (see [`call_site`]).
+pub fn set_call_site(address: u64) {
+    CALL_SITE.store(address, R);
+}
+
+/// An address inside the driver's call of the kernel or framework routine now running, or 0
+/// when the host is not inside such a routine.
+#[must_use]
+pub fn call_site() -> u64 {
+    CALL_SITE.load(R)
 }
 
 /// Single-steps allowed before the scenario is stopped.
@@ -673,6 +688,8 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             .text(" ")
             .dec(u64::from(callback()))
             .text(" ")
+            .dec(u64::from(irql()))
+            .text(" ")
             .text(name)
             .text("\n");
         stop(&line);
@@ -723,16 +740,9 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         return;
     }
 
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let code = unsafe { (*info).si_code };
     let mut line = RawLine::new();
-    let what = match decode_at(rip) {
-        Some(i) if i.code() == Code::Int_imm8 && i.immediate8() == 0x29 => {
-            "__fastfail (a Rust panic with panic=abort, or a /GS or CFG failure) code "
-        }
-        Some(i) if i.code() == Code::Int_imm8 => "software interrupt ",
-        Some(_) if address == 0 => "privileged or unmodelled instruction ",
-        Some(_) => "access violation at ",
-        None => "execution at an unreadable address ",
-    };
     line.text("stop crash ")
         .hex(rip)
         .text(" ")
@@ -740,14 +750,79 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         .text(" ")
         .dec(u64::from(callback()))
         .text(" ")
-        .text(what);
-    if what.starts_with("__fastfail") {
-        line.hex(ctx.get(libc::REG_RCX));
-    } else {
-        line.hex(address);
-    }
+        .dec(u64::from(irql()))
+        .text(" ");
+    describe_crash(&mut line, &ctx, rip, address, code);
     line.text("\n");
     stop(&line);
+}
+
+/// `si_code` of a fault the processor raised as a general-protection exception (a privileged
+/// instruction, a non-canonical address, a misaligned 16-byte SSE access): the kernel reports
+/// no address for it.
+const SI_KERNEL: libc::c_int = 0x80;
+
+/// Says what the instruction at `rip` did wrong, as precisely as the decoder allows (never
+/// allocating: this runs in the signal handler).
+fn describe_crash(line: &mut RawLine, ctx: &Context, rip: u64, address: u64, code: libc::c_int) {
+    use std::fmt::Write as _;
+    let Some(i) = decode_at(rip) else {
+        line.text("execution at an unreadable address ").hex(rip);
+        return;
+    };
+    if i.code() == Code::Int_imm8 && i.immediate8() == 0x29 {
+        line.text("__fastfail (a Rust panic with panic=abort, or a /GS or CFG failure) code ")
+            .hex(ctx.get(libc::REG_RCX));
+        return;
+    }
+    if i.code() == Code::Int_imm8 {
+        line.text("software interrupt ")
+            .hex(u64::from(i.immediate8()));
+        return;
+    }
+    let mnemonic = i.mnemonic();
+    let has_memory = (0..i.op_count()).any(|k| i.op_kind(k) == iced_x86::OpKind::Memory);
+    if matches!(i.memory_segment(), Register::GS | Register::FS) && has_memory {
+        // Kernel code reads its processor block through GS (KeGetCurrentThread,
+        // KeGetCurrentProcessorNumberEx, the current IRQL's shadow...): not modelled.
+        let _ = write!(
+            line,
+            "{mnemonic:?} through {:?}: a read of the kernel's processor block (KPCR/KPRCB) at offset ",
+            i.memory_segment()
+        );
+        line.hex(i.memory_displacement64());
+        return;
+    }
+    if code == SI_KERNEL {
+        let target = has_memory.then(|| effective_address(ctx, &i)).flatten();
+        match target {
+            Some(at) if (at >> 47) != 0 && (at >> 47) != 0x1_FFFF => {
+                let _ = write!(line, "{mnemonic:?} of the non-canonical address ");
+                line.hex(at);
+            }
+            Some(at) if at % 16 != 0 => {
+                let _ = write!(
+                    line,
+                    "{mnemonic:?} of a 16-byte operand at an address not 16-byte aligned: "
+                );
+                line.hex(at);
+            }
+            _ => {
+                let _ = write!(
+                    line,
+                    "privileged or unmodelled instruction {mnemonic:?} (general-protection fault)"
+                );
+            }
+        }
+        return;
+    }
+    if address < 0x1_0000 {
+        let _ = write!(line, "{mnemonic:?} through a null pointer: address ");
+        line.hex(address);
+        return;
+    }
+    let _ = write!(line, "{mnemonic:?}: access violation at ");
+    line.hex(address);
 }
 
 extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
@@ -765,6 +840,8 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
                 .dec(u64::from(step()))
                 .text(" ")
                 .dec(u64::from(callback()))
+                .text(" ")
+                .dec(u64::from(irql()))
                 .text(" single-step budget of ")
                 .dec(STEP_BUDGET.load(R))
                 .text(" faulting instructions exceeded\n");
@@ -781,6 +858,8 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" int3 (a breakpoint or assertion in the driver)\n");
     line.write();
 }
@@ -794,6 +873,8 @@ extern "C" fn on_ill(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" invalid instruction (ud2: an abort or unreachable code)\n");
     stop(&line);
 }
@@ -807,6 +888,8 @@ extern "C" fn on_budget(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *
         .dec(u64::from(step()))
         .text(" ")
         .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
         .text(" CPU time budget exceeded (a loop that does not end?)\n");
     stop(&line);
 }

@@ -46,6 +46,11 @@ struct Cli {
     /// A `REG_DWORD` value in the device's hardware key (repeatable), e.g. `PowerNotPageable=1`.
     #[arg(long = "registry", value_name = "NAME=VALUE", value_parser = parse_registry)]
     registry: Vec<(String, u32)>,
+    /// Put the device on a special-file path once it has started (repeatable): the framework
+    /// then makes it nonpageable and calls its usage notification, if the driver enabled that
+    /// type with `WdfDeviceSetSpecialFileSupport`.
+    #[arg(long = "special-file", value_name = "TYPE", value_parser = parse_special_file)]
+    special_files: Vec<u32>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -79,8 +84,21 @@ fn parse_registry(text: &str) -> Result<(String, u32), String> {
     Ok((name.to_owned(), value))
 }
 
+fn parse_special_file(text: &str) -> Result<u32, String> {
+    pagerun::scenario::SPECIAL_FILES
+        .iter()
+        .position(|&n| n == text)
+        .and_then(|i| u32::try_from(i + 1).ok())
+        .ok_or_else(|| {
+            format!(
+                "`{text}`: the special files are {}",
+                pagerun::scenario::SPECIAL_FILES.join(", ")
+            )
+        })
+}
+
 fn child(args: &[String]) -> ExitCode {
-    // __child IMAGE SCENARIO CYCLES STEPS CPU TABLE GLOBALS COUNT [NAME=VALUE...]
+    // __child IMAGE SCENARIO CYCLES STEPS CPU TABLE GLOBALS COUNT [NAME=VALUE | special:N ...]
     let number = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok());
     let rva = |i: usize| args.get(i).and_then(|a| a.parse::<u32>().ok());
     let (Some(image), Some(scenario)) = (args.first(), args.get(1)) else {
@@ -89,12 +107,19 @@ fn child(args: &[String]) -> ExitCode {
     let registry: BTreeMap<String, u32> = args
         .iter()
         .skip(8)
+        .filter(|a| !a.starts_with("special:"))
         .filter_map(|a| parse_registry(a).ok())
+        .collect();
+    let special_files: Vec<u32> = args
+        .iter()
+        .skip(8)
+        .filter_map(|a| a.strip_prefix("special:")?.parse().ok())
         .collect();
     let plan = pagerun::child::Plan {
         scenario: scenario.clone(),
         cycles: u32::try_from(number(2).unwrap_or(1)).unwrap_or(1),
         registry,
+        special_files,
         table_rva: rva(5),
         globals_rva: rva(6),
         count_rva: rva(7),
@@ -130,6 +155,7 @@ fn main() -> ExitCode {
         scenarios: cli.scenarios,
         cycles: cli.cycles.max(1),
         registry: cli.registry.into_iter().collect(),
+        special_files: cli.special_files,
         timeout_seconds: cli.timeout.max(1),
         cpu_seconds: cli.cpu_budget.max(1),
         step_budget: cli.step_budget,

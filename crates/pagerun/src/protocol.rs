@@ -7,9 +7,9 @@
 //! | `step N LABEL` | scenario step `N` begins |
 //! | `cb ID STEP IRQL ADDRESS NAME` | callback `ID` (its slot `NAME`, function at `ADDRESS`) entered at `IRQL` |
 //! | `fault KIND RIP ADDRESS IRQL STEP CB REGION LOCKS DISKOFF` | a trimmed region was touched |
-//! | `v KIND RIP STEP CB TEXT` | a violation found by the host (IRQL, lock, request, bugcheck, ...) |
-//! | `event KIND RIP STEP CB TEXT` | something worth reporting that is not a violation by itself |
-//! | `stop KIND RIP STEP CB TEXT` | the scenario cannot go on (unmodelled routine, crash, budget) |
+//! | `v KIND RIP STEP CB IRQL TEXT` | a violation found by the host (IRQL, lock, request, bugcheck, ...) |
+//! | `event KIND RIP STEP CB IRQL TEXT` | something worth reporting that is not a violation by itself |
+//! | `stop KIND RIP STEP CB IRQL TEXT` | the scenario cannot go on (unmodelled routine, crash, budget) |
 //! | `info KEY VALUE` | a fact of the run (power pageability, counters) |
 //! | `region I NAME` | the name of region `I` |
 //! | `done` | the scenario ran to its end |
@@ -106,6 +106,14 @@ impl RawLine {
     }
 }
 
+/// Formatting into the line (for `Debug` names of decoded instructions), without allocating.
+impl std::fmt::Write for RawLine {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text(s);
+        Ok(())
+    }
+}
+
 fn write_all(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writes initialised bytes to fd 1; write(2) is async-signal-safe.
@@ -195,6 +203,8 @@ pub enum Record {
         step: u32,
         /// Callback id.
         callback: u32,
+        /// IRQL then.
+        irql: u8,
         /// Text.
         text: String,
     },
@@ -264,14 +274,15 @@ pub fn parse(line: &str) -> Option<Record> {
             }
         }
         "v" | "event" | "stop" => {
-            let f = fields(5);
+            let f = fields(6);
             Record::Finding {
                 class: tag.to_owned(),
                 kind: (*f.first()?).to_owned(),
                 rip: addr(f.get(1).copied())?,
                 step: num(f.get(2).copied())?,
                 callback: num(f.get(3).copied())?,
-                text: f.get(4).copied().unwrap_or("").to_owned(),
+                irql: num(f.get(4).copied())?,
+                text: f.get(5).copied().unwrap_or("").to_owned(),
             }
         }
         "info" => {
@@ -339,13 +350,14 @@ mod tests {
     #[test]
     fn findings_keep_their_text() {
         assert_eq!(
-            parse("stop unmodelled 0x1400010a0 3 2 ntoskrnl.exe!ZwCreateFile"),
+            parse("stop unmodelled 0x1400010a0 3 2 0 ntoskrnl.exe!ZwCreateFile"),
             Some(Record::Finding {
                 class: "stop".to_owned(),
                 kind: "unmodelled".to_owned(),
                 rip: 0x1_4000_10a0,
                 step: 3,
                 callback: 2,
+                irql: 0,
                 text: "ntoskrnl.exe!ZwCreateFile".to_owned(),
             })
         );

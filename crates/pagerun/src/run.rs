@@ -26,6 +26,8 @@ pub struct Options {
     pub cycles: u32,
     /// The device's hardware key.
     pub registry: BTreeMap<String, u32>,
+    /// Special-file paths (`WDF_SPECIAL_FILE_TYPE` 1 to 4) the device is put on once started.
+    pub special_files: Vec<u32>,
     /// Wall-clock seconds per scenario.
     pub timeout_seconds: u64,
     /// CPU seconds per scenario.
@@ -43,6 +45,7 @@ impl Default for Options {
             scenarios: Vec::new(),
             cycles: 1,
             registry: BTreeMap::new(),
+            special_files: Vec::new(),
             timeout_seconds: 60,
             cpu_seconds: 30,
             step_budget: 1_000_000,
@@ -85,7 +88,7 @@ pub struct Violation {
     pub message: String,
     /// The instruction's RVA, when in the image.
     pub rva: Option<u32>,
-    /// How many times it happened in the scenario (same kind, place, callback and step).
+    /// In how many callback invocations it happened (same kind, place, callback and step).
     pub count: u32,
 }
 
@@ -102,6 +105,8 @@ pub struct ScenarioReport {
     pub steps: u32,
     /// Callbacks called.
     pub callbacks: u32,
+    /// How many times each callback slot was called (`EvtDeviceD0Entry`, `EvtIoRead`, ...).
+    pub called: BTreeMap<String, u32>,
     /// Facts the run reported.
     pub info: BTreeMap<String, String>,
     /// Wall time in milliseconds.
@@ -143,6 +148,8 @@ struct Names<'a> {
     image: &'a Image,
     functions: Functions,
     symbols: &'a Symbols,
+    /// Line programs read so far, by function start.
+    lines: std::cell::RefCell<BTreeMap<u32, pagecheck::pdb::Lines>>,
 }
 
 impl Names<'_> {
@@ -171,8 +178,16 @@ impl Names<'_> {
     fn source(&self, rva: Option<u32>) -> Option<Source> {
         let rva = rva?;
         let f = self.functions.containing(rva)?;
-        let lines = self.symbols.lines_at(&[rva]);
-        let line = lines.at(rva, self.functions.list[f].start, None)?;
+        let start = self.functions.list[f].start;
+        // The PDB's line program is read once per function, however many violations it has.
+        let mut cache = self.lines.borrow_mut();
+        let lines = cache
+            .entry(start)
+            .or_insert_with(|| self.symbols.lines_at(&[start, rva]));
+        // A function whose code spans more than one PDB procedure: read the one at `rva`.
+        let line = lines
+            .at(rva, start, None)
+            .or_else(|| self.symbols.lines_at(&[rva]).at(rva, start, None))?;
         Some(Source {
             file: line.file,
             line: line.line,
@@ -206,6 +221,7 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
         functions: Functions::build(&image, &symbols),
         image: &image,
         symbols: &symbols,
+        lines: std::cell::RefCell::new(BTreeMap::new()),
     };
     let binds = image
         .imports
@@ -270,16 +286,17 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
         for (k, v) in &options.registry {
             command.arg(format!("{k}={v}"));
         }
+        for t in &options.special_files {
+            command.arg(format!("special:{t}"));
+        }
         let started = Instant::now();
-        let (output, timed_out, exit) =
-            run_child(command, Duration::from_secs(options.timeout_seconds))?;
+        let child = run_child(command, Duration::from_secs(options.timeout_seconds))?;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         collect(
             &names,
             &scenario,
-            &output,
-            timed_out.then_some(options.timeout_seconds),
-            exit,
+            &child,
+            child.timed_out.then_some(options.timeout_seconds),
             millis,
             &mut report,
         );
@@ -287,22 +304,39 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-fn run_child(
-    mut command: Command,
-    timeout: Duration,
-) -> Result<(String, bool, Option<i32>), Error> {
+/// What a scenario process left behind.
+struct ChildOutput {
+    /// Its record stream.
+    records: String,
+    /// Its standard error (the host's own panic message, if it had one), at most 64 KiB.
+    stderr: String,
+    /// Killed at the wall-clock budget.
+    timed_out: bool,
+    /// Exit status (`None`: ended by a signal).
+    exit: Option<i32>,
+}
+
+fn run_child(mut command: Command, timeout: Duration) -> Result<ChildOutput, Error> {
     command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdin(Stdio::null());
     let mut child = command
         .spawn()
         .map_err(|e| Error::new(format!("cannot start the scenario process: {e}")))?;
     let mut stdout = child.stdout.take().ok_or_else(|| Error::new("no pipe"))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| Error::new("no pipe"))?;
     let reader = std::thread::spawn(move || {
         let mut text = Vec::new();
         // The budgets bound what a child can write: at most one record per step and fault.
         let _ = (&mut stdout).take(64 << 20).read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let error_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut text);
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         String::from_utf8_lossy(&text).into_owned()
     });
     let deadline = Instant::now() + timeout;
@@ -319,16 +353,54 @@ fn run_child(
             Err(_) => break None,
         }
     };
-    let output = reader.join().unwrap_or_default();
-    Ok((output, timed_out, status.and_then(|s| s.code())))
+    Ok(ChildOutput {
+        records: reader.join().unwrap_or_default(),
+        stderr: error_reader.join().unwrap_or_default(),
+        timed_out,
+        exit: status.and_then(|s| s.code()),
+    })
+}
+
+/// One line saying why a scenario process ended without finishing: its exit status and, when
+/// the host itself panicked, the panic's place and message from its standard error (else the
+/// last line it wrote there).
+#[must_use]
+pub fn incomplete_reason(exit: Option<i32>, stderr: &str) -> String {
+    let status = exit.map_or_else(|| "none: killed by a signal".to_owned(), |c| c.to_string());
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let detail = if let Some(at) = lines.iter().position(|l| l.contains("panicked at")) {
+        // `thread 'main' (123) panicked at src/x.rs:1:2:` then the message on the next line
+        // (older toolchains put the message after a comma on the same line).
+        let place = lines[at]
+            .split_once("panicked at ")
+            .map_or(lines[at], |(_, p)| p)
+            .trim_end_matches(':');
+        let message = lines
+            .get(at + 1)
+            .filter(|l| !l.starts_with("note:") && !l.starts_with("stack backtrace"))
+            .copied()
+            .unwrap_or("");
+        format!(": the host panicked at {place}: {message}")
+    } else if let Some(last) = lines.last() {
+        format!(": {last}")
+    } else {
+        String::new()
+    };
+    let mut reason =
+        format!("the scenario process ended without finishing (exit status {status}){detail}");
+    reason.retain(|c| !c.is_control());
+    reason
 }
 
 fn collect(
     names: &Names<'_>,
     scenario: &str,
-    output: &str,
+    child: &ChildOutput,
     timed_out: Option<u64>,
-    exit: Option<i32>,
     millis: u64,
     report: &mut Report,
 ) {
@@ -340,20 +412,33 @@ fn collect(
     let mut done = false;
     let mut stop = None;
     let mut found: Vec<Violation> = Vec::new();
-    let push = |v: Violation, found: &mut Vec<Violation>| {
-        if let Some(same) = found.iter_mut().find(|x| {
+    // The same violation again: same kind, function, section, callback and step, and (except
+    // for an instruction fetch, which faults at every instruction of a paged function) the
+    // same instruction, so that two calls that break a contract stay two violations.
+    // `count` is the number of callback invocations it happened in: a paged function fetched
+    // instruction by instruction, or a loop that calls a routine many times, counts once per
+    // invocation.
+    let mut invocations: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
+    let mut push = |v: Violation, invocation: u32, found: &mut Vec<Violation>| {
+        let index = if let Some(i) = found.iter().position(|x| {
             x.kind == v.kind
                 && x.symbol == v.symbol
                 && x.section == v.section
                 && x.callback == v.callback
                 && x.step == v.step
+                && (v.kind == "fetch" || x.rva == v.rva)
         }) {
-            same.count += 1;
+            if !invocations.contains(&(i, invocation)) {
+                found[i].count += 1;
+            }
+            i
         } else {
             found.push(v);
-        }
+            found.len() - 1
+        };
+        invocations.insert((index, invocation));
     };
-    for line in output.lines() {
+    for line in child.records.lines() {
         let Some(record) = protocol::parse(line) else {
             continue;
         };
@@ -439,6 +524,7 @@ fn collect(
                         rva: rip_rva,
                         count: 1,
                     },
+                    callback,
                     &mut found,
                 );
             }
@@ -448,6 +534,7 @@ fn collect(
                 rip,
                 step,
                 callback,
+                irql,
                 text,
             } => {
                 let (callback_name, callback_address) =
@@ -463,7 +550,7 @@ fn collect(
                     },
                     section: names.section(rva),
                     source: names.source(rva),
-                    irql: None,
+                    irql: Some(irql),
                     callback: callback_name,
                     scenario: scenario.to_owned(),
                     step,
@@ -473,10 +560,10 @@ fn collect(
                     count: 1,
                 };
                 match class.as_str() {
-                    "v" => push(v, &mut found),
+                    "v" => push(v, callback, &mut found),
                     "stop" if DRIVER_STOPS.contains(&kind.as_str()) => {
                         stop = Some(format!("{kind}: {text}"));
-                        push(v, &mut found);
+                        push(v, callback, &mut found);
                     }
                     "stop" => {
                         stop = Some(if kind == "unmodelled" {
@@ -517,6 +604,7 @@ fn collect(
                 rva: None,
                 count: 1,
             },
+            0,
             &mut found,
         );
         stop = Some(format!("wall-clock budget of {seconds} s exceeded"));
@@ -526,10 +614,7 @@ fn collect(
     } else if stop.is_some() {
         "stopped"
     } else {
-        stop = Some(format!(
-            "the scenario process ended without finishing (exit status {})",
-            exit.map_or_else(|| "none: killed by a signal".to_owned(), |c| c.to_string())
-        ));
+        stop = Some(incomplete_reason(child.exit, &child.stderr));
         "incomplete"
     };
     report.scenarios.push(ScenarioReport {
@@ -538,8 +623,44 @@ fn collect(
         stop,
         steps: u32::try_from(steps.len()).unwrap_or(u32::MAX),
         callbacks: u32::try_from(callbacks.len()).unwrap_or(u32::MAX),
+        called: callbacks
+            .values()
+            .fold(BTreeMap::new(), |mut called, (name, _)| {
+                *called.entry(name.clone()).or_insert(0) += 1;
+                called
+            }),
         info,
         millis,
     });
     report.violations.extend(found);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incomplete_reason;
+
+    #[test]
+    fn a_host_panic_is_one_line_with_its_place_and_message() {
+        let stderr = "\nthread 'main' (4242) panicked at crates/pagerun/src/host.rs:321:42:\n\
+                      host installed\nnote: run with `RUST_BACKTRACE=1` environment variable to \
+                      display a backtrace\n";
+        assert_eq!(
+            incomplete_reason(Some(101), stderr),
+            "the scenario process ended without finishing (exit status 101): the host panicked \
+             at crates/pagerun/src/host.rs:321:42: host installed"
+        );
+    }
+
+    #[test]
+    fn other_endings_name_the_status_and_the_last_line() {
+        assert_eq!(
+            incomplete_reason(None, ""),
+            "the scenario process ended without finishing (exit status none: killed by a signal)"
+        );
+        assert_eq!(
+            incomplete_reason(Some(134), "memory allocation of 8 bytes failed\n"),
+            "the scenario process ended without finishing (exit status 134): memory allocation \
+             of 8 bytes failed"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use pagewise_ioctl as ioctl;
 
 use crate::framework::{self, DEV_STATE_NP, POWER_D0, POWER_DX};
 use crate::host::{self, Kind, Major, Request, status, with};
-use crate::machine::{self, DISPATCH_LEVEL, PASSIVE_LEVEL};
+use crate::machine::{self, PASSIVE_LEVEL};
 use crate::record;
 
 /// The scenarios, by name.
@@ -55,6 +55,29 @@ mod pnp {
     pub const SELF_MANAGED_IO_RESTART: usize = 10;
     pub const SURPRISE_REMOVAL: usize = 11;
     pub const QUERY_STOP: usize = 13;
+    pub const USAGE_NOTIFICATION: usize = 14;
+    pub const USAGE_NOTIFICATION_EX: usize = 16;
+}
+
+/// Power policy callback fields, by index of `WDF_POWER_POLICY_EVENT_CALLBACKS`
+/// (offset / 8 - 1).
+mod policy {
+    pub const ARM_WAKE_FROM_S0: usize = 0;
+    pub const DISARM_WAKE_FROM_S0: usize = 1;
+    pub const ARM_WAKE_FROM_SX: usize = 3;
+    pub const DISARM_WAKE_FROM_SX: usize = 4;
+    pub const ARM_WAKE_FROM_SX_WITH_REASON: usize = 6;
+}
+
+/// Which wake the power policy owner arms before leaving D0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wake {
+    /// None (a D3Final power-down, or wake not enabled).
+    None,
+    /// Wake from S0 idle (`IdleCanWakeFromS0` settings).
+    S0,
+    /// Wake from a system sleep (`WdfDeviceAssignSxWakeSettings` enabled).
+    Sx,
 }
 
 /// Queue callback fields, by index of `WDF_IO_QUEUE_CONFIG` ((offset - 16) / 8).
@@ -85,6 +108,35 @@ fn device() -> Option<u64> {
 
 fn pnp_callback(index: usize) -> u64 {
     with(|h| h.device.as_ref().map_or(0, |d| d.init.pnp[index]))
+}
+
+fn policy_callback(index: usize) -> u64 {
+    with(|h| h.device.as_ref().map_or(0, |d| d.init.policy[index]))
+}
+
+/// The wake the device is armed for when it leaves D0 for `purpose`.
+fn wake_for(purpose: Wake) -> Wake {
+    let armed = with(|h| {
+        h.device.as_ref().is_some_and(|d| match purpose {
+            Wake::None => false,
+            Wake::S0 => d.idle_wake,
+            Wake::Sx => d.sx_wake,
+        })
+    });
+    if armed { purpose } else { Wake::None }
+}
+
+fn call_policy(index: usize, slot: &str, args: &[u64]) {
+    let f = policy_callback(index);
+    #[allow(clippy::cast_possible_truncation)]
+    let result = host::invoke(slot, f, PASSIVE_LEVEL, args) as i32;
+    if f != 0 && result < 0 {
+        host::event(
+            "status",
+            f,
+            &format!("{slot} failed with {:#010x}", result.cast_unsigned()),
+        );
+    }
 }
 
 fn call_pnp(index: usize, slot: &str, args: &[u64]) -> i32 {
@@ -121,18 +173,11 @@ fn queues() -> Vec<u64> {
     })
 }
 
-/// The IRQL a queue's request callbacks run at: `PASSIVE_LEVEL` only for a passive queue.
-fn queue_irql(queue: u64) -> u8 {
-    if with(|h| h.object(queue).is_some_and(|o| o.passive)) {
-        PASSIVE_LEVEL
-    } else {
-        DISPATCH_LEVEL
-    }
-}
+use framework::queue_irql;
 
 /// The return to D0: D0Entry, D0EntryPostInterruptsEnabled, power-managed queues resume
 /// (EvtIoResume for requests the driver acknowledged at stop), self-managed I/O restart.
-fn power_up(steps: &mut Steps, previous: u64, first: bool) {
+fn power_up(steps: &mut Steps, previous: u64, first: bool, wake: Wake) {
     let Some(dev) = device() else { return };
     steps.begin(&format!("EvtDeviceD0Entry(previous state {previous})"));
     call_pnp(pnp::D0_ENTRY, "EvtDeviceD0Entry", &[dev, previous]);
@@ -148,6 +193,25 @@ fn power_up(steps: &mut Steps, previous: u64, first: bool) {
         }
     });
     set_power_state(POWER_D0);
+    match wake {
+        Wake::None => {}
+        Wake::S0 => {
+            steps.begin("EvtDeviceDisarmWakeFromS0");
+            call_policy(
+                policy::DISARM_WAKE_FROM_S0,
+                "EvtDeviceDisarmWakeFromS0",
+                &[dev],
+            );
+        }
+        Wake::Sx => {
+            steps.begin("EvtDeviceDisarmWakeFromSx");
+            call_policy(
+                policy::DISARM_WAKE_FROM_SX,
+                "EvtDeviceDisarmWakeFromSx",
+                &[dev],
+            );
+        }
+    }
     steps.begin("power-managed queues restart");
     for queue in queues() {
         let (resume, acknowledged) = with(|h| {
@@ -170,7 +234,7 @@ fn power_up(steps: &mut Steps, previous: u64, first: bool) {
             });
             host::invoke("EvtIoResume", resume, queue_irql(queue), &[queue, request]);
         }
-        dispatch_waiting(queue);
+        dispatch(queue);
     }
     if first {
         steps.begin("EvtDeviceSelfManagedIoInit");
@@ -196,7 +260,7 @@ fn power_up(steps: &mut Steps, previous: u64, first: bool) {
 
 /// Leaving D0: self-managed I/O suspend, power-managed queues stop (EvtIoStop for requests the
 /// driver owns), D0ExitPreInterruptsDisabled, D0Exit.
-fn power_down(steps: &mut Steps, target: u64) {
+fn power_down(steps: &mut Steps, target: u64, wake: Wake) {
     let Some(dev) = device() else { return };
     if with(|h| h.device.as_ref().is_some_and(|d| d.started_once)) {
         steps.begin("EvtDeviceSelfManagedIoSuspend");
@@ -218,25 +282,64 @@ fn power_down(steps: &mut Steps, target: u64) {
         if !managed {
             continue;
         }
-        for request in owned {
-            // WdfRequestStopActionSuspend (1), the request not yet cancelable or cancelable.
+        for &request in &owned {
+            // WdfRequestStopActionSuspend (1): the request is still the driver's to finish.
             host::invoke(
                 "EvtIoStop",
                 stop_fn,
                 queue_irql(queue),
                 &[queue, request, 1],
             );
-            let (done, acked, label) = with(|h| match h.request(request) {
-                Some(r) => (r.completions > 0, r.acknowledged, r.label.clone()),
-                None => (true, false, String::new()),
-            });
-            if !done && !acked {
-                host::violation(
-                    "request",
-                    stop_fn,
-                    &format!(
-                        "{label} is still with the driver, neither completed nor acknowledged (WdfRequestStopAcknowledge), when the device leaves D0: the power-down waits for it"
-                    ),
+        }
+        if owned.is_empty() {
+            continue;
+        }
+        // The framework waits for each request the driver neither completed nor acknowledged;
+        // only the driver's timers, DPCs and work items can finish it meanwhile.
+        match framework::wait_for_owned(queue, true) {
+            Some(0) => {}
+            Some(ms) => record!(
+                "info power_down_waited {ms} ms of virtual time for requests the driver held"
+            ),
+            None => {
+                let labels: Vec<String> = with(|h| {
+                    owned
+                        .iter()
+                        .filter_map(|&r| {
+                            let r = h.request(r)?;
+                            (r.completions == 0 && !r.acknowledged).then(|| r.label.clone())
+                        })
+                        .collect()
+                });
+                for label in labels {
+                    host::violation(
+                        "request",
+                        stop_fn,
+                        &format!(
+                            "{label} is still with the driver, neither completed nor acknowledged (WdfRequestStopAcknowledge), {} s of virtual time after its queue began to stop for a power-down: the device would never leave D0",
+                            framework::REQUEST_WAIT_MS / 1000
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    match wake {
+        Wake::None => {}
+        Wake::S0 => {
+            steps.begin("EvtDeviceArmWakeFromS0");
+            call_policy(policy::ARM_WAKE_FROM_S0, "EvtDeviceArmWakeFromS0", &[dev]);
+        }
+        Wake::Sx => {
+            steps.begin("EvtDeviceArmWakeFromSx");
+            if policy_callback(policy::ARM_WAKE_FROM_SX_WITH_REASON) == 0 {
+                call_policy(policy::ARM_WAKE_FROM_SX, "EvtDeviceArmWakeFromSx", &[dev]);
+            } else {
+                // DeviceWakeEnabled TRUE, ChildrenArmedForWake FALSE.
+                call_policy(
+                    policy::ARM_WAKE_FROM_SX_WITH_REASON,
+                    "EvtDeviceArmWakeFromSxWithReason",
+                    &[dev, 1, 0],
                 );
             }
         }
@@ -280,18 +383,20 @@ fn system_sleep(steps: &mut Steps, hibernate: bool) {
     if nonpageable {
         machine::set_disk_off(true);
     }
-    let target = if hibernate && with(|h| h.device.as_ref().is_some_and(|d| d.special_files)) {
+    // A device on the hibernation path is told the target is the hibernation file's.
+    let target = if hibernate && with(|h| h.device.as_ref().is_some_and(|d| d.in_path[2])) {
         power::PREPARE_FOR_HIBERNATION
     } else {
         power::D3
     };
-    power_down(steps, target);
+    let wake = wake_for(Wake::Sx);
+    power_down(steps, target, wake);
     steps.begin(if hibernate {
         "system in S4"
     } else {
         "system in S3"
     });
-    power_up(steps, power::D3, false);
+    power_up(steps, power::D3, false, wake);
     machine::set_disk_off(false);
     crate::clock::pass(100);
 }
@@ -350,7 +455,7 @@ fn start(steps: &mut Steps) -> bool {
         return true;
     }
     steps.begin("EvtDevicePrepareHardware");
-    let resources = with(|h| h.keep_zeroed(64));
+    let resources = framework::resource_list(dev);
     let result = call_pnp(
         pnp::PREPARE_HARDWARE,
         "EvtDevicePrepareHardware",
@@ -364,7 +469,7 @@ fn start(steps: &mut Steps) -> bool {
             d.prepared = true;
         }
     });
-    power_up(steps, power::D3_FINAL, true);
+    power_up(steps, power::D3_FINAL, true, Wake::None);
     true
 }
 
@@ -375,7 +480,7 @@ fn remove(steps: &mut Steps) {
         let pnp_device = with(|h| h.device_add != 0);
         if pnp_device {
             if with(|h| h.device.as_ref().is_some_and(|d| d.in_d0)) {
-                power_down(steps, power::D3_FINAL);
+                power_down(steps, power::D3_FINAL, Wake::None);
             }
             finish_removal(steps, dev);
         } else {
@@ -398,7 +503,7 @@ fn finish_removal(steps: &mut Steps, dev: u64) {
     purge_requests(dev);
     if with(|h| h.device.as_ref().is_some_and(|d| d.prepared)) {
         steps.begin("EvtDeviceReleaseHardware");
-        let resources = with(|h| h.keep_zeroed(64));
+        let resources = framework::resource_list(dev);
         call_pnp(
             pnp::RELEASE_HARDWARE,
             "EvtDeviceReleaseHardware",
@@ -475,14 +580,17 @@ fn purge_requests(_dev: u64) {
     crate::clock::pass(10);
 }
 
-/// Sends a request to the default queue (or the queue configured for its type) and lets the
-/// driver handle it: a request of a started dispatching queue is presented at once.
+/// Sends a request as the I/O manager would: to the driver's `EvtIoInCallerContext` first
+/// (at `PASSIVE_LEVEL`, in the sender's thread) when it has one, which hands it on with
+/// `WdfDeviceEnqueueRequest`; else to the queue its type is dispatched to (the default queue
+/// unless `WdfDeviceConfigureRequestDispatching` chose another). A started dispatching queue
+/// presents it at once.
 fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: String) -> u64 {
-    let Some(queue) = default_queue() else {
-        record!("info no_queue {label}: the driver has no default queue");
+    let Some(queue) = framework::queue_for(major) else {
+        record!("info no_queue {label}: the driver has no queue for this request type");
         return 0;
     };
-    let request = with(|h| {
+    let buffer = with(|h| {
         let len = input.len().max(output_length);
         let buffer = if len == 0 { 0 } else { h.keep_zeroed(len) };
         if buffer != 0 && !input.is_empty() {
@@ -491,7 +599,10 @@ fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: Stri
                 std::ptr::copy_nonoverlapping(input.as_ptr(), buffer as *mut u8, input.len());
             }
         }
-        let r = Request {
+        buffer
+    });
+    let request = framework::create_request(
+        Request {
             major,
             code,
             buffer,
@@ -501,31 +612,40 @@ fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: Stri
             status: 0,
             information: 0,
             cancel: 0,
+            canceled: false,
             queue,
             acknowledged: false,
             label,
-        };
-        let handle = h.create(Kind::Request(Box::new(r)), queue);
-        if let Some(q) = h.queue(queue) {
-            q.waiting.push_back(handle);
-        }
-        handle
+        },
+        queue,
+    );
+    let (in_caller, dev) = with(|h| {
+        h.device
+            .as_ref()
+            .map_or((0, 0), |d| (d.init.io_in_caller_context, d.handle))
     });
-    dispatch_waiting(queue);
+    if in_caller == 0 {
+        with(|h| {
+            if let Some(q) = h.queue(queue) {
+                q.waiting.push_back(request);
+            }
+        });
+    } else {
+        host::invoke(
+            "EvtIoInCallerContext",
+            in_caller,
+            PASSIVE_LEVEL,
+            &[dev, request],
+        );
+    }
+    let target = with(|h| h.request(request).map_or(queue, |r| r.queue));
+    dispatch(target);
     request
 }
 
-fn default_queue() -> Option<u64> {
-    with(|h| {
-        h.objects
-            .iter()
-            .position(|o| !o.deleted && matches!(&o.kind, Kind::Queue(q) if q.default))
-            .map(|i| host::HANDLE_BASE + 16 * i as u64)
-    })
-}
-
-/// Presents waiting requests of a started, non-manual queue to the driver.
-fn dispatch_waiting(queue: u64) {
+/// Presents waiting requests of a started, non-manual queue to the driver (a sequential queue
+/// one at a time).
+pub fn dispatch(queue: u64) {
     for _ in 0..10_000 {
         let next = with(|h| {
             let q = h.queue(queue)?;
@@ -685,16 +805,150 @@ fn io_requests() {
         "a write of 64 bytes".to_owned(),
     );
     crate::clock::pass(1000);
+    wmi_queries();
 }
 
-/// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats.
-pub fn run(name: &str, cycles: u32) {
+/// What the WMI service asks of each registered WMI instance: a query of the whole instance
+/// (`EvtWmiInstanceQueryInstance`, again with the size it asked for if the buffer was too
+/// small) and, when the instance can be set, the same bytes written back
+/// (`EvtWmiInstanceSetInstance`), each at `PASSIVE_LEVEL`.
+fn wmi_queries() {
+    let instances = framework::wmi::registered_instances();
+    if instances.is_empty() {
+        return;
+    }
+    for (instance, query, set, min_buffer) in instances {
+        let mut size: u32 = 4096.max(min_buffer);
+        for _ in 0..2 {
+            let (buffer, used) = with(|h| (h.keep_zeroed(size as usize), h.keep_zeroed(4)));
+            #[allow(clippy::cast_possible_truncation)]
+            let result = host::invoke(
+                "EvtWmiInstanceQueryInstance",
+                query,
+                PASSIVE_LEVEL,
+                &[instance, u64::from(size), buffer, used],
+            ) as i32;
+            // SAFETY: the ULONG the host allocated for BufferUsed.
+            let used = unsafe { host::read::<u32>(used) };
+            if result == status::BUFFER_TOO_SMALL && used > size && used <= 1 << 20 {
+                size = used;
+                continue;
+            }
+            if result >= 0 && used > size {
+                host::violation(
+                    "parameter",
+                    query,
+                    &format!(
+                        "EvtWmiInstanceQueryInstance reported {used} bytes used in a buffer of {size}"
+                    ),
+                );
+            } else if result >= 0 && set != 0 && used >= min_buffer {
+                host::invoke(
+                    "EvtWmiInstanceSetInstance",
+                    set,
+                    PASSIVE_LEVEL,
+                    &[instance, u64::from(used), buffer],
+                );
+            }
+            break;
+        }
+    }
+}
+
+/// The names of `WDF_SPECIAL_FILE_TYPE` values 1 to 4, as `--special-file` takes them.
+pub const SPECIAL_FILES: [&str; 4] = ["paging", "hibernation", "dump", "boot"];
+
+/// Puts the started device on the special-file paths `types` (`WDF_SPECIAL_FILE_TYPE`), as the
+/// system does when a paging, hibernation, dump or boot file is placed on it: KMDF accepts the
+/// notification only for a type the driver enabled with `WdfDeviceSetSpecialFileSupport`,
+/// makes the device nonpageable, then tells the driver (`EvtDeviceUsageNotificationEx`, else
+/// `EvtDeviceUsageNotification`, at `PASSIVE_LEVEL`).
+fn enter_special_paths(steps: &mut Steps, types: &[u32]) {
+    let Some(dev) = device() else { return };
+    for &file_type in types {
+        let index = file_type as usize;
+        let name = SPECIAL_FILES
+            .get(index.wrapping_sub(1))
+            .copied()
+            .unwrap_or("?");
+        let supported = with(|h| {
+            h.device
+                .as_ref()
+                .is_some_and(|d| d.special_supported.get(index).copied().unwrap_or(false))
+        });
+        if !supported {
+            record!(
+                "info special_file_{name} refused: the driver did not enable it with WdfDeviceSetSpecialFileSupport, so the framework fails the notification"
+            );
+            continue;
+        }
+        steps.begin(&format!("device placed on the {name} path"));
+        let was_pageable = power_pageable();
+        with(|h| {
+            if let Some(d) = h.device.as_mut() {
+                d.in_path[index] = true;
+            }
+        });
+        set_power_state(POWER_D0);
+        let (ex, plain) = (
+            pnp_callback(pnp::USAGE_NOTIFICATION_EX),
+            pnp_callback(pnp::USAGE_NOTIFICATION),
+        );
+        let accepted = if ex != 0 {
+            #[allow(clippy::cast_possible_truncation)]
+            let result = host::invoke(
+                "EvtDeviceUsageNotificationEx",
+                ex,
+                PASSIVE_LEVEL,
+                &[dev, u64::from(file_type), 1],
+            ) as i32;
+            result >= 0
+        } else {
+            host::invoke(
+                "EvtDeviceUsageNotification",
+                plain,
+                PASSIVE_LEVEL,
+                &[dev, u64::from(file_type), 1],
+            );
+            true
+        };
+        if !accepted {
+            // The driver refused: the framework restores what it changed.
+            with(|h| {
+                if let Some(d) = h.device.as_mut() {
+                    d.in_path[index] = false;
+                }
+            });
+            set_power_state(POWER_D0);
+            record!(
+                "info special_file_{name} refused by the driver's EvtDeviceUsageNotificationEx"
+            );
+        } else if was_pageable {
+            record!(
+                "info power_pageable no (on the {name} path: the framework made the device nonpageable)"
+            );
+        }
+    }
+}
+
+/// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats, with
+/// the device on the special-file paths `special_files` once it has started.
+pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
     let mut steps = Steps { next: 1 };
     if !start(&mut steps) {
         unload(&mut steps);
         return;
     }
+    enter_special_paths(&mut steps, special_files);
     crate::clock::pass(100);
+    let pnp = with(|h| h.device_add != 0);
+    if !pnp && name != "io" && name != "start" {
+        record!(
+            "info skipped {name}: the driver's device is a control device (non-PnP), which takes no part in Plug and Play or power transitions"
+        );
+        remove(&mut steps);
+        return;
+    }
     match name {
         "io" => {
             steps.begin("I/O requests");
@@ -702,11 +956,12 @@ pub fn run(name: &str, cycles: u32) {
         }
         "idle" => {
             if with(|h| h.device.as_ref().is_some_and(|d| d.s0_idle)) {
+                let wake = wake_for(Wake::S0);
                 for _ in 0..cycles {
                     crate::clock::pass(100);
-                    power_down(&mut steps, power::D3);
+                    power_down(&mut steps, power::D3, wake);
                     steps.begin("device idle in D3");
-                    power_up(&mut steps, power::D3, false);
+                    power_up(&mut steps, power::D3, false, wake);
                 }
             } else {
                 record!(
@@ -724,9 +979,9 @@ pub fn run(name: &str, cycles: u32) {
                 let Some(dev) = device() else { break };
                 steps.begin("EvtDeviceQueryStop");
                 call_pnp(pnp::QUERY_STOP, "EvtDeviceQueryStop", &[dev]);
-                power_down(&mut steps, power::D3_FINAL);
+                power_down(&mut steps, power::D3_FINAL, Wake::None);
                 steps.begin("EvtDeviceReleaseHardware (stop)");
-                let resources = with(|h| h.keep_zeroed(64));
+                let resources = framework::resource_list(dev);
                 call_pnp(
                     pnp::RELEASE_HARDWARE,
                     "EvtDeviceReleaseHardware",
@@ -738,7 +993,7 @@ pub fn run(name: &str, cycles: u32) {
                     "EvtDevicePrepareHardware",
                     &[dev, resources, resources],
                 );
-                power_up(&mut steps, power::D3_FINAL, false);
+                power_up(&mut steps, power::D3_FINAL, false, Wake::None);
             }
         }
         "surprise-removal" => {
@@ -746,7 +1001,7 @@ pub fn run(name: &str, cycles: u32) {
                 steps.begin("EvtDeviceSurpriseRemoval");
                 call_pnp(pnp::SURPRISE_REMOVAL, "EvtDeviceSurpriseRemoval", &[dev]);
                 if with(|h| h.device.as_ref().is_some_and(|d| d.in_d0)) {
-                    power_down(&mut steps, power::D3_FINAL);
+                    power_down(&mut steps, power::D3_FINAL, Wake::None);
                 }
                 finish_removal(&mut steps, dev);
             }

@@ -304,3 +304,487 @@ fn sarif_has_one_result_per_violation() {
             .is_some()
     );
 }
+
+/// `(kind, symbol, callback, scenario)` of every violation, with the message, sorted.
+fn violations_with_messages(report: &Value) -> Vec<(String, String, String, String, String)> {
+    let mut out: Vec<_> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            (
+                s("kind"),
+                s("symbol"),
+                s("callback"),
+                s("scenario"),
+                s("message"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn registry_write_in_d0_exit_is_a_violation_only_while_the_paging_disk_may_be_off() {
+    let (code, report) = run(
+        "run_driver_registry_d0_exit",
+        &["--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    // Open, assign and close of the hardware key, each in the sleep and the hibernate
+    // power-down; the D3Final power-downs of removal and stop keep the disk on.
+    assert_eq!(found.len(), 6, "{report:#}");
+    for scenario in ["hibernate", "sleep"] {
+        for routine in [
+            "WdfDeviceOpenRegistryKey",
+            "WdfRegistryAssignULong",
+            "WdfRegistryClose",
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(kind, symbol, callback, s, message)| kind == "paging"
+                        && symbol == "SaveResumeCount"
+                        && callback == "EvtDeviceD0Exit"
+                        && s == scenario
+                        && message.starts_with(&format!("{routine} touches the registry"))),
+                "{routine} in {scenario}: {found:#?}"
+            );
+        }
+    }
+    // Each is charged to the call instruction, with its source line, at PASSIVE_LEVEL.
+    for v in report["violations"].as_array().expect("violations") {
+        assert_eq!(v["irql"], 0, "{v:#}");
+        assert!(
+            v["source"]["file"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("run_driver.inc"),
+            "{v:#}"
+        );
+    }
+    let lines: std::collections::BTreeSet<u64> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["source"]["line"].as_u64())
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per call: {lines:?}");
+    assert_eq!(code, 1);
+
+    // Power-pageable, the paging disk stays on during the transition: allowed.
+    let (code, report) = run(
+        "run_driver_registry_d0_exit",
+        &["--registry", "PowerNotPageable=0"],
+    );
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn registry_write_under_the_wdf_dev_state_is_np_guard_is_clean() {
+    for registry in ["PowerNotPageable=0", "PowerNotPageable=1"] {
+        let (code, report) = run("run_driver_registry_guarded", &["--registry", registry]);
+        all_completed(&report);
+        assert_eq!(violations(&report), vec![], "{registry}: {report:#}");
+        assert_eq!(code, 0, "{registry}");
+    }
+}
+
+#[test]
+fn passive_only_routine_called_from_a_dispatch_queue_callback_is_an_irql_violation() {
+    let (code, report) = run("run_driver_irql_call", &[]);
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    // The io scenario's requests reach EvtIoDeviceControl at DISPATCH_LEVEL: opening and
+    // closing the key there are two violations (each counted once per request).
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for (routine, (kind, symbol, callback, scenario, message)) in
+        ["WdfDeviceOpenRegistryKey", "WdfRegistryClose"]
+            .iter()
+            .zip(&found)
+    {
+        assert_eq!(
+            (
+                kind.as_str(),
+                symbol.as_str(),
+                callback.as_str(),
+                scenario.as_str()
+            ),
+            ("irql", "EvtIoDeviceControl", "EvtIoDeviceControl", "io")
+        );
+        assert!(
+            message.starts_with(&format!(
+                "{routine} called at IRQL 2 (DISPATCH_LEVEL); its reference page allows at most PASSIVE_LEVEL"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains("https://learn.microsoft.com/"),
+            "{message}"
+        );
+    }
+    assert!(
+        report["violations"][0]["count"].as_u64() > Some(1),
+        "{report:#}"
+    );
+    assert_eq!(report["violations"][0]["irql"], 2);
+    assert_eq!(code, 1);
+}
+
+/// Runs the Rust fixture driver (with its planted defects compiled in when `defects`).
+fn run_rust(defects: bool, args: &[&str]) -> (i32, Value) {
+    let image = if defects {
+        pe_fixtures::rust_with_features("rust_run_driver", &["defects"])
+    } else {
+        pe_fixtures::rust("rust_run_driver")
+    }
+    .expect("build the Rust fixture");
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-pagerun"))
+        .arg(&image.image)
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .expect("run cargo-pagerun");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "rust_run_driver: not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn called(report: &Value, scenario: &str, callback: &str) -> u64 {
+    report["scenarios"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == scenario))
+        .and_then(|s| s["called"][callback].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rust_driver_runs_every_scenario_clean_pageable_and_nonpageable() {
+    for (registry, pageable) in [("PowerNotPageable=0", "yes"), ("PowerNotPageable=1", "no")] {
+        let (code, report) = run_rust(false, &["--registry", registry]);
+        all_completed(&report);
+        assert_eq!(violations(&report), vec![], "{registry}: {report:#}");
+        assert_eq!(code, 0, "{registry}");
+        for s in report["scenarios"].as_array().expect("scenarios") {
+            assert_eq!(s["info"]["power_pageable"], pageable, "{s:#}");
+        }
+        // Every request reached the driver, got its context and was destroyed after its
+        // completion (16 IOCTLs, a read, a write).
+        assert_eq!(
+            called(&report, "io", "EvtIoDeviceControl"),
+            16,
+            "{report:#}"
+        );
+        assert_eq!(called(&report, "io", "EvtDestroyCallback(WDFREQUEST)"), 18);
+        // The write was held until the timer completed it, while the queue stop waited.
+        assert!(called(&report, "io", "EvtTimerFunc") >= 1, "{report:#}");
+        let io = &report["scenarios"][1];
+        assert!(
+            io["info"]["queue_stop_waited"]
+                .as_str()
+                .unwrap_or("")
+                .contains("WdfIoQueueStopSynchronously"),
+            "{io:#}"
+        );
+        // Wake from Sx is armed before the sleep and disarmed on the way back.
+        for scenario in ["sleep", "hibernate"] {
+            assert_eq!(called(&report, scenario, "EvtDeviceArmWakeFromSx"), 1);
+            assert_eq!(called(&report, scenario, "EvtDeviceDisarmWakeFromSx"), 1);
+        }
+        // S0 idle without wake: idled, never armed.
+        assert_eq!(called(&report, "idle", "EvtDeviceD0Exit"), 2);
+        assert_eq!(called(&report, "idle", "EvtDeviceArmWakeFromSx"), 0);
+    }
+}
+
+#[test]
+fn rust_driver_d0_entry_helper_in_page_faults_in_the_nonpageable_resume() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=1", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::reprogram_paged",
+                "PAGE",
+                "EvtDeviceD0Entry",
+                "hibernate"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::reprogram_paged",
+                "PAGE",
+                "EvtDeviceD0Entry",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert!(
+        report["violations"][0]["source"]["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("lib.rs"),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    // The same image without the defect selected is clean, and power-pageable the paging
+    // disk stays on.
+    for args in [
+        ["--registry", "Defect=0", "--registry", "PowerNotPageable=1"],
+        ["--registry", "Defect=1", "--registry", "PowerNotPageable=0"],
+    ] {
+        let (code, report) = run_rust(true, &args);
+        assert_eq!(violations(&report), vec![], "{args:?}: {report:#}");
+        assert_eq!(code, 0, "{args:?}");
+    }
+}
+
+#[test]
+fn rust_driver_disarm_wake_in_page_faults_on_the_way_back_to_d0() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=2", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_disarm_wake_from_sx_paged",
+                "PAGE",
+                "EvtDeviceDisarmWakeFromSx",
+                "hibernate"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_disarm_wake_from_sx_paged",
+                "PAGE",
+                "EvtDeviceDisarmWakeFromSx",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn rust_driver_registry_write_without_the_np_guard_is_a_paging_violation() {
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=3", "--registry", "PowerNotPageable=1"],
+    );
+    all_completed(&report);
+    let found = violations_with_messages(&report);
+    assert_eq!(found.len(), 6, "{found:#?}");
+    for scenario in ["hibernate", "sleep"] {
+        for routine in [
+            "WdfDeviceOpenRegistryKey",
+            "WdfRegistryAssignULong",
+            "WdfRegistryClose",
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(kind, symbol, callback, s, message)| kind == "paging"
+                        && symbol.starts_with("rust_run_driver::")
+                        && callback == "EvtDeviceD0Exit"
+                        && s == scenario
+                        && message.starts_with(&format!("{routine} touches the registry"))),
+                "{routine} in {scenario}: {found:#?}"
+            );
+        }
+    }
+    assert_eq!(code, 1);
+    let (code, report) = run_rust(
+        true,
+        &["--registry", "Defect=3", "--registry", "PowerNotPageable=0"],
+    );
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn rust_driver_panic_is_a_bug_check_with_its_callback_and_step() {
+    let (code, report) = run_rust(true, &["--registry", "Defect=4", "--scenario", "io"]);
+    let found = violations_with_messages(&report);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (kind, symbol, callback, scenario, message) = &found[0];
+    assert_eq!(
+        (kind.as_str(), callback.as_str(), scenario.as_str()),
+        ("bugcheck", "EvtIoDeviceControl", "io")
+    );
+    assert!(symbol.starts_with("rust_run_driver::"), "{symbol}");
+    assert!(message.contains("a Rust panic"), "{message}");
+    assert_eq!(report["violations"][0]["step_label"], "I/O requests");
+    assert_eq!(report["scenarios"][0]["status"], "stopped");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn framework_features_run_as_kmdf_does() {
+    let (code, report) = run("run_features", &[]);
+    all_completed(&report);
+    // The driver's self-checks (version string, version availability, request contexts in
+    // destroy callbacks, the WMI set getting back what the query gave) bug-check on a wrong
+    // answer: none did.
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    // 16 IOCTLs, a read and a write: each through EvtIoInCallerContext, then the queue its
+    // type is dispatched to. The write reached the write queue's handler (the default queue
+    // has none, so a write sent there would have been failed without it).
+    assert_eq!(
+        called(&report, "io", "EvtIoInCallerContext"),
+        18,
+        "{report:#}"
+    );
+    assert_eq!(called(&report, "io", "EvtIoDeviceControl"), 16);
+    assert_eq!(called(&report, "io", "EvtIoRead"), 1);
+    assert_eq!(called(&report, "io", "EvtIoWrite"), 1);
+    assert_eq!(called(&report, "io", "EvtDestroyCallback(WDFREQUEST)"), 18);
+    // WMI: the registered instance was queried and set once, at PASSIVE_LEVEL (its callbacks
+    // are in PAGE).
+    assert_eq!(called(&report, "io", "EvtWmiInstanceQueryInstance"), 1);
+    assert_eq!(called(&report, "io", "EvtWmiInstanceSetInstance"), 1);
+}
+
+#[test]
+fn control_device_runs_io_and_skips_power_scenarios() {
+    let (code, report) = run("run_control_clean", &[]);
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    assert_eq!(
+        called(&report, "io", "EvtIoDeviceControl"),
+        16,
+        "{report:#}"
+    );
+    for s in report["scenarios"].as_array().expect("scenarios") {
+        let skipped = s["info"]["skipped"].as_str().unwrap_or("");
+        if ["start", "io"].contains(&s["name"].as_str().unwrap_or("")) {
+            assert_eq!(skipped, "", "{s:#}");
+        } else {
+            assert!(skipped.contains("control device"), "{s:#}");
+            assert_eq!(
+                called(
+                    &report,
+                    s["name"].as_str().unwrap_or(""),
+                    "EvtIoDeviceControl"
+                ),
+                0
+            );
+        }
+        // Its queue is not power-managed and it is never powered down.
+        assert_eq!(s["called"]["EvtDeviceD0Exit"], Value::Null, "{s:#}");
+    }
+    // The same driver with its PAGE queue callback left at the default execution level.
+    let (code, report) = run("run_control_dispatch", &["--scenario", "io"]);
+    assert_eq!(
+        violations(&report),
+        vec![v(
+            "fetch",
+            "EvtIoDeviceControl",
+            "PAGE",
+            "EvtIoDeviceControl",
+            "io"
+        )],
+        "{report:#}"
+    );
+    assert_eq!(report["violations"][0]["irql"], 2);
+    assert_eq!(report["violations"][0]["count"], 16);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn special_file_path_makes_the_device_nonpageable_and_needs_the_power_down_lock() {
+    // Support enabled and PAGEPWR locked from device add: on the paging path the device is
+    // nonpageable, the driver is told, and nothing faults.
+    let (code, report) = run_rust(
+        false,
+        &["--registry", "SpecialFiles=1", "--special-file", "paging"],
+    );
+    all_completed(&report);
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+    for s in report["scenarios"].as_array().expect("scenarios") {
+        assert_eq!(s["called"]["EvtDeviceUsageNotificationEx"], 1, "{s:#}");
+        assert!(
+            s["info"]["power_pageable"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("no (on the paging path"),
+            "{s:#}"
+        );
+    }
+    // Without WdfDeviceSetSpecialFileSupport the framework refuses the path: the device stays
+    // pageable and the driver is not called.
+    let (_, report) = run_rust(false, &["--special-file", "paging", "--scenario", "sleep"]);
+    let sleep = &report["scenarios"][0];
+    assert_eq!(sleep["info"]["power_pageable"], "yes", "{sleep:#}");
+    assert_eq!(sleep["called"]["EvtDeviceUsageNotificationEx"], Value::Null);
+    assert!(
+        sleep["info"]["special_file_paging"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("refused")
+    );
+    // Defect 5: support enabled, PAGEPWR not locked. On the paging path, every power-down
+    // callback in PAGEPWR faults in the system sleep's power-down (the paging disk may be off).
+    let (code, report) = run_rust(
+        true,
+        &[
+            "--registry",
+            "SpecialFiles=1",
+            "--registry",
+            "Defect=5",
+            "--special-file",
+            "paging",
+            "--scenario",
+            "sleep",
+        ],
+    );
+    assert_eq!(
+        violations(&report),
+        vec![
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_arm_wake_from_sx",
+                "PAGEPWR",
+                "EvtDeviceArmWakeFromSx",
+                "sleep"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_d0_exit",
+                "PAGEPWR",
+                "EvtDeviceD0Exit",
+                "sleep"
+            ),
+            v(
+                "fetch",
+                "rust_run_driver::evt_device_self_managed_io_suspend",
+                "PAGEPWR",
+                "EvtDeviceSelfManagedIoSuspend",
+                "sleep"
+            ),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+}

@@ -11,9 +11,12 @@
 
 use pagecheck::kmdf;
 
+mod string;
+pub mod wmi;
+
 use crate::host::{
-    self, ContextBlock, Device, DeviceInit, Kind, Major, Queue, Timer, check_call, read, status,
-    violation, with, write,
+    self, ContextBlock, Device, DeviceInit, Kind, Major, ObjectTemplate, Queue, Request, Timer,
+    read, status, violation, with, write,
 };
 use crate::machine::{self, DISPATCH_LEVEL, PASSIVE_LEVEL};
 
@@ -36,7 +39,7 @@ pub const POWER_D0: u32 = 0x307;
 pub const POWER_DX: u32 = 0x31D;
 
 /// Reads the callback fields of a configuration structure within its `Size`.
-fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
+pub(crate) fn fields(config: u64, structure: &kmdf::Structure) -> Vec<(u16, u64)> {
     if config == 0 {
         return Vec::new();
     }
@@ -95,7 +98,7 @@ fn unique_of(type_info: u64) -> u64 {
 }
 
 /// Creates an object with the driver's attributes: contexts, callbacks, execution level.
-fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
+pub(crate) fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
     let a = attributes(attrs);
     let parent = if a.parent != 0 {
         a.parent
@@ -125,7 +128,7 @@ fn create_object(kind: Kind, default_parent: u64, attrs: u64) -> u64 {
     })
 }
 
-fn bad_handle(method: &str, handle: u64) {
+pub(crate) fn bad_handle(method: &str, handle: u64) {
     violation(
         "parameter",
         0,
@@ -143,7 +146,6 @@ extern "win64" fn driver_create(
     config: u64,
     out: u64,
 ) -> i32 {
-    check_call("WdfDriverCreate", 0, false);
     if config == 0 {
         violation(
             "parameter",
@@ -188,14 +190,13 @@ extern "win64" fn driver_wdm_get_driver_object(_globals: u64, _driver: u64) -> u
     with(|h| h.driver_object)
 }
 
-fn record_info(key: &str, value: &str) {
+pub(crate) fn record_info(key: &str, value: &str) {
     crate::record!("info {key} {value}");
 }
 
 // ---- device init -----------------------------------------------------------------------------
 
 fn init_call(method: &'static str) {
-    check_call(method, 0, false);
     with(|h| h.init.calls.push(method));
 }
 
@@ -257,8 +258,144 @@ extern "win64" fn init_free(_globals: u64, _init: u64) {
     init_call("WdfDeviceInitFree");
 }
 
+extern "win64" fn init_set_request_attributes(_globals: u64, _init: u64, attrs: u64) {
+    init_call("WdfDeviceInitSetRequestAttributes");
+    let a = attributes(attrs);
+    let (unique, size) = if a.type_info == 0 {
+        (0, 0)
+    } else {
+        // SAFETY: the type info's ContextSize at 16.
+        let size = unsafe { read::<u64>(a.type_info + 16) };
+        (unique_of(a.type_info), size.max(a.context_size))
+    };
+    with(|h| {
+        h.init.request_attributes = Some(ObjectTemplate {
+            cleanup: a.cleanup,
+            destroy: a.destroy,
+            unique,
+            size,
+        });
+    });
+}
+
+extern "win64" fn init_set_io_in_caller_context(_globals: u64, _init: u64, callback: u64) {
+    init_call("WdfDeviceInitSetIoInCallerContextCallback");
+    with(|h| h.init.io_in_caller_context = callback);
+}
+
+extern "win64" fn control_init_set_shutdown_notification(
+    _globals: u64,
+    _init: u64,
+    notification: u64,
+    flags: u8,
+) {
+    init_call("WdfControlDeviceInitSetShutdownNotification");
+    with(|h| h.init.shutdown_notification = (notification, flags));
+}
+
+/// A request the framework creates for the device, with the context and callbacks of the
+/// device's request attributes; `queue` is its parent until it is presented.
+pub fn create_request(request: Request, queue: u64) -> u64 {
+    with(|h| {
+        let template = h
+            .device
+            .as_ref()
+            .and_then(|d| d.init.request_attributes)
+            .unwrap_or_default();
+        let handle = h.create(Kind::Request(Box::new(request)), queue);
+        let memory = (template.unique != 0).then(|| h.keep_zeroed(template.size as usize));
+        if let Some(o) = h.object(handle) {
+            o.cleanup = template.cleanup;
+            o.destroy = template.destroy;
+            if let Some(memory) = memory {
+                o.contexts.push(ContextBlock {
+                    unique: template.unique,
+                    memory,
+                });
+            }
+        }
+        handle
+    })
+}
+
+/// `WDF_REQUEST_TYPE` of a request type (the IRP major function code).
+#[must_use]
+pub const fn request_type(major: Major) -> u32 {
+    match major {
+        Major::Read => 3,
+        Major::Write => 4,
+        Major::DeviceControl => 0x0E,
+    }
+}
+
+/// The queue a new request of `major` goes to: the one `WdfDeviceConfigureRequestDispatching`
+/// named for its type, else the default queue.
+#[must_use]
+pub fn queue_for(major: Major) -> Option<u64> {
+    with(|h| {
+        let configured = h.device.as_ref().and_then(|d| {
+            d.dispatching
+                .iter()
+                .find(|(t, _)| *t == request_type(major))
+                .map(|&(_, q)| q)
+        });
+        configured.filter(|&q| h.queue(q).is_some()).or_else(|| {
+            h.objects
+                .iter()
+                .position(|o| !o.deleted && matches!(&o.kind, Kind::Queue(q) if q.default))
+                .map(|i| host::HANDLE_BASE + 16 * i as u64)
+        })
+    })
+}
+
+extern "win64" fn device_configure_request_dispatching(
+    _globals: u64,
+    device: u64,
+    queue: u64,
+    request_type: u32,
+) -> i32 {
+    if !device_of("WdfDeviceConfigureRequestDispatching", device) {
+        return status::INVALID_PARAMETER;
+    }
+    let ok = with(|h| {
+        h.queue(queue)?;
+        let d = h.device.as_mut()?;
+        d.dispatching.retain(|(t, _)| *t != request_type);
+        d.dispatching.push((request_type, queue));
+        Some(())
+    });
+    if ok.is_none() {
+        bad_handle("WdfDeviceConfigureRequestDispatching", queue);
+        return status::INVALID_PARAMETER;
+    }
+    status::SUCCESS
+}
+
+/// `WdfDeviceEnqueueRequest`: from `EvtIoInCallerContext`, hands the request to the queue its
+/// type is dispatched to (the scenario presents it once the callback returns).
+extern "win64" fn device_enqueue_request(_globals: u64, device: u64, request: u64) -> i32 {
+    if !device_of("WdfDeviceEnqueueRequest", device) {
+        return status::INVALID_PARAMETER;
+    }
+    let Some(major) = with(|h| h.request(request).map(|r| r.major)) else {
+        bad_handle("WdfDeviceEnqueueRequest", request);
+        return status::INVALID_PARAMETER;
+    };
+    let Some(queue) = queue_for(major) else {
+        return status::INVALID_DEVICE_REQUEST;
+    };
+    with(|h| {
+        if let Some(r) = h.request(request) {
+            r.queue = queue;
+        }
+        if let Some(q) = h.queue(queue) {
+            q.waiting.push_back(request);
+        }
+    });
+    status::SUCCESS
+}
+
 extern "win64" fn control_device_init_allocate(_globals: u64, _driver: u64, _sddl: u64) -> u64 {
-    check_call("WdfControlDeviceInitAllocate", 0, false);
     with(|h| {
         h.init = DeviceInit::default();
         if h.init_pointer == 0 {
@@ -268,14 +405,11 @@ extern "win64" fn control_device_init_allocate(_globals: u64, _driver: u64, _sdd
     })
 }
 
-extern "win64" fn control_finish_initializing(_globals: u64, _device: u64) {
-    check_call("WdfControlFinishInitializing", 0, false);
-}
+extern "win64" fn control_finish_initializing(_globals: u64, _device: u64) {}
 
 // ---- device ----------------------------------------------------------------------------------
 
 extern "win64" fn device_create(_globals: u64, init: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfDeviceCreate", 0, false);
     if init == 0 || out == 0 {
         violation("parameter", 0, "WdfDeviceCreate with a null argument");
         return status::INVALID_PARAMETER;
@@ -317,7 +451,7 @@ extern "win64" fn device_create(_globals: u64, init: u64, attrs: u64, out: u64) 
     status::SUCCESS
 }
 
-fn device_of(method: &str, handle: u64) -> bool {
+pub(crate) fn device_of(method: &str, handle: u64) -> bool {
     let ok = with(|h| h.device.as_ref().is_some_and(|d| d.handle == handle));
     if !ok {
         bad_handle(method, handle);
@@ -326,13 +460,11 @@ fn device_of(method: &str, handle: u64) -> bool {
 }
 
 extern "win64" fn device_ok(_globals: u64, device: u64, _a: u64, _b: u64) -> i32 {
-    check_call("WdfDevice (method without effect on the model)", 0, false);
     device_of("WdfDevice method", device);
     status::SUCCESS
 }
 
 extern "win64" fn device_void(_globals: u64, device: u64, _a: u64) {
-    check_call("WdfDevice (method without effect on the model)", 0, false);
     device_of("WdfDevice method", device);
 }
 
@@ -342,11 +474,23 @@ extern "win64" fn device_set_special_file_support(
     file_type: u32,
     supported: u8,
 ) {
-    check_call("WdfDeviceSetSpecialFileSupport", 0, false);
     if device_of("WdfDeviceSetSpecialFileSupport", device) {
+        let Some(index) = usize::try_from(file_type)
+            .ok()
+            .filter(|t| (1..=4).contains(t))
+        else {
+            violation(
+                "parameter",
+                0,
+                &format!(
+                    "WdfDeviceSetSpecialFileSupport with FileType {file_type}, not a WDF_SPECIAL_FILE_TYPE"
+                ),
+            );
+            return;
+        };
         with(|h| {
             if let Some(d) = h.device.as_mut() {
-                d.special_files |= supported != 0;
+                d.special_supported[index] = supported != 0;
             }
         });
         record_info(
@@ -357,25 +501,82 @@ extern "win64" fn device_set_special_file_support(
 }
 
 extern "win64" fn device_get_power_state(_globals: u64, device: u64) -> u32 {
-    check_call("WdfDeviceGetDevicePowerState", 0, false);
     device_of("WdfDeviceGetDevicePowerState", device);
     with(|h| h.device.as_ref().map_or(0, |d| d.power_state))
 }
 
-extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, _settings: u64) -> i32 {
-    check_call("WdfDeviceAssignS0IdleSettings", 0, false);
-    if device_of("WdfDeviceAssignS0IdleSettings", device) {
-        with(|h| {
-            if let Some(d) = h.device.as_mut() {
-                d.s0_idle = true;
-            }
-        });
+/// `IdleCanWakeFromS0` and `IdleUsbSelectiveSuspend` of `WDF_POWER_POLICY_S0_IDLE_CAPABILITIES`.
+const IDLE_CAN_WAKE_FROM_S0: u32 = 2;
+const IDLE_USB_SELECTIVE_SUSPEND: u32 = 3;
+/// `WdfFalse` of `WDF_TRI_STATE`.
+const WDF_FALSE: u32 = 0;
+
+extern "win64" fn device_assign_s0_idle(_globals: u64, device: u64, settings: u64) -> i32 {
+    if !device_of("WdfDeviceAssignS0IdleSettings", device) {
+        return status::INVALID_PARAMETER;
     }
+    if settings == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAssignS0IdleSettings without settings",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    // SAFETY: WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS: Size 0, IdleCaps 4, DxState 8,
+    // IdleTimeout 12, UserControlOfIdleSettings 16, Enabled 20.
+    let (size, caps, enabled) = unsafe {
+        (
+            read::<u32>(settings),
+            read::<u32>(settings + 4),
+            read::<u32>(settings + 20),
+        )
+    };
+    if !(1..=3).contains(&caps) {
+        violation(
+            "parameter",
+            0,
+            &format!(
+                "WdfDeviceAssignS0IdleSettings with IdleCaps {caps}, not a WDF_POWER_POLICY_S0_IDLE_CAPABILITIES value"
+            ),
+        );
+        return status::INVALID_PARAMETER;
+    }
+    let enabled = size < 24 || enabled != WDF_FALSE;
+    with(|h| {
+        if let Some(d) = h.device.as_mut() {
+            d.s0_idle = enabled;
+            d.idle_wake =
+                enabled && matches!(caps, IDLE_CAN_WAKE_FROM_S0 | IDLE_USB_SELECTIVE_SUSPEND);
+        }
+    });
+    status::SUCCESS
+}
+
+extern "win64" fn device_assign_sx_wake(_globals: u64, device: u64, settings: u64) -> i32 {
+    if !device_of("WdfDeviceAssignSxWakeSettings", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if settings == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAssignSxWakeSettings without settings",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    // SAFETY: WDF_DEVICE_POWER_POLICY_WAKE_SETTINGS: Size 0, DxState 4,
+    // UserControlOfWakeSettings 8, Enabled 12.
+    let (size, enabled) = unsafe { (read::<u32>(settings), read::<u32>(settings + 12)) };
+    with(|h| {
+        if let Some(d) = h.device.as_mut() {
+            d.sx_wake = size < 16 || enabled != WDF_FALSE;
+        }
+    });
     status::SUCCESS
 }
 
 extern "win64" fn device_stop_idle(_globals: u64, device: u64, _wait: u8) -> i32 {
-    check_call("WdfDeviceStopIdle", 0, false);
     if device_of("WdfDeviceStopIdle", device) {
         with(|h| {
             if let Some(d) = h.device.as_mut() {
@@ -387,7 +588,6 @@ extern "win64" fn device_stop_idle(_globals: u64, device: u64, _wait: u8) -> i32
 }
 
 extern "win64" fn device_resume_idle(_globals: u64, device: u64) {
-    check_call("WdfDeviceResumeIdle", 0, false);
     if device_of("WdfDeviceResumeIdle", device) {
         let underflow = with(|h| {
             h.device.as_mut().is_some_and(|d| {
@@ -406,7 +606,6 @@ extern "win64" fn device_resume_idle(_globals: u64, device: u64) {
 }
 
 extern "win64" fn device_get_default_queue(_globals: u64, device: u64) -> u64 {
-    check_call("WdfDeviceGetDefaultQueue", 0, false);
     device_of("WdfDeviceGetDefaultQueue", device);
     with(|h| {
         h.objects
@@ -414,6 +613,126 @@ extern "win64" fn device_get_default_queue(_globals: u64, device: u64) -> u64 {
             .position(|o| matches!(&o.kind, Kind::Queue(q) if q.default) && !o.deleted)
             .map_or(0, |i| host::HANDLE_BASE + 16 * i as u64)
     })
+}
+
+/// A `WDFCMRESLIST` for the prepare/release-hardware callbacks: the model's device has no
+/// hardware resources, so the list is empty.
+pub fn resource_list(device: u64) -> u64 {
+    with(|h| h.create(Kind::Other("WDFCMRESLIST"), device))
+}
+
+fn is_resource_list(method: &str, list: u64) -> bool {
+    let ok = with(|h| {
+        h.object(list)
+            .is_some_and(|o| matches!(o.kind, Kind::Other("WDFCMRESLIST")))
+    });
+    if !ok {
+        bad_handle(method, list);
+    }
+    ok
+}
+
+extern "win64" fn cm_resource_list_get_count(_globals: u64, list: u64) -> u32 {
+    is_resource_list("WdfCmResourceListGetCount", list);
+    0
+}
+
+extern "win64" fn cm_resource_list_get_descriptor(_globals: u64, list: u64, index: u32) -> u64 {
+    if is_resource_list("WdfCmResourceListGetDescriptor", list) {
+        violation(
+            "parameter",
+            0,
+            &format!("WdfCmResourceListGetDescriptor({index}) of a list of 0 resources"),
+        );
+    }
+    0
+}
+
+/// `STATUS_NOT_SUPPORTED`: no bus driver under the model's device offers an interface.
+const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BB_u32.cast_signed();
+
+extern "win64" fn fdo_query_for_interface(
+    _globals: u64,
+    device: u64,
+    guid: u64,
+    interface: u64,
+    _size: u16,
+    _version: u16,
+    _specific: u64,
+) -> i32 {
+    if !device_of("WdfFdoQueryForInterface", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if guid == 0 || interface == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfFdoQueryForInterface without a GUID or an INTERFACE",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    STATUS_NOT_SUPPORTED
+}
+
+/// `DEVICE_REGISTRY_PROPERTY` values the model answers, with the text it gives.
+fn device_property(property: u32) -> Option<&'static str> {
+    match property {
+        // DevicePropertyDeviceDescription, DevicePropertyFriendlyName.
+        0 | 0xC => Some("pagerun device"),
+        // DevicePropertyHardwareID (a REG_MULTI_SZ: the string and an empty one).
+        1 => Some("root\\pagerun\0"),
+        // DevicePropertyManufacturer.
+        0xB => Some("pagerun"),
+        _ => None,
+    }
+}
+
+extern "win64" fn device_alloc_and_query_property(
+    _globals: u64,
+    device: u64,
+    property: u32,
+    pool_type: u32,
+    attrs: u64,
+    out: u64,
+) -> i32 {
+    if !device_of("WdfDeviceAllocAndQueryProperty", device) {
+        return status::INVALID_PARAMETER;
+    }
+    if out == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceAllocAndQueryProperty without a WDFMEMORY out parameter",
+        );
+        return status::INVALID_PARAMETER;
+    }
+    let Some(text) = device_property(property) else {
+        return status::OBJECT_NAME_NOT_FOUND;
+    };
+    let units: Vec<u16> = text.encode_utf16().chain(std::iter::once(0)).collect();
+    let length = units.len() as u64 * 2;
+    let buffer = host::pool_alloc(pool_type & 1 != 0, length);
+    if buffer == 0 {
+        return status::INSUFFICIENT_RESOURCES;
+    }
+    for (i, u) in units.iter().enumerate() {
+        // SAFETY: `buffer` holds `length` bytes of pool just allocated.
+        unsafe { write::<u16>(buffer + 2 * i as u64, *u) };
+    }
+    let memory = create_object(Kind::Memory { buffer, length }, device, attrs);
+    // SAFETY: the driver's WDFMEMORY out parameter.
+    unsafe { write::<u64>(out, memory) };
+    status::SUCCESS
+}
+
+extern "win64" fn device_set_device_state(_globals: u64, device: u64, state: u64) {
+    if device_of("WdfDeviceSetDeviceState", device) && state == 0 {
+        violation(
+            "parameter",
+            0,
+            "WdfDeviceSetDeviceState without a WDF_DEVICE_STATE",
+        );
+    }
 }
 
 extern "win64" fn device_wdm_get_device_object(_globals: u64, _device: u64) -> u64 {
@@ -431,7 +750,6 @@ extern "win64" fn object_get_parent(_globals: u64, handle: u64) -> u64 {
 // ---- registry --------------------------------------------------------------------------------
 
 fn open_key(out: u64, method: &'static str) -> i32 {
-    check_call(method, 0, false);
     if out == 0 {
         violation(
             "parameter",
@@ -479,7 +797,7 @@ extern "win64" fn driver_open_parameters_key(
     open_key(out, "WdfDriverOpenParametersRegistryKey")
 }
 
-fn unicode(address: u64) -> Option<String> {
+pub(crate) fn unicode(address: u64) -> Option<String> {
     if address == 0 {
         return None;
     }
@@ -504,7 +822,6 @@ fn key_of(method: &str, key: u64) -> bool {
 }
 
 extern "win64" fn registry_query_ulong(_globals: u64, key: u64, name: u64, value: u64) -> i32 {
-    check_call("WdfRegistryQueryULong", 0, false);
     if !key_of("WdfRegistryQueryULong", key) || value == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -527,7 +844,6 @@ extern "win64" fn registry_query_ulong(_globals: u64, key: u64, name: u64, value
 }
 
 extern "win64" fn registry_assign_ulong(_globals: u64, key: u64, name: u64, value: u32) -> i32 {
-    check_call("WdfRegistryAssignULong", 0, false);
     if !key_of("WdfRegistryAssignULong", key) {
         return status::INVALID_PARAMETER;
     }
@@ -544,7 +860,6 @@ extern "win64" fn registry_assign_ulong(_globals: u64, key: u64, name: u64, valu
 }
 
 extern "win64" fn registry_close(_globals: u64, key: u64) {
-    check_call("WdfRegistryClose", 0, false);
     if key_of("WdfRegistryClose", key) {
         with(|h| {
             if let Some(o) = h.object(key) {
@@ -563,7 +878,6 @@ extern "win64" fn io_queue_create(
     attrs: u64,
     out: u64,
 ) -> i32 {
-    check_call("WdfIoQueueCreate", 0, false);
     if !device_of("WdfIoQueueCreate", device) || config == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -584,10 +898,20 @@ extern "win64" fn io_queue_create(
         );
         return status::INVALID_PARAMETER;
     }
+    // WdfUseDefault (2): power-managed, except a control device's queues, which take no part
+    // in power management (KMDF refuses WdfTrue for them).
+    let control = with(|h| h.device_add == 0);
+    if control && power_managed == 1 {
+        violation(
+            "parameter",
+            0,
+            "WdfIoQueueCreate with PowerManaged = WdfTrue on a control device, which has no power states",
+        );
+        return status::INVALID_PARAMETER;
+    }
     let mut queue = Queue {
         dispatch,
-        // WdfUseDefault (2): power-managed for a function driver.
-        power_managed: power_managed != 0,
+        power_managed: power_managed == 1 || (power_managed == 2 && !control),
         default: default != 0,
         started: true,
         ..Queue::default()
@@ -611,23 +935,229 @@ extern "win64" fn io_queue_get_device(_globals: u64, queue: u64) -> u64 {
 }
 
 extern "win64" fn io_queue_start(_globals: u64, queue: u64) {
-    check_call("WdfIoQueueStart", 0, false);
     let ok = with(|h| h.queue(queue).map(|q| q.started = true).is_some());
-    if !ok {
+    if ok {
+        // Requests that waited while the queue was stopped are presented now.
+        crate::scenario::dispatch(queue);
+    } else {
         bad_handle("WdfIoQueueStart", queue);
     }
 }
 
-extern "win64" fn io_queue_stop(_globals: u64, queue: u64, _callback: u64, _context: u64) {
-    check_call("WdfIoQueueStop", 0, false);
-    let ok = with(|h| h.queue(queue).map(|q| q.started = false).is_some());
-    if !ok {
-        bad_handle("WdfIoQueueStop", queue);
+/// How much virtual time a synchronous wait for the driver's requests may take before the host
+/// calls it a wait that never ends.
+pub const REQUEST_WAIT_MS: u64 = 120_000;
+
+/// True while `queue` has a request the driver owns that is neither completed nor (when
+/// `acknowledged_is_enough`) acknowledged with `WdfRequestStopAcknowledge`.
+fn owned_outstanding(queue: u64, acknowledged_is_enough: bool) -> bool {
+    with(|h| {
+        let owned = h.queue(queue).map(|q| q.owned.clone()).unwrap_or_default();
+        owned.iter().any(|&r| {
+            h.request(r)
+                .is_some_and(|r| r.completions == 0 && !(acknowledged_is_enough && r.acknowledged))
+        })
+    })
+}
+
+/// Waits, in virtual time, for the requests the driver owns on `queue` (see
+/// [`owned_outstanding`]); the milliseconds it took, or `None` when they never finish.
+pub fn wait_for_owned(queue: u64, acknowledged_is_enough: bool) -> Option<u64> {
+    crate::clock::pass_until(REQUEST_WAIT_MS, || {
+        !owned_outstanding(queue, acknowledged_is_enough)
+    })
+}
+
+/// Waiting requests of `queue` are cancelled by the framework (completed with
+/// `STATUS_CANCELLED`, through `EvtIoCanceledOnQueue` when the queue has one).
+fn cancel_waiting(queue: u64) {
+    let (waiting, canceled_on_queue) = with(|h| {
+        h.queue(queue).map_or((Vec::new(), 0), |q| {
+            (q.waiting.drain(..).collect::<Vec<u64>>(), q.callbacks[7])
+        })
+    });
+    let irql = queue_irql(queue);
+    for request in waiting {
+        if canceled_on_queue == 0 {
+            with(|h| {
+                if let Some(r) = h.request(request) {
+                    r.completions = 1;
+                    r.status = status::CANCELLED;
+                }
+            });
+        } else {
+            with(|h| {
+                if let Some(q) = h.queue(queue) {
+                    q.owned.push(request);
+                }
+            });
+            host::invoke(
+                "EvtIoCanceledOnQueue",
+                canceled_on_queue,
+                irql,
+                &[queue, request],
+            );
+        }
     }
 }
 
+/// The driver-owned requests of `queue` that are cancelable get their `EvtRequestCancel`.
+fn cancel_owned(queue: u64) {
+    let cancelable: Vec<(u64, u64)> = with(|h| {
+        let owned = h.queue(queue).map(|q| q.owned.clone()).unwrap_or_default();
+        owned
+            .into_iter()
+            .filter_map(|r| {
+                let cancel = h.request(r)?.cancel;
+                (cancel != 0).then_some((r, cancel))
+            })
+            .collect()
+    });
+    for (request, cancel) in cancelable {
+        with(|h| {
+            if let Some(r) = h.request(request) {
+                r.cancel = 0;
+                r.canceled = true;
+            }
+        });
+        host::invoke("EvtRequestCancel", cancel, DISPATCH_LEVEL, &[request]);
+    }
+}
+
+/// The IRQL a queue's request callbacks run at: `PASSIVE_LEVEL` only for a passive queue.
+#[must_use]
+pub fn queue_irql(queue: u64) -> u8 {
+    if with(|h| h.object(queue).is_some_and(|o| o.passive)) {
+        PASSIVE_LEVEL
+    } else {
+        DISPATCH_LEVEL
+    }
+}
+
+/// What a stop, purge or drain does to a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Halt {
+    /// Stop presenting requests; waiting ones stay.
+    Stop,
+    /// Stop, cancel waiting requests and the driver's cancelable ones.
+    Purge,
+    /// Accept no new request, but present the waiting ones.
+    Drain,
+}
+
+fn halt(method: &str, queue: u64, how: Halt, synchronous: bool, callback: u64, context: u64) {
+    let ok = with(|h| {
+        h.queue(queue)
+            .map(|q| q.started = how == Halt::Drain && q.started)
+            .is_some()
+    });
+    if !ok {
+        bad_handle(method, queue);
+        return;
+    }
+    match how {
+        Halt::Stop => {}
+        Halt::Purge => {
+            cancel_waiting(queue);
+            cancel_owned(queue);
+        }
+        Halt::Drain => crate::scenario::dispatch(queue),
+    }
+    if synchronous || callback != 0 {
+        let waiting_too = how == Halt::Drain;
+        let finished = crate::clock::pass_until(REQUEST_WAIT_MS, || {
+            let waiting =
+                waiting_too && with(|h| h.queue(queue).is_some_and(|q| !q.waiting.is_empty()));
+            !(waiting || owned_outstanding(queue, false))
+        });
+        if let Some(ms) = finished.filter(|&ms| ms > 0) {
+            record_info(
+                "queue_stop_waited",
+                &format!("{ms} ms of virtual time in {method} for requests the driver held"),
+            );
+        }
+        if finished.is_none() {
+            host::stop(
+                "hang",
+                0,
+                &format!(
+                    "{method} waits for requests the driver owns, and none of them is completed within {} s of virtual time",
+                    REQUEST_WAIT_MS / 1000
+                ),
+            );
+        }
+    }
+    if callback != 0 {
+        // EvtIoQueueState(Queue, Context), at up to DISPATCH_LEVEL.
+        host::invoke(
+            "EvtIoQueueState",
+            callback,
+            DISPATCH_LEVEL,
+            &[queue, context],
+        );
+    }
+}
+
+extern "win64" fn io_queue_stop(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueueStop",
+        queue,
+        Halt::Stop,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_stop_synchronously(_globals: u64, queue: u64) {
+    halt("WdfIoQueueStopSynchronously", queue, Halt::Stop, true, 0, 0);
+}
+
+extern "win64" fn io_queue_purge(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueuePurge",
+        queue,
+        Halt::Purge,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_purge_synchronously(_globals: u64, queue: u64) {
+    halt(
+        "WdfIoQueuePurgeSynchronously",
+        queue,
+        Halt::Purge,
+        true,
+        0,
+        0,
+    );
+}
+
+extern "win64" fn io_queue_drain(_globals: u64, queue: u64, callback: u64, context: u64) {
+    halt(
+        "WdfIoQueueDrain",
+        queue,
+        Halt::Drain,
+        false,
+        callback,
+        context,
+    );
+}
+
+extern "win64" fn io_queue_drain_synchronously(_globals: u64, queue: u64) {
+    halt(
+        "WdfIoQueueDrainSynchronously",
+        queue,
+        Halt::Drain,
+        true,
+        0,
+        0,
+    );
+}
+
 extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out: u64) -> i32 {
-    check_call("WdfIoQueueRetrieveNextRequest", 0, false);
     let next = with(|h| {
         let q = h.queue(queue)?;
         let r = q.waiting.pop_front();
@@ -656,7 +1186,6 @@ extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out:
 
 /// Completes a request once; a second completion, or one of a stale handle, is a violation.
 pub fn complete(request: u64, result: i32, information: Option<u64>, method: &str) {
-    check_call(method, 0, false);
     let outcome = with(|h| {
         let r = h.request(request)?;
         r.completions += 1;
@@ -683,7 +1212,9 @@ pub fn complete(request: u64, result: i32, information: Option<u64>, method: &st
             0,
             &format!("{method}: {label} completed a second time"),
         ),
-        Some((false, _)) => {}
+        // A request the framework created is deleted once completed: its cleanup and destroy
+        // callbacks run now, and its handle is stale from here on.
+        Some((false, _)) => delete_tree(request),
     }
 }
 
@@ -730,7 +1261,6 @@ fn retrieve(request: u64, minimum: u64, buffer: u64, length: u64, output: bool) 
     } else {
         "WdfRequestRetrieveInputBuffer"
     };
-    check_call(method, 0, false);
     let found = with(|h| {
         h.request(request).map(|r| {
             let len = if output {
@@ -812,17 +1342,14 @@ fn memory_for(request: u64, output: bool, out: u64) -> i32 {
 }
 
 extern "win64" fn request_retrieve_input_memory(_globals: u64, request: u64, out: u64) -> i32 {
-    check_call("WdfRequestRetrieveInputMemory", 0, false);
     memory_for(request, false, out)
 }
 
 extern "win64" fn request_retrieve_output_memory(_globals: u64, request: u64, out: u64) -> i32 {
-    check_call("WdfRequestRetrieveOutputMemory", 0, false);
     memory_for(request, true, out)
 }
 
 extern "win64" fn request_get_parameters(_globals: u64, request: u64, parameters: u64) {
-    check_call("WdfRequestGetParameters", 0, false);
     let found = with(|h| {
         h.request(request)
             .map(|r| (r.major, r.code, r.input_length, r.output_length))
@@ -859,7 +1386,6 @@ extern "win64" fn request_get_parameters(_globals: u64, request: u64, parameters
 }
 
 extern "win64" fn request_mark_cancelable(_globals: u64, request: u64, cancel: u64) {
-    check_call("WdfRequestMarkCancelable", 0, false);
     let ok = with(|h| h.request(request).map(|r| r.cancel = cancel).is_some());
     if !ok {
         bad_handle("WdfRequestMarkCancelable", request);
@@ -872,18 +1398,25 @@ extern "win64" fn request_mark_cancelable_ex(_globals: u64, request: u64, cancel
 }
 
 extern "win64" fn request_unmark_cancelable(_globals: u64, request: u64) -> i32 {
-    check_call("WdfRequestUnmarkCancelable", 0, false);
-    let ok = with(|h| h.request(request).map(|r| r.cancel = 0).is_some());
-    if ok {
-        status::SUCCESS
-    } else {
-        bad_handle("WdfRequestUnmarkCancelable", request);
-        status::INVALID_PARAMETER
+    let was = with(|h| {
+        h.request(request).map(|r| {
+            r.cancel = 0;
+            r.canceled
+        })
+    });
+    match was {
+        // Its cancel routine has run (or is about to): the driver must not complete it here.
+        Some(true) => status::CANCELLED,
+        Some(false) => status::SUCCESS,
+        None => {
+            bad_handle("WdfRequestUnmarkCancelable", request);
+            status::INVALID_PARAMETER
+        }
     }
 }
 
-extern "win64" fn request_is_canceled(_globals: u64, _request: u64) -> u8 {
-    0
+extern "win64" fn request_is_canceled(_globals: u64, request: u64) -> u8 {
+    u8::from(with(|h| h.request(request).is_some_and(|r| r.canceled)))
 }
 
 extern "win64" fn request_get_io_queue(_globals: u64, request: u64) -> u64 {
@@ -895,7 +1428,6 @@ extern "win64" fn request_get_status(_globals: u64, request: u64) -> i32 {
 }
 
 extern "win64" fn request_stop_acknowledge(_globals: u64, request: u64, _requeue: u8) {
-    check_call("WdfRequestStopAcknowledge", 0, false);
     let ok = with(|h| h.request(request).map(|r| r.acknowledged = true).is_some());
     if !ok {
         bad_handle("WdfRequestStopAcknowledge", request);
@@ -903,7 +1435,6 @@ extern "win64" fn request_stop_acknowledge(_globals: u64, request: u64, _requeue
 }
 
 extern "win64" fn request_forward_to_io_queue(_globals: u64, request: u64, queue: u64) -> i32 {
-    check_call("WdfRequestForwardToIoQueue", 0, false);
     let ok = with(|h| {
         let from = h.request(request)?.queue;
         h.queue(queue)?;
@@ -936,7 +1467,6 @@ extern "win64" fn memory_create(
     buffer: u64,
 ) -> i32 {
     let paged = pool_type & 1 != 0;
-    check_call("WdfMemoryCreate", 0, paged);
     let address = host::pool_alloc(paged, size);
     if address == 0 {
         return status::INSUFFICIENT_RESOURCES;
@@ -1036,7 +1566,7 @@ extern "win64" fn memory_copy_from_buffer(
 extern "win64" fn object_get_typed_context(_globals: u64, handle: u64, type_info: u64) -> u64 {
     let unique = unique_of(type_info);
     let found = with(|h| {
-        h.object(handle).map(|o| {
+        h.object_or_destroying(handle).map(|o| {
             o.contexts
                 .iter()
                 .find(|c| c.unique == unique)
@@ -1053,7 +1583,6 @@ extern "win64" fn object_get_typed_context(_globals: u64, handle: u64, type_info
 }
 
 extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfObjectAllocateContext", 0, false);
     let a = attributes(attrs);
     if a.type_info == 0 {
         return status::INVALID_PARAMETER;
@@ -1086,7 +1615,6 @@ extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64
 }
 
 extern "win64" fn object_delete(_globals: u64, handle: u64) {
-    check_call("WdfObjectDelete", 0, false);
     delete_tree(handle);
 }
 
@@ -1127,7 +1655,7 @@ pub fn delete_tree(handle: u64) {
     );
     with(|h| {
         if let Some(o) = h.object(handle) {
-            o.deleted = true;
+            o.destroying = true;
         }
     });
     host::invoke(
@@ -1136,6 +1664,11 @@ pub fn delete_tree(handle: u64) {
         irql,
         &[handle],
     );
+    with(|h| {
+        if let Some(o) = h.object_or_destroying(handle) {
+            o.deleted = true;
+        }
+    });
 }
 
 extern "win64" fn object_noop(_globals: u64, _handle: u64, _tag: u64, _line: u64, _file: u64) {}
@@ -1143,7 +1676,6 @@ extern "win64" fn object_noop(_globals: u64, _handle: u64, _tag: u64, _line: u64
 // ---- locks -----------------------------------------------------------------------------------
 
 extern "win64" fn spin_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfSpinLockCreate", 0, false);
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
     let lock = create_object(
         Kind::SpinLock {
@@ -1161,7 +1693,6 @@ extern "win64" fn spin_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
 }
 
 extern "win64" fn spin_lock_acquire(_globals: u64, lock: u64) {
-    check_call("WdfSpinLockAcquire", 0, false);
     let old = machine::irql();
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::SpinLock { held, saved } => {
@@ -1186,7 +1717,6 @@ extern "win64" fn spin_lock_acquire(_globals: u64, lock: u64) {
 }
 
 extern "win64" fn spin_lock_release(_globals: u64, lock: u64) {
-    check_call("WdfSpinLockRelease", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::SpinLock { held, saved } => {
             let was = *held;
@@ -1206,7 +1736,6 @@ extern "win64" fn spin_lock_release(_globals: u64, lock: u64) {
 }
 
 extern "win64" fn wait_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfWaitLockCreate", 0, false);
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
     let lock = create_object(Kind::WaitLock { held: false }, parent, attrs);
     if out != 0 {
@@ -1217,7 +1746,6 @@ extern "win64" fn wait_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
 }
 
 extern "win64" fn wait_lock_acquire(_globals: u64, lock: u64, timeout: u64) -> i32 {
-    check_call("WdfWaitLockAcquire", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::WaitLock { held } => {
             let was = *held;
@@ -1242,7 +1770,6 @@ extern "win64" fn wait_lock_acquire(_globals: u64, lock: u64, timeout: u64) -> i
 }
 
 extern "win64" fn wait_lock_release(_globals: u64, lock: u64) {
-    check_call("WdfWaitLockRelease", 0, false);
     let state = with(|h| match &mut h.object(lock)?.kind {
         Kind::WaitLock { held } => {
             let was = *held;
@@ -1261,7 +1788,6 @@ extern "win64" fn wait_lock_release(_globals: u64, lock: u64) {
 // ---- timers, work items, DPCs ------------------------------------------------------------------
 
 extern "win64" fn timer_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfTimerCreate", 0, false);
     if config == 0 {
         return status::INVALID_PARAMETER;
     }
@@ -1296,7 +1822,6 @@ extern "win64" fn timer_create(_globals: u64, config: u64, attrs: u64, out: u64)
 }
 
 extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
-    check_call("WdfTimerStart", 0, false);
     let was = with(|h| {
         let now = h.clock;
         match &mut h.object(timer)?.kind {
@@ -1325,7 +1850,6 @@ extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
 }
 
 extern "win64" fn timer_stop(_globals: u64, timer: u64, _wait: u8) -> u8 {
-    check_call("WdfTimerStop", 0, false);
     let was = with(|h| match &mut h.object(timer)?.kind {
         Kind::Timer(t) => Some(t.due.take().is_some()),
         _ => None,
@@ -1337,7 +1861,6 @@ extern "win64" fn timer_stop(_globals: u64, timer: u64, _wait: u8) -> u8 {
 }
 
 extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfWorkItemCreate", 0, false);
     let function = fields(config, &kmdf::WORKITEM_CONFIG)
         .first()
         .map_or(0, |&(_, f)| f);
@@ -1358,7 +1881,6 @@ extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: 
 }
 
 extern "win64" fn dpc_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    check_call("WdfDpcCreate", 0, false);
     let function = fields(config, &kmdf::DPC_CONFIG)
         .first()
         .map_or(0, |&(_, f)| f);
@@ -1379,7 +1901,6 @@ extern "win64" fn dpc_create(_globals: u64, config: u64, attrs: u64, out: u64) -
 }
 
 fn enqueue(handle: u64, method: &str) -> u8 {
-    check_call(method, 0, false);
     let newly = with(|h| {
         let newly = match &mut h.object(handle)?.kind {
             Kind::WorkItem { queued, .. } | Kind::Dpc { queued, .. } => {
@@ -1412,7 +1933,6 @@ extern "win64" fn dpc_enqueue(_globals: u64, dpc: u64) -> u8 {
 }
 
 extern "win64" fn work_item_flush(_globals: u64, _item: u64) {
-    check_call("WdfWorkItemFlush", 0, false);
     crate::clock::run_pending();
 }
 
@@ -1478,6 +1998,12 @@ pub fn resolve_loader(name: &str) -> Option<usize> {
 /// The host's implementation of a framework method, by `WDFFUNCENUM` name.
 #[must_use]
 pub fn method(name: &str) -> Option<usize> {
+    string::method(name)
+        .or_else(|| wmi::method(name))
+        .or_else(|| core_method(name))
+}
+
+fn core_method(name: &str) -> Option<usize> {
     Some(match name {
         "WdfDriverCreate" => driver_create as *const () as usize,
         "WdfDriverGetRegistryPath" => driver_get_registry_path as *const () as usize,
@@ -1496,10 +2022,19 @@ pub fn method(name: &str) -> Option<usize> {
         | "WdfDeviceInitSetExclusive"
         | "WdfDeviceInitSetDeviceType"
         | "WdfDeviceInitSetCharacteristics"
-        | "WdfDeviceInitSetRequestAttributes"
         | "WdfDeviceInitSetIoTypeEx"
-        | "WdfDeviceInitSetPowerPolicyOwnership"
-        | "WdfDeviceInitSetIoInCallerContextCallback" => init_ignored as *const () as usize,
+        | "WdfDeviceInitSetPowerPolicyOwnership" => init_ignored as *const () as usize,
+        "WdfDeviceInitSetRequestAttributes" => init_set_request_attributes as *const () as usize,
+        "WdfDeviceInitSetIoInCallerContextCallback" => {
+            init_set_io_in_caller_context as *const () as usize
+        }
+        "WdfControlDeviceInitSetShutdownNotification" => {
+            control_init_set_shutdown_notification as *const () as usize
+        }
+        "WdfDeviceConfigureRequestDispatching" => {
+            device_configure_request_dispatching as *const () as usize
+        }
+        "WdfDeviceEnqueueRequest" => device_enqueue_request as *const () as usize,
         "WdfDeviceInitAssignName"
         | "WdfDeviceInitAssignSDDLString"
         | "WdfDeviceInitSetDeviceClass" => init_ok as *const () as usize,
@@ -1508,10 +2043,15 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfControlDeviceInitAllocate" => control_device_init_allocate as *const () as usize,
         "WdfControlFinishInitializing" => control_finish_initializing as *const () as usize,
         "WdfDeviceCreate" => device_create as *const () as usize,
-        "WdfDeviceCreateDeviceInterface"
-        | "WdfDeviceCreateSymbolicLink"
-        | "WdfDeviceAssignSxWakeSettings"
-        | "WdfDeviceConfigureRequestDispatching" => device_ok as *const () as usize,
+        "WdfCmResourceListGetCount" => cm_resource_list_get_count as *const () as usize,
+        "WdfCmResourceListGetDescriptor" => cm_resource_list_get_descriptor as *const () as usize,
+        "WdfFdoQueryForInterface" => fdo_query_for_interface as *const () as usize,
+        "WdfDeviceAllocAndQueryProperty" => device_alloc_and_query_property as *const () as usize,
+        "WdfDeviceSetDeviceState" => device_set_device_state as *const () as usize,
+        "WdfDeviceCreateDeviceInterface" | "WdfDeviceCreateSymbolicLink" => {
+            device_ok as *const () as usize
+        }
+        "WdfDeviceAssignSxWakeSettings" => device_assign_sx_wake as *const () as usize,
         "WdfDeviceSetPnpCapabilities"
         | "WdfDeviceSetPowerCapabilities"
         | "WdfDeviceSetCharacteristics"
@@ -1538,12 +2078,12 @@ pub fn method(name: &str) -> Option<usize> {
         "WdfIoQueueCreate" => io_queue_create as *const () as usize,
         "WdfIoQueueGetDevice" => io_queue_get_device as *const () as usize,
         "WdfIoQueueStart" => io_queue_start as *const () as usize,
-        "WdfIoQueueStop"
-        | "WdfIoQueueStopSynchronously"
-        | "WdfIoQueuePurge"
-        | "WdfIoQueuePurgeSynchronously"
-        | "WdfIoQueueDrain"
-        | "WdfIoQueueDrainSynchronously" => io_queue_stop as *const () as usize,
+        "WdfIoQueueStop" => io_queue_stop as *const () as usize,
+        "WdfIoQueueStopSynchronously" => io_queue_stop_synchronously as *const () as usize,
+        "WdfIoQueuePurge" => io_queue_purge as *const () as usize,
+        "WdfIoQueuePurgeSynchronously" => io_queue_purge_synchronously as *const () as usize,
+        "WdfIoQueueDrain" => io_queue_drain as *const () as usize,
+        "WdfIoQueueDrainSynchronously" => io_queue_drain_synchronously as *const () as usize,
         "WdfIoQueueRetrieveNextRequest" => io_queue_retrieve_next_request as *const () as usize,
         "WdfRequestComplete" => request_complete as *const () as usize,
         "WdfRequestCompleteWithInformation" => {
@@ -1596,17 +2136,18 @@ pub fn method(name: &str) -> Option<usize> {
     })
 }
 
-/// Builds the function table: implemented methods, and for the others the trap slot
+/// Builds the function table: implemented methods (each through its gate), and for the others
+/// the trap slot
 /// `trap_base + index * TRAP_SLOT` (slots 0..458 are the table's). Returns its address and the
 /// number of implemented entries.
-pub fn build_table(trap_base: usize) -> (u64, usize) {
+pub fn build_table(trap_base: usize, gates: &mut crate::gate::Gates) -> (u64, usize) {
     let mut implemented = 0;
     let entries: Vec<u64> = (0..TABLE_ENTRIES)
         .map(|i| {
             let name = pagecheck::wdf::function_name(i as u64).unwrap_or("?");
             if let Some(f) = method(name) {
                 implemented += 1;
-                f as u64
+                gates.wrap(name, f).unwrap_or(f) as u64
             } else {
                 (trap_base + i * crate::machine::TRAP_SLOT) as u64
             }
