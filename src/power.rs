@@ -34,6 +34,7 @@ use crate::persist::write_counters;
 use crate::wdf::trace;
 
 /// Records one power callback of `device` in the portable state, with the time it
+use pagewise_roles::Placed;
 /// started (now), the IRQL, `WdfDevStateIsNP` and its power-state argument, and returns
 /// the device's context with what the state asks for; `None` before the context exists.
 ///
@@ -234,7 +235,9 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
 /// verifies. `PASSIVE_LEVEL`; `PAGE`, like its callers.
 #[paged]
 fn lock_power_down_section() -> PVOID {
-    let address: PVOID = (evt_device_d0_exit as *const ()).cast_mut().cast();
+    // A callback has no value under its name outside the registration table; its address,
+    // a number, is what the placement attribute exposes.
+    let address: PVOID = <evt_device_d0_exit as Placed>::ADDRESS.cast_mut().cast();
     // SAFETY: `address` lies in a pageable section of this image, as the routine needs.
     unsafe { wdk_sys::ntddk::MmLockPagableDataSection(address) }
 }
