@@ -405,11 +405,6 @@ impl DeviceState {
         &self.log
     }
 
-    /// The transition log, for a copy-out that moves its read watermark.
-    pub(crate) fn log_mut(&mut self) -> &mut TransitionLog {
-        &mut self.log
-    }
-
     /// The self-check's placements.
     #[must_use]
     pub const fn placements(&self) -> &Placements {

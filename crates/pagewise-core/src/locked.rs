@@ -14,9 +14,8 @@
 //! a copy does so in its pageable caller, after the lock is released:
 //!
 //! - the IOCTL answers: [`Op::ReadConfigInputs`] and [`Op::ReadStats`] copy values out,
-//!   and [`Op::ClaimLog`] claims log records (moving the read watermark, so the
-//!   overwritten-record count stays exact) and copies the ring; the caller formats the
-//!   answer from the copies;
+//!   and [`Op::ReadLog`] copies the log records the answer returns, and only those (a read
+//!   moves nothing other readers see); the caller formats the answer from the copies;
 //! - the pageability state machine: only `PnP` callbacks change it (device add, usage
 //!   notifications, cleanup), and the framework never runs two of those at once for a
 //!   device, so they read it ([`Op::ReadPageability`]), run
@@ -31,7 +30,7 @@
 //! caller states what it expects; a mismatched reply (a programming error) yields the
 //! neutral value of that type, never a panic.
 
-use pagewise_ioctl::Stats;
+use pagewise_ioctl::{Stats, TransitionRecord};
 
 use crate::deferred::PersistedCounters;
 use crate::device_state::{ConfigInputs, DeviceState, Transition};
@@ -39,7 +38,7 @@ use crate::hold::{HoldAction, TimerAction};
 use crate::ioctl::{Request, fill_config, fill_stats, fill_version, output_status};
 use crate::pageability::Pageability;
 use crate::status::NtStatus;
-use crate::translog::{LogClaim, TransitionLog};
+use crate::translog::{LOG_CAPACITY, LogClaim, TransitionLog};
 
 /// The power callbacks the state records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,17 +91,15 @@ pub enum Op<'a> {
     ReadConfigInputs(&'a mut ConfigInputs),
     /// Copy the `IOCTL_PAGEWISE_GET_STATS` answer into the caller's value.
     ReadStats(&'a mut Stats),
-    /// `IOCTL_PAGEWISE_GET_LOG`: claim the records from `first_sequence` that fit in
-    /// `capacity` ([`TransitionLog::claim`], which moves the read watermark) and copy the
-    /// ring into `snapshot`: [`Reply::Claim`]. The caller writes the answer from the copy
-    /// with [`TransitionLog::write_claim`].
-    ClaimLog {
+    /// `IOCTL_PAGEWISE_GET_LOG`: copy the records from `first_sequence` on into
+    /// `records`, as many as it holds ([`TransitionLog::read`], which changes nothing in
+    /// the log): [`Reply::Claim`]. The caller writes the answer from the copy with
+    /// [`LogClaim::write`](crate::translog::LogClaim::write).
+    ReadLog {
         /// `LogQuery::first_sequence`.
         first_sequence: u64,
-        /// Records the output buffer holds after the header.
-        capacity: usize,
-        /// Receives the ring as it was at the claim.
-        snapshot: &'a mut TransitionLog,
+        /// Room for the records the output buffer holds after the header.
+        records: &'a mut [TransitionRecord],
     },
 }
 
@@ -205,17 +202,16 @@ pub fn answer(
             fill_stats(out, &stats)
         }
         Request::GetLog { first_sequence } => {
-            // An output that cannot hold a header fails before anything is claimed, so
-            // the watermark moves only for records the reader gets.
+            // An output that cannot hold a header fails before the lock is taken.
             crate::translog::check_output(out).map_err(output_status)?;
-            let mut snapshot = TransitionLog::new();
-            let claim = locked(Op::ClaimLog {
+            let mut records = [TransitionRecord::default(); LOG_CAPACITY];
+            let fit = TransitionLog::records_that_fit(out.len()).min(LOG_CAPACITY);
+            let claim = locked(Op::ReadLog {
                 first_sequence,
-                capacity: TransitionLog::records_that_fit(out.len()),
-                snapshot: &mut snapshot,
+                records: records.get_mut(..fit).unwrap_or(&mut []),
             })
             .into_claim();
-            snapshot.write_claim(&claim, out).map_err(output_status)
+            claim.write(&records, out).map_err(output_status)
         }
         Request::HoldD0 { .. } => Ok(0),
     }
@@ -269,15 +265,10 @@ impl DeviceState {
                 *out = self.stats();
                 Reply::Nothing
             }
-            Op::ClaimLog {
+            Op::ReadLog {
                 first_sequence,
-                capacity,
-                snapshot,
-            } => {
-                let claim = self.log_mut().claim(first_sequence, capacity);
-                snapshot.clone_from(self.log());
-                Reply::Claim(claim)
-            }
+                records,
+            } => Reply::Claim(self.log().read(first_sequence, records)),
         }
     }
 
@@ -432,39 +423,52 @@ mod tests {
         );
     }
 
-    /// The log is claimed under the lock and written from the copy afterwards: records
-    /// pushed (and overwritten) in between change neither the answer nor the count of
-    /// records lost unread, exactly as if the whole copy-out had run under the lock.
+    /// Issue 18, points 6 and 7: the log is read under the lock, which copies only the
+    /// records the answer returns, and written from that copy afterwards: records pushed
+    /// (and overwritten) in between do not change the answer. A read moves nothing other
+    /// readers see: a second reader with the same query gets the same records, and the
+    /// shared count of dropped records depends only on what was pushed.
     #[test]
-    fn a_claimed_log_is_answered_from_its_copy() {
+    fn a_log_read_copies_its_records_and_changes_nothing_shared() {
         let mut state = device(0);
         for i in 0..10 {
             let _ = state.apply(Op::Power(PowerCallback::D0Entry, at(i * 100, D3, true)));
         }
-        let mut snapshot = TransitionLog::new();
+        let mut records = [TransitionRecord::default(); 3];
         let claim = state
-            .apply(Op::ClaimLog {
+            .apply(Op::ReadLog {
                 first_sequence: 4,
-                capacity: 3,
-                snapshot: &mut snapshot,
+                records: &mut records,
             })
             .into_claim();
         assert_eq!((claim.start, claim.header.count), (4, 3));
+        assert_eq!(
+            records.map(|r| r.sequence),
+            [4, 5, 6],
+            "exactly the returned records were copied"
+        );
+        let mut again = [TransitionRecord::default(); 3];
+        let second = state
+            .apply(Op::ReadLog {
+                first_sequence: 4,
+                records: &mut again,
+            })
+            .into_claim();
+        assert_eq!((second, again), (claim, records), "the first read moved nothing");
+        assert_eq!(state.stats().log_overwritten, 0);
         // The ring moves on while the reader formats: 64 more records evict all of it.
         for i in 0..64 {
             let _ = state.apply(Op::Power(PowerCallback::D0Exit, at(5_000 + i, D3, true)));
         }
         let mut out = Out([0; 1024]);
-        let written = snapshot.write_claim(&claim, &mut out.0).expect("fits");
+        let written = claim.write(&records, &mut out.0).expect("fits");
         assert_eq!(written, 24 + 3 * 32);
         let header = LogHeader::read_from(&out.0).expect("header");
         assert_eq!((header.count, header.next_sequence), (3, 10));
         let first = pagewise_ioctl::TransitionRecord::read_from(&out.0[24..]).expect("record");
         assert_eq!((first.sequence, first.timestamp_100ns), (4, 400));
-        // 0..4 were skipped at the reader's request and 4..7 claimed: the watermark is at
-        // 7, so only 7..10 count as lost, although all ten were overwritten after the
-        // claim.
-        assert_eq!(state.stats().log_overwritten, 3);
+        // 74 pushed into 64 slots: ten dropped, whoever read what.
+        assert_eq!(state.stats().log_overwritten, 10);
     }
 
     #[test]
