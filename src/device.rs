@@ -10,9 +10,9 @@
 
 use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::locked::{Op, PowerCallback};
-use pagewise_core::pageability::Pageability;
+use pagewise_core::pageability::{LockAction, Pageability};
 use pagewise_core::settings::{
-    IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
+    DEVICE_SDDL_W, IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
     SPECIAL_FILE_SUPPORT_W, Settings,
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
@@ -148,6 +148,20 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         // SAFETY: as above.
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerNotPageable, device_init) };
     }
+
+    // Who may open the device: the system and administrators only, so that no other
+    // account can keep it in D0 with renewable holds. Before WdfDeviceCreate, like the
+    // pageability choice.
+    let sddl = unicode_string(DEVICE_SDDL_W);
+    // SAFETY: `device_init` is still ours; the framework copies the descriptor string.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitAssignSDDLString,
+            device_init,
+            &raw const sddl
+        )
+    };
+    check!(status, "WdfDeviceInitAssignSDDLString");
 
     // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
     let mut pnp_power = callbacks::pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS {
