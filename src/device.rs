@@ -22,7 +22,7 @@ use wdk_sys::{
     _DEVICE_POWER_STATE, _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE,
     _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
     _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
-    PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
+    PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_INVALID_IMAGE_FORMAT, STATUS_SUCCESS, ULONG,
     WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
     WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
@@ -223,6 +223,17 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     // SAFETY: the framework allocated and zeroed the context of the device just
     // created; none of its callbacks can run before EvtDriverDeviceAdd returns.
     let action = unsafe { DeviceContext::init_in_place(raw_context, &new) };
+    if action == LockAction::Refuse {
+        // The device needs PAGEPWR locked (power-nonpageable, or special-file support),
+        // and MmLockPagableCodeSection needs an address inside it, but the self-check did
+        // not find EvtDeviceD0Exit there: an image not laid out as built. Failing the add
+        // makes the framework delete the device (its cleanup finds nothing locked).
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "EvtDeviceD0Exit is not in PAGEPWR: the power-down section cannot be locked"
+        );
+        return STATUS_INVALID_IMAGE_FORMAT;
+    }
     // SAFETY: just initialised.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;

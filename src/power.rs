@@ -201,7 +201,10 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
     // access to the handle while it runs.
     let kept = unsafe { *handle };
     match action {
-        LockAction::None => {}
+        // `Refuse`: the portable state asks for no lock when the self-check did not find
+        // the lock target in PAGEPWR; EvtDriverDeviceAdd fails the device on this answer,
+        // and a usage notification is vetoed. Nothing to execute.
+        LockAction::None | LockAction::Refuse => {}
         LockAction::Lock => {
             debug_assert!(kept.is_null(), "power-down section looked up twice");
             // SAFETY: as above. The handle stays valid while the image is loaded, so it
@@ -231,8 +234,10 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
 /// `MmLockPagableCodeSection` is a macro in `wdm.h` that expands to
 /// `MmLockPagableDataSection` (one kernel export serves both), so that is the binding
 /// `wdk-sys` has. Any address inside the section selects it: the address of
-/// [`evt_device_d0_exit`], which the placement attribute put there and the self-check
-/// verifies. `PASSIVE_LEVEL`; `PAGE`, like its callers.
+/// [`evt_device_d0_exit`], which the placement attribute put there. The portable state asks
+/// for this lock only when the self-check found that function in `PAGEPWR`
+/// (`Pageability::set_lock_target_found`); otherwise it answers `LockAction::Refuse` and
+/// nothing reaches here. `PASSIVE_LEVEL`; `PAGE`, like its callers.
 #[paged]
 fn lock_power_down_section() -> PVOID {
     // A callback has no value under its name outside the registration table; its address,

@@ -151,8 +151,10 @@ impl DeviceState {
 
     /// After `WdfDeviceCreate` in `EvtDriverDeviceAdd`: the settings the device was
     /// created with, the lifetime counters read from its hardware key, and the driver's
-    /// self-check. Returns the lock action to run before the first power transition
-    /// (`Lock` when the device is power-nonpageable).
+    /// self-check. Returns the lock action to run before the first power transition:
+    /// `Lock` when the device is power-nonpageable or has special-file support, `Refuse`
+    /// when it needs the lock but the self-check did not find `EvtDeviceD0Exit` in
+    /// `PAGEPWR` (the FFI then fails the device add).
     pub fn on_device_created(
         &mut self,
         settings: Settings,
@@ -164,6 +166,8 @@ impl DeviceState {
             .set_choice(settings.power_pageable, settings.reason);
         self.pageability
             .set_special_file_support(settings.special_file_support);
+        self.pageability
+            .set_lock_target_found(placements.in_power_down_section(CallbackId::D0Exit));
         self.stats.set_persisted(stored.d0_entries, stored.d0_exits);
         self.persist.load(stored);
         self.placements = *placements;
@@ -464,7 +468,8 @@ mod tests {
             special_file_support: Some(special_file_support),
         });
         let mut state = DeviceState::new();
-        let action = state.on_device_created(settings, stored, &Placements::new());
+        let action =
+            state.on_device_created(settings, stored, &Placements::with_d0_exit_in(b"PAGEPWR"));
         (state, action)
     }
 
@@ -825,6 +830,38 @@ mod tests {
             config.power_down_locked, 0,
             "the default is power-pageable without special-file support: nothing locked"
         );
+    }
+
+    /// Issue 18, point 3: a device that needs the power-down lock, whose self-check did not
+    /// find `EvtDeviceD0Exit` in `PAGEPWR`, is refused rather than locked on an address
+    /// outside the section; one that needs no lock is created as usual.
+    #[test]
+    fn a_device_that_needs_the_lock_is_refused_without_its_target_in_pagepwr() {
+        for section in [&b".text"[..], b"PAGE", b""] {
+            for (pageable, support, expected) in [
+                (0, 0, LockAction::Refuse),
+                (1, 1, LockAction::Refuse),
+                (1, 0, LockAction::None),
+            ] {
+                let settings = Settings::from_raw(RawSettings {
+                    power_pageable: Some(pageable),
+                    idle_timeout_ms: None,
+                    special_file_support: Some(support),
+                });
+                let placements = if section.is_empty() {
+                    Placements::new()
+                } else {
+                    Placements::with_d0_exit_in(section)
+                };
+                let mut s = DeviceState::new();
+                assert_eq!(
+                    s.on_device_created(settings, counters(0, 0), &placements),
+                    expected,
+                    "{section:?} pageable {pageable} support {support}"
+                );
+                assert_eq!(s.config().power_down_locked, 0);
+            }
+        }
     }
 
     #[test]

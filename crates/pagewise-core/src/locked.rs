@@ -328,7 +328,7 @@ mod tests {
                 d0_entries: 5,
                 d0_exits: 4,
             },
-            &Placements::new(),
+            &Placements::with_d0_exit_in(b"PAGEPWR"),
         );
         state
     }

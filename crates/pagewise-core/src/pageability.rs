@@ -59,6 +59,11 @@ pub enum LockAction {
     /// `MmUnlockPagableImageSection(handle)`; the handle is kept for a later
     /// [`LockAction::Relock`].
     Unlock,
+    /// The section must be locked, but the self-check did not find the function whose
+    /// address `MmLockPagableCodeSection` is given in `PAGEPWR`
+    /// ([`Pageability::set_lock_target_found`]): nothing is locked, and the FFI fails the
+    /// device add (from [`Pageability::before_first_transition`]) with a logged reason.
+    Refuse,
 }
 
 /// The special-file paths that make a device nonpageable.
@@ -155,6 +160,8 @@ pub struct Pageability {
     paths: [u32; 4],
     section: Section,
     phase: Phase,
+    /// The self-check found the lock target (`EvtDeviceD0Exit`) in `PAGEPWR`.
+    lock_target_found: bool,
 }
 
 impl Pageability {
@@ -168,7 +175,16 @@ impl Pageability {
             paths: [0; 4],
             section: Section::NeverLocked,
             phase: Phase::Created,
+            lock_target_found: false,
         }
+    }
+
+    /// Records whether the self-check found the function whose address the first lock
+    /// passes to `MmLockPagableCodeSection` in `PAGEPWR`. Without it, a lock the state
+    /// needs is [`LockAction::Refuse`]d instead of taken on an address outside the section.
+    /// Call before [`Pageability::before_first_transition`].
+    pub fn set_lock_target_found(&mut self, found: bool) {
+        self.lock_target_found = found;
     }
 
     /// Records the choice made at `EvtDriverDeviceAdd` (what was passed to
@@ -242,9 +258,20 @@ impl Pageability {
         if self.phase == Phase::Created {
             self.phase = Phase::Active;
         }
+        let action = self.sync();
+        if action == LockAction::Refuse {
+            // The path would need a lock the driver cannot take: veto it, uncounted.
+            if let Some(count) = self.paths.get_mut(kind.index()) {
+                *count = count.saturating_sub(1);
+            }
+            return UsageDecision {
+                status: STATUS_INVALID_DEVICE_STATE,
+                action: LockAction::None,
+            };
+        }
         UsageDecision {
             status: STATUS_SUCCESS,
-            action: self.sync(),
+            action,
         }
     }
 
@@ -262,6 +289,9 @@ impl Pageability {
     fn sync(&mut self) -> LockAction {
         let want = self.phase == Phase::Active && self.needs_lock();
         let (section, action) = match (self.section, want) {
+            (Section::NeverLocked, true) if !self.lock_target_found => {
+                (Section::NeverLocked, LockAction::Refuse)
+            }
             (Section::NeverLocked, true) => (Section::Locked, LockAction::Lock),
             (Section::Unlocked, true) => (Section::Locked, LockAction::Relock),
             (Section::Locked, false) => (Section::Unlocked, LockAction::Unlock),
@@ -379,6 +409,7 @@ mod tests {
                     self.locked = false;
                     self.unlocks += 1;
                 }
+                LockAction::Refuse => panic!("a lock refused with the target in PAGEPWR"),
             }
         }
     }
@@ -387,6 +418,7 @@ mod tests {
         let mut p = Pageability::new();
         p.set_choice(pageable, PageabilityReason::Setting);
         p.set_special_file_support(special_file_support);
+        p.set_lock_target_found(true);
         let mut ffi = Ffi::default();
         ffi.run(p.before_first_transition());
         (p, ffi)
@@ -460,6 +492,33 @@ mod tests {
         assert!(p.effective_nonpageable() && p.needs_lock());
         assert!(!p.is_locked());
         assert_eq!(p.on_cleanup(), LockAction::None);
+    }
+
+    /// Issue 18, point 3: the first lock passes `EvtDeviceD0Exit`'s address to
+    /// `MmLockPagableCodeSection`, which needs it inside a `PAGExxxx` section. When the
+    /// self-check did not find it in `PAGEPWR`, a device that needs the lock is refused
+    /// (the FFI fails device add), and a path that would need it is vetoed, uncounted.
+    #[test]
+    fn a_lock_target_outside_pagepwr_refuses_instead_of_locking() {
+        for (pageable, support) in [(false, false), (true, true), (false, true)] {
+            let mut p = Pageability::new();
+            p.set_choice(pageable, PageabilityReason::Setting);
+            p.set_special_file_support(support);
+            assert_eq!(p.before_first_transition(), LockAction::Refuse);
+            assert!(!p.is_locked());
+            assert_eq!(p.on_cleanup(), LockAction::None, "nothing to unlock");
+        }
+        let mut p = Pageability::new();
+        p.set_choice(true, PageabilityReason::Setting);
+        assert_eq!(p.before_first_transition(), LockAction::None, "needs no lock");
+        let d = p.on_usage_notification(PAGING, true);
+        assert_eq!((d.status, d.action), (STATUS_INVALID_DEVICE_STATE, LockAction::None));
+        assert_eq!(p.path_count(SpecialFile::Paging), 0, "a veto is not counted");
+        assert!(!p.is_locked());
+        assert_eq!(
+            p.on_usage_notification(DUMP, true).status,
+            STATUS_INVALID_DEVICE_STATE
+        );
     }
 
     #[test]
@@ -562,6 +621,7 @@ mod tests {
     #[test]
     fn a_notification_before_the_first_transition_activates() {
         let mut p = Pageability::new();
+        p.set_lock_target_found(true);
         let mut ffi = Ffi::default();
         notify(&mut p, &mut ffi, PAGING, true);
         assert!(p.is_locked());
