@@ -448,7 +448,9 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVIC
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_flush(device: WDFDEVICE) {
     // SAFETY: called by the framework for this device.
     if let Some(context) = unsafe { DeviceContext::get(device) } {
-        release_hold(device, context);
+        // SAFETY: `device` is live and owns `context`; PASSIVE_LEVEL, not in the timer's
+        // callback.
+        unsafe { release_hold(device, context) };
     }
 }
 
