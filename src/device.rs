@@ -32,7 +32,7 @@ use wdk_sys::{
 use crate::callbacks;
 use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext, NewContext};
 use crate::persist::write_counters;
-use crate::power::{apply_lock_action, record_power};
+use crate::power::{PowerStart, apply_lock_action, record_power};
 use crate::queue::{create_queues, release_hold};
 use crate::selfcheck::check_placements;
 use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
@@ -417,7 +417,8 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
     // The device has left its last power transition: written whatever its pageability.
     if let (Some(counters), _) = context.locked(Op::TakePersistAtRelease).into_persist() {
-        let written = write_counters(device, counters);
+        // SAFETY: `device` is live; PASSIVE_LEVEL, outside any power transition.
+        let written = unsafe { write_counters(device, counters) };
         let _ = context.locked(Op::PersistDone(written));
     }
     STATUS_SUCCESS
@@ -429,7 +430,12 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVICE) -> NTSTATUS {
-    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoInit, 0)
+    // SAFETY: the framework calls this for its live device; `start` is read first.
+    let recorded = unsafe {
+        let start = PowerStart::now(device);
+        record_power(device, PowerCallback::SelfManagedIoInit, 0, start)
+    };
+    if let Some((context, reply)) = recorded
         && let (_, true) = reply.into_persist()
     {
         // The work item writes once the device is out of the start-up transition.

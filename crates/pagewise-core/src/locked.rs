@@ -58,9 +58,16 @@ pub enum PowerCallback {
 /// One operation on the locked state.
 #[derive(Debug)]
 pub enum Op<'a> {
-    /// A power callback ran: [`Reply::Persist`] (counters to write now from `D0Exit`;
-    /// whether to queue the persist work item after `SelfManagedIoInit`/`Restart`).
+    /// A power callback ran, recorded at its end with the time it took: [`Reply::Persist`]
+    /// (whether to queue the persist work item after `SelfManagedIoInit`/`Restart`).
     Power(PowerCallback, Transition),
+    /// `EvtDeviceD0Exit` starts; `np` is `WdfDevStateIsNP` of the framework's state:
+    /// [`Reply::Persist`] with the counters to write now, if a transition may write.
+    /// Its [`Op::Power`] at the end logs it.
+    D0ExitBegin {
+        /// The framework's power state is nonpageable.
+        np: bool,
+    },
     /// The persist work item: [`Reply::Persist`] with the counters to write, if any.
     TakePersistInWorkItem,
     /// `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush`: [`Reply::Persist`].
@@ -228,6 +235,10 @@ impl DeviceState {
     pub fn apply(&mut self, op: Op<'_>) -> Reply {
         match op {
             Op::Power(callback, t) => self.power(callback, &t),
+            Op::D0ExitBegin { np } => Reply::Persist {
+                write_now: self.d0_exit_begin(np),
+                enqueue: false,
+            },
             Op::TakePersistInWorkItem => Reply::Persist {
                 write_now: self.take_persist_in_work_item(),
                 enqueue: false,
@@ -291,7 +302,10 @@ impl DeviceState {
                 self.on_self_managed_io_suspend(t);
                 (None, false)
             }
-            PowerCallback::D0Exit => (self.on_d0_exit(t), false),
+            PowerCallback::D0Exit => {
+                self.on_d0_exit(t);
+                (None, false)
+            }
         };
         Reply::Persist { write_now, enqueue }
     }
@@ -359,6 +373,13 @@ mod tests {
             (PowerCallback::SelfManagedIoRestart, at(520, 0, false)),
         ];
         for (callback, t) in steps {
+            if callback == PowerCallback::D0Exit {
+                let begun = by_op.apply(Op::D0ExitBegin { np: t.np }).into_persist();
+                assert_eq!(begun, (direct.d0_exit_begin(t.np), false));
+                assert!(begun.0.is_some(), "a pageable device writes from D0Exit");
+                let _ = by_op.apply(Op::PersistDone(true));
+                direct.persist_done(true);
+            }
             let (write_now, enqueue) = by_op.apply(Op::Power(callback, t)).into_persist();
             let expected = match callback {
                 PowerCallback::D0Entry => {
@@ -377,7 +398,10 @@ mod tests {
                     direct.on_self_managed_io_suspend(&t);
                     (None, false)
                 }
-                PowerCallback::D0Exit => (direct.on_d0_exit(&t), false),
+                PowerCallback::D0Exit => {
+                    direct.on_d0_exit(&t);
+                    (None, false)
+                }
             };
             assert_eq!((write_now, enqueue), expected, "{callback:?}");
             if write_now.is_some() {
@@ -392,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_and_init_ask_for_the_work_item_only_when_it_can_write() {
+    fn restart_and_init_ask_for_the_work_item_off_special_file_paths() {
         let mut pageable = device(1);
         let _ = pageable.apply(Op::Power(PowerCallback::D0Entry, at(0, D3_FINAL, false)));
         let reply = pageable.apply(Op::Power(
@@ -413,7 +437,27 @@ mod tests {
         let mut nonpageable = device(0);
         let _ = nonpageable.apply(Op::Power(PowerCallback::D0Entry, at(0, D3_FINAL, true)));
         let reply = nonpageable.apply(Op::Power(PowerCallback::SelfManagedIoInit, at(10, 0, true)));
+        assert_eq!(
+            reply.into_persist(),
+            (None, true),
+            "a power-nonpageable device persists from the work item too"
+        );
+        // On a paging path the item is not queued, and one queued before writes nothing.
+        let _ = nonpageable.apply(Op::WritePageability({
+            let mut p = *nonpageable.pageability();
+            let _ = p.on_usage_notification(1, true);
+            p
+        }));
+        let _ = nonpageable.apply(Op::Power(PowerCallback::D0Entry, at(20, D3, true)));
+        let reply = nonpageable.apply(Op::Power(
+            PowerCallback::SelfManagedIoRestart,
+            at(30, 0, true),
+        ));
         assert_eq!(reply.into_persist(), (None, false));
+        assert_eq!(
+            nonpageable.apply(Op::TakePersistInWorkItem).into_persist(),
+            (None, false)
+        );
         assert!(
             nonpageable
                 .apply(Op::TakePersistAtRelease)

@@ -18,11 +18,16 @@
 //! - A device with special-file support (`WdfDeviceSetSpecialFileSupport`): also from
 //!   `EvtDriverDeviceAdd` to cleanup, whether or not a special file ever arrives. KMDF
 //!   clears `DO_POWER_PAGABLE` when it *receives* `IRP_MN_DEVICE_USAGE_NOTIFICATION`,
-//!   then sends the IRP down the stack, and calls `EvtDeviceUsageNotificationEx` only
-//!   after the lower drivers succeeded. Between the two the device already runs its
-//!   transitions in NP states; a power-down racing the notification there would run
-//!   `PAGEPWR` unlocked. Locking from the start closes that window; the price is the
-//!   section's pages (about 1 KiB of code) staying resident on such a device.
+//!   then sends the IRP down the stack, calls `EvtDeviceUsageNotificationEx` only after the
+//!   lower drivers succeeded, and switches its power state machine to the NP states only
+//!   after the callback returns. In between, the power manager already treats the device
+//!   as nonpageable (the flag is clear) while `WdfDevStateIsNP` still says pageable and the
+//!   driver has not been told: a power-down racing the notification there would run
+//!   `PAGEPWR` unlocked, and a `D0Exit` that trusted `WdfDevStateIsNP` would write the
+//!   registry. Locking from the start closes the first hole; the price is the section's
+//!   pages (about 1 KiB of code) staying resident on such a device. The second is closed
+//!   by [`Pageability::transition_writes_allowed`], which never allows a write inside a
+//!   transition of a device with special-file support.
 //! - A device chosen pageable without special-file support: never. KMDF fails an
 //!   entering notification it was not told to support before the driver sees it, so no
 //!   path can make such a device nonpageable. (The state machine still locks if one is
@@ -338,6 +343,17 @@ impl Pageability {
         !self.chosen_pageable || self.special_files() != 0
     }
 
+    /// True when a power transition callback may touch the registry (or anything else
+    /// pageable): the device was chosen power-pageable, is on no special-file path, and
+    /// cannot be put on one without notice. With special-file support KMDF clears
+    /// `DO_POWER_PAGABLE` before it calls `EvtDeviceUsageNotificationEx` and before its own
+    /// state says NP, so neither the driver's state nor `WdfDevStateIsNP` covers that window:
+    /// such a device never writes from a transition.
+    #[must_use]
+    pub fn transition_writes_allowed(&self) -> bool {
+        self.chosen_pageable && !self.special_file_support && self.special_files() == 0
+    }
+
     /// True while the power-down section must stay locked: the device is effectively
     /// nonpageable, or may become so without notice (special-file support).
     #[must_use]
@@ -484,9 +500,34 @@ mod tests {
         assert_eq!((ffi.locks, ffi.relocks, ffi.unlocks), (1, 0, 1));
     }
 
+    /// Only a device chosen pageable, without special-file support and on no path, may
+    /// write from a transition: with support, KMDF clears `DO_POWER_PAGABLE` before the
+    /// driver or the framework's NP states know (issue 18, point 2).
+    #[test]
+    fn transitions_write_only_on_a_pageable_device_that_cannot_become_nonpageable_unseen() {
+        for (pageable, support, allowed) in [
+            (true, false, true),
+            (true, true, false),
+            (false, false, false),
+            (false, true, false),
+        ] {
+            let (mut p, mut ffi) = device_with(pageable, support);
+            assert_eq!(
+                p.transition_writes_allowed(),
+                allowed,
+                "pageable {pageable}, support {support}"
+            );
+            notify(&mut p, &mut ffi, PAGING, true);
+            assert!(!p.transition_writes_allowed(), "on a path");
+            notify(&mut p, &mut ffi, PAGING, false);
+            assert_eq!(p.transition_writes_allowed(), allowed, "path left");
+        }
+    }
+
     #[test]
     fn nothing_is_locked_before_the_first_transition() {
         let mut p = Pageability::new();
+        p.set_lock_target_found(true);
         p.set_choice(false, PageabilityReason::Setting);
         p.set_special_file_support(true);
         assert!(p.effective_nonpageable() && p.needs_lock());
