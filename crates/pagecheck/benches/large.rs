@@ -58,7 +58,7 @@ fn time_decode(image: &Path, runs: usize) -> Duration {
     for _ in 0..runs {
         let start = Instant::now();
         let functions = pagecheck::functions::Functions::build(&parsed, &symbols);
-        let ctx = pagecheck::decode::Context::new(&parsed, &functions, Vec::new());
+        let ctx = pagecheck::view::Context::new(&parsed, &functions, Vec::new());
         let graph = pagecheck::decode::build(&ctx);
         std::hint::black_box(graph.instructions);
         samples.push(start.elapsed());

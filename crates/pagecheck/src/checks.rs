@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use pagewise_roles::Role;
 use serde::Serialize;
 
-use crate::decode::{CallGraph, EdgeKind, Held};
+use crate::callgraph::{CallGraph, EdgeKind};
+use crate::dataflow::Held;
 use crate::functions::{Function, Functions};
 use crate::image::{self, Image, Residency};
 use crate::pdb::SourceLine;
@@ -353,19 +354,6 @@ impl IndirectTargets {
                 .containing(rva)
                 .filter(|&f| functions.list[f].start == rva)
         };
-        if !image.guard_functions.is_empty() {
-            let mut list: Vec<usize> = image
-                .guard_functions
-                .iter()
-                .filter_map(|&r| start(r))
-                .collect();
-            list.sort_unstable();
-            list.dedup();
-            return IndirectTargets {
-                functions: list,
-                from_guard_table: true,
-            };
-        }
         // How often each function's address is taken.
         let mut taken = vec![0u32; functions.len()];
         for e in &calls.edges {
@@ -396,18 +384,32 @@ impl IndirectTargets {
                 taken[t] += 1;
             }
         }
-        // An address taken no more often than the function is registered went to the
-        // framework: the driver's own indirect calls do not reach it.
-        let list = (0..functions.len())
-            .filter(|&f| taken[f] > 0)
+        // An address taken no more often than the function is handed to the framework went to
+        // the framework: the driver's own indirect calls do not reach it. With a Control Flow
+        // Guard table, only the functions in it can be reached at all.
+        let from_guard_table = !image.guard_functions.is_empty();
+        let candidates: Vec<usize> = if from_guard_table {
+            let mut list: Vec<usize> = image
+                .guard_functions
+                .iter()
+                .filter_map(|&r| start(r))
+                .collect();
+            list.sort_unstable();
+            list.dedup();
+            list
+        } else {
+            (0..functions.len()).filter(|&f| taken[f] > 0).collect()
+        };
+        let list = candidates
+            .into_iter()
             .filter(|&f| {
-                let registered = registrations.of(f).count();
-                usize::try_from(taken[f]).unwrap_or(usize::MAX) > registered
+                let handed = registrations.handed_over(f);
+                handed == 0 || usize::try_from(taken[f]).unwrap_or(usize::MAX) > handed
             })
             .collect();
         IndirectTargets {
             functions: list,
-            from_guard_table: false,
+            from_guard_table,
         }
     }
 
@@ -931,6 +933,12 @@ impl Graph<'_> {
                 self.code_place(u.site),
                 u.what.join(", ")
             );
+            if let Some(budget) = &u.budget {
+                let _ = write!(
+                    message,
+                    "; {budget} ran out in the function that makes the call"
+                );
+            }
             if let Some(&outer) = u.via.last() {
                 let _ = write!(
                     message,
@@ -960,7 +968,7 @@ impl Graph<'_> {
     /// lock holder makes while it holds the lock; each site once.
     fn unresolved_in_resident(&self, findings: &mut GraphFindings, fail_on_unresolved: bool) {
         let n = self.functions.len();
-        let mut sites: Vec<(usize, crate::decode::Unresolved)> = Vec::new();
+        let mut sites: Vec<(usize, crate::callgraph::Unresolved)> = Vec::new();
         for f in (0..n).filter(|&f| findings.reached[f]) {
             sites.extend(self.calls.unresolved_of(f).iter().map(|&u| (f, u)));
         }

@@ -1,19 +1,28 @@
-//! The dataflow pass: walks again, in [`crate::decode`]'s dataflow mode, the functions the
-//! linear pass flagged (they call the framework, take addresses, copy constant data or make
-//! indirect calls), replaces their part of the call graph with what the finer walk found, and
-//! collects the registration calls.
+//! The dataflow pass across functions: which functions the fixed-point engine walks, and in
+//! which order.
+//!
+//! Only functions where something is at stake are walked: those the linear pass flagged (they
+//! call the framework, take or release a spin lock, change the IRQL, or make an indirect call
+//! it could not resolve), the helpers they hand a pointer into their memory (whose summaries
+//! say what they leave there), and the callers of helpers that take a lock, release one or
+//! register a structure they were given. A function that only reads globals or calls other
+//! functions is decoded once, by the linear pass.
 //!
 //! Registrations often pass through helpers: a function that fills a configuration structure
 //! its caller passed in (`WDF_IO_QUEUE_CONFIG_INIT` when the compiler did not inline it, a Rust
-//! function returning a structure by value), or one that hands its caller's structure to
-//! the framework. Each walk leaves a [`Summary`] of such behaviour, and callers are walked
-//! (again) once the summaries of their callees are known, until nothing changes.
+//! function returning a structure by value), or one that hands its caller's structure to the
+//! framework. Each walk leaves a [`Summary`] of such behaviour, and callers are walked (again)
+//! once the summaries of their callees are known, until nothing changes or [`MAX_ROUNDS`]
+//! rounds have run.
 
 use std::collections::{BTreeSet, HashMap};
 
 use iced_x86::{Decoder, DecoderOptions};
 
-use crate::decode::{self, CallGraph, Context, EdgeKind, FlowEnv, RegCall, Scratch, Summary};
+use crate::callgraph::{CallGraph, EdgeKind};
+use crate::dataflow::{Budget, FlowOut, Held, Limits, RegCall, Sets, Summary, Value};
+use crate::decode::{self, FlowArgs, Scratch};
+use crate::view::Context;
 
 /// Rounds of re-walking callers before giving up on deeper helper chains; real drivers
 /// settle in two or three.
@@ -25,24 +34,34 @@ pub struct Flow {
     /// Registration calls, in function order.
     pub calls: Vec<RegCall>,
     /// `MmLockPagable*Section` calls: `(site, the address passed)`.
-    pub locks: Vec<(u32, decode::Value)>,
-    /// Code addresses passed to framework methods the model does not know.
+    pub locks: Vec<(u32, Value)>,
+    /// Code addresses passed to framework methods in positions the model does not read.
     pub unmodelled: Vec<(u32, &'static str, u32)>,
     /// Calls and jumps made while a spin lock is held, by function.
-    pub held: Vec<(usize, decode::Held)>,
+    pub held: Vec<(usize, Held)>,
     /// Functions walked in dataflow mode (for the report's counts).
     pub walked: usize,
     /// True when helper summaries were still changing after [`MAX_ROUNDS`].
     pub unsettled: bool,
+    /// Functions whose walk ran out of a budget, with the budget.
+    pub over_budget: Vec<(usize, Budget)>,
+    /// The address sets the values found refer to.
+    pub sets: Sets,
 }
 
 /// Runs the dataflow pass over `graph` (the linear pass's result) and returns the refined
 /// graph with what it found.
 #[must_use]
 pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
+    refine_with(ctx, graph, Limits::DEFAULT)
+}
+
+/// [`refine`] with the given budgets.
+#[must_use]
+pub fn refine_with(ctx: &Context<'_>, graph: CallGraph, limits: Limits) -> (CallGraph, Flow) {
     let functions = ctx.functions();
     let n = functions.len();
-    if !graph.wants_flow.iter().any(|&w| w) {
+    if !graph.at_stake.iter().any(|&w| w) {
         return (graph, Flow::default());
     }
     // Who calls (or tail-jumps to) each function start.
@@ -55,23 +74,47 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
         }
     }
     let mut summaries: HashMap<u32, Summary> = HashMap::new();
-    let mut results: HashMap<usize, (CallGraph, decode::FlowOut)> = HashMap::new();
-    let mut todo: BTreeSet<usize> = (0..n).filter(|&f| graph.wants_flow[f]).collect();
+    let mut results: HashMap<usize, (CallGraph, FlowOut)> = HashMap::new();
+    let mut todo: BTreeSet<usize> = (0..n).filter(|&f| graph.at_stake[f]).collect();
     let mut scratch = Scratch::default();
     let mut flow = Flow::default();
     for _ in 0..MAX_ROUNDS {
         if todo.is_empty() {
             break;
         }
-        let mut changed: Vec<u32> = Vec::new();
+        let mut next: BTreeSet<usize> = BTreeSet::new();
         for &f in &todo {
-            let Some((items, mut out)) = walk(ctx, f, &summaries, &mut scratch) else {
+            let Some((items, mut out)) =
+                walk(ctx, f, &summaries, limits, &mut scratch, &mut flow.sets)
+            else {
                 continue;
             };
+            for &target in &out.wanted {
+                if let Some(callee) = functions.containing(target)
+                    && functions.list[callee].start == target
+                    && !results.contains_key(&callee)
+                    && !todo.contains(&callee)
+                {
+                    next.insert(callee);
+                }
+            }
             let start = functions.list[f].start;
             if summaries.get(&start).unwrap_or(&Summary::default()) != &out.summary {
-                changed.push(start);
                 let summary = std::mem::take(&mut out.summary);
+                // Callers must be walked for what they cannot do without: a lock taken or
+                // released, a structure registered for them. Stores alone matter only to
+                // callers walked anyway.
+                let compelling = !summary.forwards.is_empty()
+                    || summary.acquires.is_some()
+                    || summary.releases
+                    || summaries
+                        .get(&start)
+                        .is_some_and(|old| !old.forwards.is_empty() || old.acquires.is_some());
+                for &caller in callers.get(&start).map_or(&[][..], Vec::as_slice) {
+                    if compelling || results.contains_key(&caller) || caller == f {
+                        next.insert(caller);
+                    }
+                }
                 if summary.is_empty() {
                     summaries.remove(&start);
                 } else {
@@ -80,12 +123,7 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
             }
             results.insert(f, (items, out));
         }
-        todo = changed
-            .iter()
-            .filter_map(|start| callers.get(start))
-            .flatten()
-            .copied()
-            .collect();
+        todo = next;
     }
     flow.unsettled = !todo.is_empty();
     // A helper that hands its caller's structure to the framework, with no direct caller to
@@ -107,6 +145,9 @@ pub fn refine(ctx: &Context<'_>, graph: CallGraph) -> (CallGraph, Flow) {
             flow.locks.extend(out.locks);
             flow.unmodelled.extend(out.unmodelled);
             flow.held.extend(out.held.into_iter().map(|h| (f, h)));
+            if let Some(budget) = out.budget {
+                flow.over_budget.push((f, budget));
+            }
             replaced.insert(f, items);
         }
     }
@@ -120,8 +161,10 @@ fn walk(
     ctx: &Context<'_>,
     f: usize,
     summaries: &HashMap<u32, Summary>,
+    limits: Limits,
     scratch: &mut Scratch,
-) -> Option<(CallGraph, decode::FlowOut)> {
+    sets: &mut Sets,
+) -> Option<(CallGraph, FlowOut)> {
     let image = ctx.image();
     let function = &ctx.functions().list[f];
     let section = &image.sections[function.section];
@@ -140,21 +183,22 @@ fn walk(
     decoder.set_position(start).ok()?;
     decoder.set_ip(image.image_base.wrapping_add(u64::from(function.start)));
     let mut items = CallGraph::default();
-    decode::push_offsets(&mut items);
-    let mut env = FlowEnv {
-        summaries,
-        out: decode::FlowOut::default(),
-    };
+    items.close_function();
+    let mut out = FlowOut::default();
     decode::decode_range(
         ctx,
         &mut decoder,
         scratch,
         end,
-        function.start,
-        function.end,
+        (function.start, function.end),
         &mut items,
-        Some(&mut env),
+        Some(FlowArgs {
+            summaries,
+            limits,
+            out: &mut out,
+            sets,
+        }),
     );
-    decode::push_offsets(&mut items);
-    Some((items, env.out))
+    items.close_function();
+    Some((items, out))
 }

@@ -89,7 +89,27 @@ pub struct Structure {
     /// Offset of a `BOOLEAN` member that, when set, makes every field run as its `passive`
     /// (`PassiveHandling` of `WDF_INTERRUPT_CONFIG`).
     pub passive_flag: Option<u16>,
+    /// Offset of a pointer to a driver-defined interface (an `INTERFACE` header followed by
+    /// the interface's own routines), whose every routine is a callback ([`INTERFACE_ROUTINE`]).
+    pub interface: Option<u16>,
 }
+
+/// The routines of an interface a driver exports with `WdfDeviceAddQueryInterface`: the
+/// `INTERFACE` header's `InterfaceReference` (+16) and `InterfaceDereference` (+24) and the
+/// routines the driver's own interface structure adds after the 32-byte header. Other drivers
+/// call them under a contract of the interface's own, which may be `DISPATCH_LEVEL`: they
+/// must be resident.
+pub const INTERFACE_ROUTINE: Field = f(0, "an interface routine", Dispatch);
+
+/// Where [`RegArg`](crate::dataflow::RegArg) fields of an interface's routines start: the
+/// routine at byte `k` of the interface is field `INTERFACE_FIELDS + k`.
+pub const INTERFACE_FIELDS: u16 = 0x8000;
+
+/// The first routine of an `INTERFACE` (`InterfaceReference`).
+pub const INTERFACE_FIRST_ROUTINE: u16 = 16;
+
+/// The most interface bytes read for routines.
+pub const INTERFACE_MAX_SIZE: u16 = 512;
 
 use Runs::{Dispatch, Passive, PowerDown, PowerUp};
 
@@ -97,6 +117,7 @@ use Runs::{Dispatch, Passive, PowerDown, PowerUp};
 pub const DRIVER_CONFIG: Structure = Structure {
     name: "WDF_DRIVER_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(8, "EvtDriverDeviceAdd", Passive),
         f(16, "EvtDriverUnload", Passive),
@@ -107,6 +128,7 @@ pub const DRIVER_CONFIG: Structure = Structure {
 pub const PNPPOWER_EVENT_CALLBACKS: Structure = Structure {
     name: "WDF_PNPPOWER_EVENT_CALLBACKS",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(8, "EvtDeviceD0Entry", PowerUp),
         f(16, "EvtDeviceD0EntryPostInterruptsEnabled", PowerUp),
@@ -133,6 +155,7 @@ pub const PNPPOWER_EVENT_CALLBACKS: Structure = Structure {
 pub const POWER_POLICY_EVENT_CALLBACKS: Structure = Structure {
     name: "WDF_POWER_POLICY_EVENT_CALLBACKS",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(8, "EvtDeviceArmWakeFromS0", PowerDown),
         f(16, "EvtDeviceDisarmWakeFromS0", PowerUp),
@@ -148,6 +171,7 @@ pub const POWER_POLICY_EVENT_CALLBACKS: Structure = Structure {
 pub const FILEOBJECT_CONFIG: Structure = Structure {
     name: "WDF_FILEOBJECT_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(8, "EvtDeviceFileCreate", Passive),
         f(16, "EvtFileClose", Passive),
@@ -160,6 +184,7 @@ pub const FILEOBJECT_CONFIG: Structure = Structure {
 pub const IO_QUEUE_CONFIG: Structure = Structure {
     name: "WDF_IO_QUEUE_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[
         leveled(16, "EvtIoDefault", Dispatch, Passive),
         leveled(24, "EvtIoRead", Dispatch, Passive),
@@ -176,6 +201,7 @@ pub const IO_QUEUE_CONFIG: Structure = Structure {
 pub const TIMER_CONFIG: Structure = Structure {
     name: "WDF_TIMER_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[leveled(8, "EvtTimerFunc", Dispatch, Passive)],
 };
 
@@ -183,6 +209,7 @@ pub const TIMER_CONFIG: Structure = Structure {
 pub const WORKITEM_CONFIG: Structure = Structure {
     name: "WDF_WORKITEM_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[f(8, "EvtWorkItemFunc", Passive)],
 };
 
@@ -190,6 +217,7 @@ pub const WORKITEM_CONFIG: Structure = Structure {
 pub const DPC_CONFIG: Structure = Structure {
     name: "WDF_DPC_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[f(8, "EvtDpcFunc", Dispatch)],
 };
 
@@ -201,6 +229,7 @@ pub const DPC_CONFIG: Structure = Structure {
 pub const INTERRUPT_CONFIG: Structure = Structure {
     name: "WDF_INTERRUPT_CONFIG",
     passive_flag: Some(88),
+    interface: None,
     fields: &[
         leveled(24, "EvtInterruptIsr", Dispatch, Passive),
         f(32, "EvtInterruptDpc", Dispatch),
@@ -215,6 +244,7 @@ pub const INTERRUPT_CONFIG: Structure = Structure {
 pub const USB_CONTINUOUS_READER_CONFIG: Structure = Structure {
     name: "WDF_USB_CONTINUOUS_READER_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(48, "EvtUsbTargetPipeReadComplete", Dispatch),
         f(64, "EvtUsbTargetPipeReadersFailed", Passive),
@@ -225,6 +255,7 @@ pub const USB_CONTINUOUS_READER_CONFIG: Structure = Structure {
 pub const WMI_PROVIDER_CONFIG: Structure = Structure {
     name: "WDF_WMI_PROVIDER_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[f(32, "EvtWmiProviderFunctionControl", Passive)],
 };
 
@@ -234,11 +265,145 @@ pub const WMI_PROVIDER_CONFIG: Structure = Structure {
 pub const WMI_INSTANCE_CONFIG: Structure = Structure {
     name: "WDF_WMI_INSTANCE_CONFIG",
     passive_flag: None,
+    interface: None,
     fields: &[
         f(32, "EvtWmiInstanceQueryInstance", Passive),
         f(40, "EvtWmiInstanceSetInstance", Passive),
         f(48, "EvtWmiInstanceSetItem", Passive),
         f(56, "EvtWmiInstanceExecuteMethod", Passive),
+    ],
+};
+
+/// `WDF_CHILD_LIST_CONFIG`: a bus driver's child list. Creating a child device runs at
+/// `PASSIVE_LEVEL`; scanning for children runs each time the parent enters D0 (its reference
+/// page says not to make it pageable); the description callbacks run at up to
+/// `DISPATCH_LEVEL`.
+pub const CHILD_LIST_CONFIG: Structure = Structure {
+    name: "WDF_CHILD_LIST_CONFIG",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(16, "EvtChildListCreateDevice", Passive),
+        f(24, "EvtChildListScanForChildren", PowerUp),
+        f(32, "EvtChildListIdentificationDescriptionCopy", Dispatch),
+        f(
+            40,
+            "EvtChildListIdentificationDescriptionDuplicate",
+            Dispatch,
+        ),
+        f(48, "EvtChildListIdentificationDescriptionCleanup", Dispatch),
+        f(56, "EvtChildListIdentificationDescriptionCompare", Dispatch),
+        f(64, "EvtChildListAddressDescriptionCopy", Dispatch),
+        f(72, "EvtChildListAddressDescriptionDuplicate", Dispatch),
+        f(80, "EvtChildListAddressDescriptionCleanup", Dispatch),
+        f(88, "EvtChildListDeviceReenumerated", Dispatch),
+    ],
+};
+
+/// `WDF_CHILD_RETRIEVE_INFO`: the comparison the framework calls while it holds the child
+/// list's lock.
+pub const CHILD_RETRIEVE_INFO: Structure = Structure {
+    name: "WDF_CHILD_RETRIEVE_INFO",
+    passive_flag: None,
+    interface: None,
+    fields: &[f(
+        32,
+        "EvtChildListIdentificationDescriptionCompare",
+        Dispatch,
+    )],
+};
+
+/// `WDF_PDO_EVENT_CALLBACKS`: every callback at `PASSIVE_LEVEL`.
+pub const PDO_EVENT_CALLBACKS: Structure = Structure {
+    name: "WDF_PDO_EVENT_CALLBACKS",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(8, "EvtDeviceResourcesQuery", Passive),
+        f(16, "EvtDeviceResourceRequirementsQuery", Passive),
+        f(24, "EvtDeviceEject", Passive),
+        f(32, "EvtDeviceSetLock", Passive),
+        f(40, "EvtDeviceEnableWakeAtBus", Passive),
+        f(48, "EvtDeviceDisableWakeAtBus", Passive),
+        f(56, "EvtDeviceReportedMissing", Passive),
+    ],
+};
+
+/// `WDF_FDO_EVENT_CALLBACKS`: resource-requirement filters, at `PASSIVE_LEVEL`.
+pub const FDO_EVENT_CALLBACKS: Structure = Structure {
+    name: "WDF_FDO_EVENT_CALLBACKS",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(8, "EvtDeviceFilterAddResourceRequirements", Passive),
+        f(16, "EvtDeviceFilterRemoveResourceRequirements", Passive),
+        f(24, "EvtDeviceRemoveAddedResources", Passive),
+    ],
+};
+
+/// `WDF_QUERY_INTERFACE_CONFIG`: the request callback at `PASSIVE_LEVEL`, and the interface
+/// it exports (a pointer at 8), whose routines are [`INTERFACE_ROUTINE`]s.
+pub const QUERY_INTERFACE_CONFIG: Structure = Structure {
+    name: "WDF_QUERY_INTERFACE_CONFIG",
+    passive_flag: None,
+    interface: Some(8),
+    fields: &[f(32, "EvtDeviceProcessQueryInterfaceRequest", Passive)],
+};
+
+/// `WDF_IO_TARGET_OPEN_PARAMS`: the remove notifications of a remote target, at
+/// `PASSIVE_LEVEL`.
+pub const IO_TARGET_OPEN_PARAMS: Structure = Structure {
+    name: "WDF_IO_TARGET_OPEN_PARAMS",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(8, "EvtIoTargetQueryRemove", Passive),
+        f(16, "EvtIoTargetRemoveCanceled", Passive),
+        f(24, "EvtIoTargetRemoveComplete", Passive),
+    ],
+};
+
+/// `WDF_DMA_ENABLER_CONFIG`: fill, enable and self-managed I/O start run on the way into D0
+/// (their pages say not to make them pageable); flush, disable and stop on the way out.
+pub const DMA_ENABLER_CONFIG: Structure = Structure {
+    name: "WDF_DMA_ENABLER_CONFIG",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(16, "EvtDmaEnablerFill", PowerUp),
+        f(24, "EvtDmaEnablerFlush", PowerDown),
+        f(32, "EvtDmaEnablerDisable", PowerDown),
+        f(40, "EvtDmaEnablerEnable", PowerUp),
+        f(48, "EvtDmaEnablerSelfManagedIoStart", PowerUp),
+        f(56, "EvtDmaEnablerSelfManagedIoStop", PowerDown),
+    ],
+};
+
+/// `WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY`: every callback at up to `DISPATCH_LEVEL`.
+pub const IO_QUEUE_FORWARD_PROGRESS_POLICY: Structure = Structure {
+    name: "WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(16, "EvtIoWdmIrpForForwardProgress", Dispatch),
+        f(24, "EvtIoAllocateResourcesForReservedRequest", Dispatch),
+        f(32, "EvtIoAllocateRequestResources", Dispatch),
+    ],
+};
+
+/// `WDF_POWER_FRAMEWORK_SETTINGS`: the registration callbacks at `PASSIVE_LEVEL`, the power
+/// framework's component callbacks at up to `DISPATCH_LEVEL`.
+pub const POWER_FRAMEWORK_SETTINGS: Structure = Structure {
+    name: "WDF_POWER_FRAMEWORK_SETTINGS",
+    passive_flag: None,
+    interface: None,
+    fields: &[
+        f(8, "EvtDeviceWdmPostPoFxRegisterDevice", Passive),
+        f(16, "EvtDeviceWdmPrePoFxUnregisterDevice", Passive),
+        f(32, "ComponentActiveConditionCallback", Dispatch),
+        f(40, "ComponentIdleConditionCallback", Dispatch),
+        f(48, "ComponentIdleStateCallback", Dispatch),
+        f(56, "PowerControlCallback", Dispatch),
     ],
 };
 
@@ -341,6 +506,17 @@ const WDM_IRP_DISPATCH: Field = f(0, "EvtDeviceWdmIrpDispatch", Dispatch);
 const PROGRAM_DMA: Field = f(0, "EvtProgramDma", Dispatch);
 /// `EvtDeviceShutdownNotification` of a control device runs at `PASSIVE_LEVEL`.
 const SHUTDOWN_NOTIFICATION: Field = f(0, "EvtDeviceShutdownNotification", Passive);
+/// `EvtInterruptSynchronize` runs at the device's IRQL holding the interrupt lock (or at
+/// `PASSIVE_LEVEL` for a passive-level interrupt, which the call does not show).
+const INTERRUPT_SYNCHRONIZE: Field = f(0, "EvtInterruptSynchronize", Dispatch);
+/// `EvtDmaTransactionDmaTransferComplete` runs at `DISPATCH_LEVEL`.
+const DMA_TRANSFER_COMPLETE: Field = f(0, "EvtDmaTransactionDmaTransferComplete", Dispatch);
+/// `EvtDmaTransactionConfigureDmaChannel` runs at `DISPATCH_LEVEL`.
+const CONFIGURE_DMA_CHANNEL: Field = f(0, "EvtDmaTransactionConfigureDmaChannel", Dispatch);
+/// `EvtReserveDma` runs at `DISPATCH_LEVEL`.
+const RESERVE_DMA: Field = f(0, "EvtReserveDma", Dispatch);
+/// `EvtDevicePnpStateChange` runs at `PASSIVE_LEVEL`.
+const PNP_STATE_CHANGE: Field = f(0, "EvtDevicePnpStateChange", Passive);
 
 const fn other(name: &'static str) -> Arg {
     Arg::Attributes(Object::Other(name))
@@ -350,22 +526,77 @@ const fn m(name: &'static str, args: &'static [(u8, Arg)]) -> Method {
     Method { name, args }
 }
 
-/// Every method this module knows.
+/// Every method this module knows, sorted by name.
 pub const METHODS: &[Method] = &[
-    m("WdfChildListCreate", &[(3, other("WDFCHILDLIST"))]),
+    m(
+        "WdfChildListCreate",
+        &[
+            (2, Arg::Config(&CHILD_LIST_CONFIG)),
+            (3, other("WDFCHILDLIST")),
+        ],
+    ),
+    m(
+        "WdfChildListRetrieveNextDevice",
+        &[(4, Arg::Config(&CHILD_RETRIEVE_INFO))],
+    ),
+    m(
+        "WdfChildListRetrievePdo",
+        &[(2, Arg::Config(&CHILD_RETRIEVE_INFO))],
+    ),
     m("WdfCollectionCreate", &[(1, other("WDFCOLLECTION"))]),
     m("WdfCommonBufferCreate", &[(3, other("WDFCOMMONBUFFER"))]),
+    m(
+        "WdfCommonBufferCreateWithConfig",
+        &[(4, other("WDFCOMMONBUFFER"))],
+    ),
     m(
         "WdfControlDeviceInitSetShutdownNotification",
         &[(2, Arg::Callback(&SHUTDOWN_NOTIFICATION))],
     ),
     m(
+        "WdfCxDeviceInitAllocateContext",
+        &[(2, other("an object's context"))],
+    ),
+    m(
+        "WdfCxDeviceInitAssignWdmIrpPreprocessCallback",
+        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+    ),
+    m(
+        "WdfCxDeviceInitSetIoInCallerContextCallback",
+        &[(2, Arg::Callback(&IN_CALLER_CONTEXT))],
+    ),
+    m(
+        "WdfCxDeviceInitSetRequestAttributes",
+        &[(2, other("WDFREQUEST"))],
+    ),
+    m(
+        "WdfDeviceAddQueryInterface",
+        &[(2, Arg::Config(&QUERY_INTERFACE_CONFIG))],
+    ),
+    m("WdfDeviceAllocAndQueryProperty", &[(4, other("WDFMEMORY"))]),
+    m(
+        "WdfDeviceAllocAndQueryPropertyEx",
+        &[(4, other("WDFMEMORY"))],
+    ),
+    m(
         "WdfDeviceConfigureWdmIrpDispatchCallback",
         &[(4, Arg::Callback(&WDM_IRP_DISPATCH))],
     ),
+    m("WdfDeviceCreate", &[(2, Arg::Attributes(Object::Device))]),
     m(
         "WdfDeviceInitAssignWdmIrpPreprocessCallback",
         &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+    ),
+    m(
+        "WdfDeviceInitRegisterPnpStateChangeCallback",
+        &[(3, Arg::Callback(&PNP_STATE_CHANGE))],
+    ),
+    m(
+        "WdfDeviceInitSetFileObjectConfig",
+        &[
+            (2, Arg::Config(&FILEOBJECT_CONFIG)),
+            (3, other("WDFFILEOBJECT")),
+        ],
     ),
     m(
         "WdfDeviceInitSetIoInCallerContextCallback",
@@ -380,18 +611,30 @@ pub const METHODS: &[Method] = &[
         &[(2, Arg::Config(&POWER_POLICY_EVENT_CALLBACKS))],
     ),
     m(
-        "WdfDeviceInitSetFileObjectConfig",
-        &[
-            (2, Arg::Config(&FILEOBJECT_CONFIG)),
-            (3, other("WDFFILEOBJECT")),
-        ],
-    ),
-    m(
         "WdfDeviceInitSetRequestAttributes",
         &[(2, other("WDFREQUEST"))],
     ),
-    m("WdfDeviceCreate", &[(2, Arg::Attributes(Object::Device))]),
-    m("WdfDmaEnablerCreate", &[(3, other("WDFDMAENABLER"))]),
+    m(
+        "WdfDeviceMiniportCreate",
+        &[(2, Arg::Attributes(Object::Device))],
+    ),
+    m("WdfDeviceOpenDevicemapKey", &[(4, other("WDFKEY"))]),
+    m("WdfDeviceOpenRegistryKey", &[(4, other("WDFKEY"))]),
+    m(
+        "WdfDeviceWdmAssignPowerFrameworkSettings",
+        &[(2, Arg::Config(&POWER_FRAMEWORK_SETTINGS))],
+    ),
+    m(
+        "WdfDmaEnablerCreate",
+        &[
+            (2, Arg::Config(&DMA_ENABLER_CONFIG)),
+            (3, other("WDFDMAENABLER")),
+        ],
+    ),
+    m(
+        "WdfDmaTransactionAllocateResources",
+        &[(4, Arg::Callback(&RESERVE_DMA))],
+    ),
     m(
         "WdfDmaTransactionCreate",
         &[(2, other("WDFDMATRANSACTION"))],
@@ -401,8 +644,20 @@ pub const METHODS: &[Method] = &[
         &[(2, Arg::Callback(&PROGRAM_DMA))],
     ),
     m(
+        "WdfDmaTransactionInitializeUsingOffset",
+        &[(2, Arg::Callback(&PROGRAM_DMA))],
+    ),
+    m(
         "WdfDmaTransactionInitializeUsingRequest",
         &[(3, Arg::Callback(&PROGRAM_DMA))],
+    ),
+    m(
+        "WdfDmaTransactionSetChannelConfigurationCallback",
+        &[(2, Arg::Callback(&CONFIGURE_DMA_CHANNEL))],
+    ),
+    m(
+        "WdfDmaTransactionSetTransferCompleteCallback",
+        &[(2, Arg::Callback(&DMA_TRANSFER_COMPLETE))],
     ),
     m(
         "WdfDpcCreate",
@@ -416,11 +671,47 @@ pub const METHODS: &[Method] = &[
         ],
     ),
     m(
+        "WdfDriverOpenParametersRegistryKey",
+        &[(3, other("WDFKEY"))],
+    ),
+    m(
+        "WdfDriverOpenPersistentStateRegistryKey",
+        &[(3, other("WDFKEY"))],
+    ),
+    m(
+        "WdfFdoInitAllocAndQueryProperty",
+        &[(4, other("WDFMEMORY"))],
+    ),
+    m(
+        "WdfFdoInitAllocAndQueryPropertyEx",
+        &[(4, other("WDFMEMORY"))],
+    ),
+    m("WdfFdoInitOpenRegistryKey", &[(4, other("WDFKEY"))]),
+    m(
+        "WdfFdoInitSetDefaultChildListConfig",
+        &[
+            (2, Arg::Config(&CHILD_LIST_CONFIG)),
+            (3, other("WDFCHILDLIST")),
+        ],
+    ),
+    m(
+        "WdfFdoInitSetEventCallbacks",
+        &[(2, Arg::Config(&FDO_EVENT_CALLBACKS))],
+    ),
+    m(
         "WdfInterruptCreate",
         &[
             (2, Arg::Config(&INTERRUPT_CONFIG)),
             (3, other("WDFINTERRUPT")),
         ],
+    ),
+    m(
+        "WdfInterruptSynchronize",
+        &[(2, Arg::Callback(&INTERRUPT_SYNCHRONIZE))],
+    ),
+    m(
+        "WdfIoQueueAssignForwardProgressPolicy",
+        &[(2, Arg::Config(&IO_QUEUE_FORWARD_PROGRESS_POLICY))],
     ),
     m(
         "WdfIoQueueCreate",
@@ -434,18 +725,35 @@ pub const METHODS: &[Method] = &[
         "WdfIoQueueStopAndPurge",
         &[(2, Arg::Callback(&QUEUE_STATE))],
     ),
+    m("WdfIoResourceListCreate", &[(2, other("WDFIORESLIST"))]),
+    m(
+        "WdfIoTargetAllocAndQueryTargetProperty",
+        &[(4, other("WDFMEMORY"))],
+    ),
     m("WdfIoTargetCreate", &[(2, other("WDFIOTARGET"))]),
-    m("WdfMemoryCreate", &[(1, other("WDFMEMORY"))]),
-    m("WdfMemoryCreatePreallocated", &[(1, other("WDFMEMORY"))]),
+    m(
+        "WdfIoTargetOpen",
+        &[(2, Arg::Config(&IO_TARGET_OPEN_PARAMS))],
+    ),
     m(
         "WdfLookasideListCreate",
         &[(1, other("WDFLOOKASIDE")), (4, other("WDFMEMORY"))],
     ),
+    m("WdfMemoryCreate", &[(1, other("WDFMEMORY"))]),
+    m("WdfMemoryCreatePreallocated", &[(1, other("WDFMEMORY"))]),
     m(
         "WdfObjectAllocateContext",
         &[(2, other("an object's context"))],
     ),
     m("WdfObjectCreate", &[(1, other("WDFOBJECT"))]),
+    m(
+        "WdfPdoInitSetEventCallbacks",
+        &[(2, Arg::Config(&PDO_EVENT_CALLBACKS))],
+    ),
+    m("WdfRegistryCreateKey", &[(6, other("WDFKEY"))]),
+    m("WdfRegistryOpenKey", &[(4, other("WDFKEY"))]),
+    m("WdfRegistryQueryMemory", &[(4, other("WDFMEMORY"))]),
+    m("WdfRegistryQueryMultiString", &[(3, other("WDFSTRING"))]),
     m("WdfRequestCreate", &[(1, other("WDFREQUEST"))]),
     m("WdfRequestCreateFromIrp", &[(1, other("WDFREQUEST"))]),
     m(
@@ -460,18 +768,36 @@ pub const METHODS: &[Method] = &[
         "WdfRequestSetCompletionRoutine",
         &[(2, Arg::Callback(&COMPLETION_ROUTINE))],
     ),
-    m("WdfStringCreate", &[(2, other("WDFSTRING"))]),
-    m("WdfWaitLockCreate", &[(1, other("WDFWAITLOCK"))]),
     m("WdfSpinLockCreate", &[(1, other("WDFSPINLOCK"))]),
+    m("WdfStringCreate", &[(2, other("WDFSTRING"))]),
     m(
         "WdfTimerCreate",
         &[(1, Arg::Config(&TIMER_CONFIG)), (2, other("WDFTIMER"))],
     ),
+    m("WdfUsbInterfaceSelectSetting", &[(2, other("WDFUSBPIPE"))]),
+    m(
+        "WdfUsbTargetDeviceAllocAndQueryString",
+        &[(2, other("WDFMEMORY"))],
+    ),
     m("WdfUsbTargetDeviceCreate", &[(2, other("WDFUSBDEVICE"))]),
+    m(
+        "WdfUsbTargetDeviceCreateIsochUrb",
+        &[(2, other("WDFMEMORY"))],
+    ),
+    m("WdfUsbTargetDeviceCreateUrb", &[(2, other("WDFMEMORY"))]),
+    m(
+        "WdfUsbTargetDeviceCreateWithParameters",
+        &[(3, other("WDFUSBDEVICE"))],
+    ),
+    m(
+        "WdfUsbTargetDeviceSelectConfig",
+        &[(2, other("WDFUSBPIPE"))],
+    ),
     m(
         "WdfUsbTargetPipeConfigContinuousReader",
         &[(2, Arg::Config(&USB_CONTINUOUS_READER_CONFIG))],
     ),
+    m("WdfWaitLockCreate", &[(1, other("WDFWAITLOCK"))]),
     m(
         "WdfWmiInstanceCreate",
         &[
@@ -507,25 +833,31 @@ pub fn method_named(name: &str) -> Option<&'static Method> {
     METHODS.iter().find(|m| m.name == name)
 }
 
-/// The callback argument position of a method in [`UNMODELLED_CALLBACK_ARGS`].
-#[must_use]
-pub fn unmodelled_callback_position(name: &str) -> Option<u8> {
-    UNMODELLED_CALLBACK_ARGS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, position)| position)
-}
+/// Framework methods known to take a callback whose IRQL or path this model does not place:
+/// what the driver passes there is reported unreadable (PC007), not dropped. So is a code
+/// address passed to any other method in an argument position not read above (see
+/// `crate::dataflow::transfer`).
+///
+/// - the power and power-policy state-change notifications run inside the framework's power
+///   state machines, at whatever point of a transition they were registered for;
+/// - the class-extension structures (`WDFCX_*`) are not in the public headers;
+/// - `WdfDriverRegisterTraceInfo` is reserved for the framework's own use.
+pub const UNMODELLED: &[&str] = &[
+    "WdfCxDeviceInitSetFileObjectConfig",
+    "WdfCxDeviceInitSetPnpPowerEventCallbacks",
+    "WdfCxDeviceInitSetPowerPolicyEventCallbacks",
+    "WdfDeviceInitRegisterPowerPolicyStateChangeCallback",
+    "WdfDeviceInitRegisterPowerStateChangeCallback",
+    "WdfDriverRegisterTraceInfo",
+];
 
-/// Framework methods that take a callback argument (at this position, `DriverGlobals` being 0)
-/// whose IRQL this model does not assert: a function passed there is reported as unreadable
-/// (PC007) instead of being dropped. Only the listed position is read: the other argument
-/// registers of a call may hold anything left from earlier code.
-pub const UNMODELLED_CALLBACK_ARGS: &[(&str, u8)] = &[
-    ("WdfDeviceInitRegisterPnpStateChangeCallback", 3),
-    ("WdfDeviceInitRegisterPowerStateChangeCallback", 3),
-    ("WdfDeviceInitRegisterPowerPolicyStateChangeCallback", 3),
-    ("WdfDmaTransactionSetTransferCompleteCallback", 2),
-    ("WdfDmaTransactionSetChannelConfigurationCallback", 2),
+/// Methods whose arguments may hold code addresses that are not callbacks: the framework
+/// fills the interface (an output), or only looks a context type up.
+pub const NOT_REGISTRATIONS: &[&str] = &[
+    "WdfCxDeviceInitGetTypedContextWorker",
+    "WdfFdoQueryForInterface",
+    "WdfIoTargetQueryForInterface",
+    "WdfObjectGetTypedContextWorker",
 ];
 
 /// Framework methods after which the device may be power-nonpageable: its power-down path
@@ -617,14 +949,60 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(sorted.len(), names.len(), "a method listed twice");
+        assert_eq!(sorted, names, "METHODS is sorted by name, each method once");
         for name in NONPAGEABLE_METHODS {
             assert!(crate::wdf::KMDF_1_33.contains(name), "{name}");
         }
-        for (name, _) in UNMODELLED_CALLBACK_ARGS {
+        for name in UNMODELLED.iter().chain(NOT_REGISTRATIONS) {
             assert!(crate::wdf::KMDF_1_33.contains(name), "{name}");
             assert!(!names.contains(name), "{name} is modelled");
         }
+        // Every argument read lies within the method's arguments (DriverGlobals included).
+        for m in METHODS {
+            let count = crate::wdf::index_of(m.name).and_then(crate::wdf::argument_count);
+            for &(position, _) in m.args {
+                assert!(count.is_some_and(|n| position < n), "{} {position}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn callback_offsets_of_the_newer_structures() {
+        // Offsets of the 1.33 headers' x64 layouts (checked with a compiler against them).
+        let offsets = |s: &Structure| -> Vec<(u16, &str)> {
+            s.fields.iter().map(|f| (f.offset, f.name)).collect()
+        };
+        assert_eq!(
+            offsets(&CHILD_LIST_CONFIG)[..2],
+            [
+                (16, "EvtChildListCreateDevice"),
+                (24, "EvtChildListScanForChildren")
+            ]
+        );
+        assert_eq!(
+            CHILD_LIST_CONFIG.fields.last().map(|f| (f.offset, f.name)),
+            Some((88, "EvtChildListDeviceReenumerated"))
+        );
+        assert_eq!(
+            offsets(&QUERY_INTERFACE_CONFIG),
+            [(32, "EvtDeviceProcessQueryInterfaceRequest")]
+        );
+        assert_eq!(QUERY_INTERFACE_CONFIG.interface, Some(8));
+        assert_eq!(
+            offsets(&IO_TARGET_OPEN_PARAMS),
+            [
+                (8, "EvtIoTargetQueryRemove"),
+                (16, "EvtIoTargetRemoveCanceled"),
+                (24, "EvtIoTargetRemoveComplete")
+            ]
+        );
+        assert_eq!(offsets(&CHILD_RETRIEVE_INFO)[0].0, 32);
+        assert_eq!(offsets(&PDO_EVENT_CALLBACKS).len(), 7);
+        assert_eq!(offsets(&DMA_ENABLER_CONFIG)[0], (16, "EvtDmaEnablerFill"));
+        assert_eq!(
+            offsets(&POWER_FRAMEWORK_SETTINGS)[2],
+            (32, "ComponentActiveConditionCallback")
+        );
     }
 
     #[test]
@@ -640,6 +1018,15 @@ mod tests {
             &WORKITEM_CONFIG,
             &DPC_CONFIG,
             &INTERRUPT_CONFIG,
+            &CHILD_LIST_CONFIG,
+            &CHILD_RETRIEVE_INFO,
+            &PDO_EVENT_CALLBACKS,
+            &FDO_EVENT_CALLBACKS,
+            &QUERY_INTERFACE_CONFIG,
+            &IO_TARGET_OPEN_PARAMS,
+            &DMA_ENABLER_CONFIG,
+            &IO_QUEUE_FORWARD_PROGRESS_POLICY,
+            &POWER_FRAMEWORK_SETTINGS,
         ] {
             for field in s.fields {
                 assert_eq!(field.offset % 8, 0, "{}.{}", s.name, field.name);

@@ -6,10 +6,11 @@
 //! into a call graph (recognising the KMDF call shape with [`wdf`]), [`roots`] resolves
 //! the resident roots, [`checks`] runs the four checks and [`report`] prints them.
 
+pub mod callgraph;
 pub mod checks;
+pub mod dataflow;
 pub mod decode;
 pub mod flow;
-pub mod frame;
 pub mod functions;
 pub mod image;
 pub mod kmdf;
@@ -19,14 +20,15 @@ pub mod pdb;
 pub mod registration;
 pub mod report;
 pub mod roots;
+pub mod view;
 pub mod wdf;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::callgraph::External;
 use crate::checks::{Footprint, Level, Slack, Violation};
-use crate::decode::External;
 use crate::image::Image;
 use crate::pdb::Symbols;
 use crate::roots::{Origin, RootSpec};
@@ -332,15 +334,21 @@ pub fn analyze(
     let ctx = context(image, &functions, symbols);
     let calls = decode::build(&ctx);
     let (calls, flow) = flow::refine(&ctx, calls);
-    let registrations =
-        registration::resolve(image, &functions, &flow.calls, &flow.unmodelled, &calls);
-    let policy = registration::Policy::read(image, &functions, &calls, &flow.locks);
+    let registrations = registration::resolve(
+        image,
+        &functions,
+        &flow.calls,
+        &flow.unmodelled,
+        &calls,
+        &flow.sets,
+    );
+    let policy = registration::Policy::read(image, &functions, &calls, &flow.locks, &flow.sets);
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
         roots::lock_roots(&flow.held)
     };
-    let mut held: std::collections::HashMap<usize, Vec<decode::Held>> =
+    let mut held: std::collections::HashMap<usize, Vec<dataflow::Held>> =
         std::collections::HashMap::new();
     for &(function, h) in &flow.held {
         held.entry(function).or_default().push(h);
@@ -458,17 +466,17 @@ fn context<'a>(
     image: &'a Image,
     functions: &'a functions::Functions,
     symbols: &Symbols,
-) -> decode::Context<'a> {
+) -> view::Context<'a> {
     let wdf_tables: Vec<u32> = symbols
         .symbols
         .iter()
         .filter(|s| wdf::is_function_table(&s.raw))
         .map(|s| s.rva)
         .collect();
-    let mut ctx = decode::Context::new(image, functions, wdf_tables);
+    let mut ctx = view::Context::new(image, functions, wdf_tables);
     for s in &symbols.symbols {
-        if let Some(special @ (decode::Special::GuardDispatch | decode::Special::GuardCheck)) =
-            decode::special_of(&s.raw)
+        if let Some(special @ (view::Special::GuardDispatch | view::Special::GuardCheck)) =
+            view::special_of(&s.raw)
         {
             ctx.add_special(s.rva, special);
         }

@@ -7,7 +7,8 @@ use pagewise_roles::Role;
 use pagewise_roles::slot::Need;
 use serde::Serialize;
 
-use crate::decode::{CallGraph, External, RegArg, RegCall, Value};
+use crate::callgraph::{CallGraph, External};
+use crate::dataflow::{Budget, RegArg, RegCall, Sets, Value};
 use crate::functions::Functions;
 use crate::image::Image;
 use crate::kmdf::{self, Arg, Runs};
@@ -83,6 +84,9 @@ pub struct Unreadable {
     pub via: Vec<u32>,
     /// What could not be read: field names, or the structure argument as a whole.
     pub what: Vec<String>,
+    /// The analysis budget that ran out in the function that makes the call, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 /// Everything registration inference found.
@@ -92,6 +96,11 @@ pub struct Registrations {
     pub list: Vec<Registration>,
     /// Calls with arguments or fields that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// Functions handed to the framework where the model reads no callback (one entry per
+    /// hand-over, sorted): reported unreadable, and, like registered ones, not targets of the
+    /// driver's own indirect calls.
+    #[serde(skip)]
+    pub handed: Vec<usize>,
     /// `(function, index in list)`, sorted: a driver with thousands of registered callbacks is
     /// asked about each of them, so looking one up must not scan the list.
     #[serde(skip)]
@@ -111,6 +120,7 @@ impl Registrations {
         Registrations {
             list,
             unreadable,
+            handed: Vec::new(),
             by_function,
         }
     }
@@ -122,6 +132,18 @@ impl Registrations {
             .iter()
             .take_while(move |&&(f, _)| f == function)
             .map(|&(_, i)| (i, &self.list[i]))
+    }
+
+    /// How many times `function` is handed to the framework: registered, or passed where the
+    /// model reads no callback.
+    #[must_use]
+    pub fn handed_over(&self, function: usize) -> usize {
+        let first = self.handed.partition_point(|&f| f < function);
+        let passed = self.handed[first..]
+            .iter()
+            .take_while(|&&f| f == function)
+            .count();
+        self.indexed_of(function).count() + passed
     }
 
     /// The registrations of `function`, in call order.
@@ -152,13 +174,8 @@ pub fn resolve(
     calls: &[RegCall],
     unmodelled: &[(u32, &'static str, u32)],
     graph: &CallGraph,
+    sets: &Sets,
 ) -> Registrations {
-    let code_function = |rva: u32| {
-        image
-            .section_of(rva)
-            .filter(|&s| image.sections[s].is_code())
-            .and_then(|_| functions.containing(rva))
-    };
     // Queues inherit the device's execution level: when every device the image creates is
     // passive, so are the queues that do not say otherwise.
     let device_creates: Vec<&RegCall> = calls
@@ -171,10 +188,53 @@ pub fn resolve(
                 matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
             })
         });
+    let reader = Reader {
+        image,
+        functions,
+        sets,
+    };
     let mut list = Vec::new();
     let mut unreadable = Vec::new();
     for call in calls {
         let passive = execution_level_passive(call, devices_passive);
+        let what = reader.read(call, passive, &mut list);
+        if !what.is_empty() {
+            unreadable.push(Unreadable {
+                method: call.method.name,
+                site: call.site,
+                via: call.via.clone(),
+                what,
+                budget: call.budget.map(Budget::describe),
+            });
+        }
+    }
+    unreadable.extend(unnamed_methods(graph));
+    let (passed, handed) = unmodelled_callbacks(image, functions, unmodelled);
+    unreadable.extend(passed);
+    let mut registrations = Registrations::new(list, unreadable);
+    registrations.handed = handed;
+    registrations
+}
+
+/// Reads one registration call's arguments into registrations.
+struct Reader<'a> {
+    image: &'a Image,
+    functions: &'a Functions,
+    sets: &'a Sets,
+}
+
+impl Reader<'_> {
+    /// The function whose code holds `rva`.
+    fn code_function(&self, rva: u32) -> Option<usize> {
+        self.image
+            .section_of(rva)
+            .filter(|&s| self.image.sections[s].is_code())
+            .and_then(|_| self.functions.containing(rva))
+    }
+
+    /// Adds what `call` registers to `list` (`passive`: the object it creates runs its
+    /// callbacks at `PASSIVE_LEVEL`); returns what could not be read.
+    fn read(&self, call: &RegCall, passive: bool, list: &mut Vec<Registration>) -> Vec<String> {
         let mut what = Vec::new();
         for &(position, kind) in call.method.args {
             let Some((_, arg)) = call.args.iter().find(|(p, _)| *p == position) else {
@@ -188,14 +248,19 @@ pub fn resolve(
                 ),
                 Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
             };
-            let flagged = passive_by_flag(kind, arg);
+            let passive = passive || passive_by_flag(kind, arg);
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,
+                // A field past the structure's `Size` is not part of it (an older, shorter
+                // version of the structure); an interface's routines are bounded by its own.
                 RegArg::Read {
                     size, fields: read, ..
                 } => read
                     .iter()
-                    .filter(|(offset, _)| size.is_none_or(|s| u32::from(*offset) + 8 <= s))
+                    .filter(|(offset, _)| {
+                        *offset >= kmdf::INTERFACE_FIELDS
+                            || size.is_none_or(|s| u32::from(*offset) + 8 <= s)
+                    })
                     .copied()
                     .collect(),
                 RegArg::Callback(v) => vec![(0, *v)],
@@ -208,51 +273,46 @@ pub fn resolve(
                 }
             };
             for (offset, value) in values {
-                let Some(field) = fields.iter().find(|f| f.offset == offset) else {
+                let field = if offset >= kmdf::INTERFACE_FIELDS {
+                    Some(&kmdf::INTERFACE_ROUTINE)
+                } else {
+                    fields.iter().find(|f| f.offset == offset)
+                };
+                let Some(field) = field else {
                     continue;
                 };
-                let (target, possible) = match value {
-                    Value::Const(0) => continue,
-                    Value::Address(a) => (a, false),
-                    Value::MaybeAddress(a) => (a, true),
-                    _ => {
-                        what.push(field.name.to_owned());
+                if value == Value::Const(0) {
+                    continue;
+                }
+                // One function, or one of a few that paths into the call disagree on (each
+                // then only possibly registered).
+                let targets = value.possible_addresses(self.sets);
+                if targets.is_empty() {
+                    what.push(field.name.to_owned());
+                    continue;
+                }
+                let possible = value != Value::Address(targets[0]);
+                for &target in targets {
+                    let Some(function) = self.code_function(target) else {
+                        what.push(format!("{} (points outside the code)", field.name));
                         continue;
-                    }
-                };
-                let Some(function) = code_function(target) else {
-                    what.push(format!("{} (points outside the code)", field.name));
-                    continue;
-                };
-                list.push(Registration {
-                    function,
-                    symbol: functions.list[function].name.clone(),
-                    slot: field.name,
-                    structure: structure.clone(),
-                    method: call.method.name,
-                    site: call.site,
-                    via: call.via.clone(),
-                    runs: if passive || flagged {
-                        field.passive
-                    } else {
-                        field.runs
-                    },
-                    possible,
-                });
+                    };
+                    list.push(Registration {
+                        function,
+                        symbol: self.functions.list[function].name.clone(),
+                        slot: field.name,
+                        structure: structure.clone(),
+                        method: call.method.name,
+                        site: call.site,
+                        via: call.via.clone(),
+                        runs: if passive { field.passive } else { field.runs },
+                        possible,
+                    });
+                }
             }
         }
-        if !what.is_empty() {
-            unreadable.push(Unreadable {
-                method: call.method.name,
-                site: call.site,
-                via: call.via.clone(),
-                what,
-            });
-        }
+        what
     }
-    unreadable.extend(unnamed_methods(graph));
-    unreadable.extend(unmodelled_callbacks(image, functions, unmodelled));
-    Registrations::new(list, unreadable)
 }
 
 /// Functions passed to methods that take a callback the model does not place: unreadable,
@@ -261,7 +321,7 @@ fn unmodelled_callbacks(
     image: &Image,
     functions: &Functions,
     unmodelled: &[(u32, &'static str, u32)],
-) -> Vec<Unreadable> {
+) -> (Vec<Unreadable>, Vec<usize>) {
     let mut passed: Vec<(u32, &'static str, usize)> = unmodelled
         .iter()
         .filter_map(|&(site, method, rva)| {
@@ -274,7 +334,9 @@ fn unmodelled_callbacks(
         .collect();
     passed.sort_unstable();
     passed.dedup();
-    passed
+    let mut handed: Vec<usize> = passed.iter().map(|&(_, _, f)| f).collect();
+    handed.sort_unstable();
+    let unreadable = passed
         .into_iter()
         .map(|(site, method, f)| {
             let name = &functions.list[f].name;
@@ -286,9 +348,11 @@ fn unmodelled_callbacks(
                     "`{name}` passed to a method whose callback slots pagecheck does not know; name it \
                      with --root ROLE={name}"
                 )],
+                budget: None,
             }
         })
-        .collect()
+        .collect();
+    (unreadable, handed)
 }
 
 /// Framework calls whose method has no name (the table index is computed at run time): any of
@@ -303,6 +367,7 @@ fn unnamed_methods(graph: &CallGraph) -> impl Iterator<Item = Unreadable> + '_ {
             site,
             via: Vec::new(),
             what: vec!["the method: its table index is computed at run time".to_owned()],
+            budget: None,
         })
 }
 
@@ -366,6 +431,7 @@ impl Policy {
         functions: &Functions,
         graph: &CallGraph,
         locks: &[(u32, Value)],
+        sets: &Sets,
     ) -> Policy {
         let mut policy = Policy::default();
         for &(site, external) in &graph.externals {
@@ -407,11 +473,12 @@ impl Policy {
         policy.unlocks.sort_unstable();
         policy.unlocks.dedup();
         for &(site, value) in locks {
-            if let Value::Address(rva) | Value::MaybeAddress(rva) = value
-                && let Some(section) = image.section_of(rva)
-                && image.sections[section].residency == crate::image::Residency::Pageable
-            {
-                policy.locked.push((section, site));
+            for &rva in value.possible_addresses(sets) {
+                if let Some(section) = image.section_of(rva)
+                    && image.sections[section].residency == crate::image::Residency::Pageable
+                {
+                    policy.locked.push((section, site));
+                }
             }
         }
         policy.locked.sort_unstable();

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use pagewise_roles::Role;
 
 use crate::Error;
-use crate::decode::Held;
+use crate::dataflow::Held;
 use crate::functions::Functions;
 use crate::image::Image;
 use crate::pdb::Symbols;

@@ -15,7 +15,8 @@ pub fn is_function_table(name: &str) -> bool {
 }
 
 /// The KMDF function name for a table index, in the order of the KMDF 1.33 `WDFFUNCENUM`
-/// (444 entries; the order only ever grows at the end, so older drivers index the same).
+/// (458 entries, `WdfFunctionTableNumEntries`; the order only ever grows at the end, so older
+/// drivers index the same).
 #[must_use]
 pub fn function_name(index: u64) -> Option<&'static str> {
     usize::try_from(index)
@@ -24,7 +25,7 @@ pub fn function_name(index: u64) -> Option<&'static str> {
 }
 
 /// Names by `WDFFUNCENUM` index.
-pub const KMDF_1_33: [&str; 444] = [
+pub const KMDF_1_33: [&str; 458] = [
     "WdfChildListCreate",
     "WdfChildListGetDevice",
     "WdfChildListRetrievePdo",
@@ -469,7 +470,59 @@ pub const KMDF_1_33: [&str; 444] = [
     "WdfDeviceInitAllowSelfIoTarget",
     "WdfIoTargetSelfAssignDefaultIoQueue",
     "WdfDeviceOpenDevicemapKey",
+    "WdfDmaTransactionSetSingleTransferRequirement",
+    "WdfCxDeviceInitSetPnpPowerEventCallbacks",
+    "WdfFileObjectGetInitiatorProcessId",
+    "WdfRequestGetRequestorProcessId",
+    "WdfDeviceRetrieveCompanionTarget",
+    "WdfCompanionTargetSendTaskSynchronously",
+    "WdfCompanionTargetWdmGetCompanionProcess",
+    "WdfDriverOpenPersistentStateRegistryKey",
+    "WdfDriverErrorReportApiMissing",
+    "WdfPdoInitRemovePowerDependencyOnParent",
+    "WdfCxDeviceInitAllocateContext",
+    "WdfCxDeviceInitGetTypedContextWorker",
+    "WdfCxDeviceInitSetPowerPolicyEventCallbacks",
+    "WdfDeviceSetDeviceInterfaceStateEx",
 ];
+
+/// The number of arguments of each method, `DriverGlobals` included, by `WDFFUNCENUM` index:
+/// from the prototypes of the 1.33 headers (the class-extension and self-I/O-target methods,
+/// which the public headers do not declare, from the framework's own export list). No method
+/// takes a structure or a floating-point value by value, so each argument is one 8-byte
+/// register or stack slot: the registers beyond the count hold whatever earlier code left.
+const ARGUMENT_COUNTS: [u8; 458] = [
+    5, 2, 3, 4, 2, 2, 3, 5, 3, 4, 3, 2, 3, 3, 2, 3, 3, 3, 3, 2, 2, 5, 2, 2, 2, 3, 4, 2, 3, 3, 2, 2,
+    2, 2, 3, 3, 3, 3, 2, 2, 3, 3, 2, 2, 2, 2, 3, 3, 6, 4, 3, 2, 2, 3, 2, 3, 3, 3, 5, 5, 5, 3, 3, 2,
+    2, 2, 3, 3, 3, 3, 4, 4, 3, 6, 3, 4, 3, 4, 5, 5, 3, 6, 6, 3, 3, 3, 3, 3, 3, 2, 3, 3, 2, 4, 5, 2,
+    2, 3, 4, 7, 5, 3, 2, 3, 4, 4, 2, 3, 2, 2, 2, 4, 2, 3, 2, 2, 6, 2, 2, 5, 2, 4, 3, 3, 2, 6, 6, 6,
+    3, 2, 4, 7, 2, 3, 2, 4, 2, 2, 2, 2, 2, 5, 2, 4, 2, 2, 2, 2, 2, 3, 5, 2, 5, 4, 2, 4, 2, 2, 3, 4,
+    6, 4, 2, 4, 2, 4, 4, 4, 3, 2, 2, 2, 3, 2, 2, 6, 6, 7, 2, 2, 2, 2, 7, 6, 7, 6, 8, 8, 8, 8, 9,
+    10, 7, 5, 3, 4, 5, 5, 7, 3, 7, 2, 3, 4, 2, 5, 5, 3, 2, 5, 2, 3, 3, 3, 3, 3, 5, 3, 3, 2, 2, 2,
+    3, 3, 3, 3, 3, 2, 3, 6, 8, 2, 2, 2, 3, 7, 7, 5, 5, 4, 4, 6, 6, 4, 4, 4, 4, 4, 5, 3, 3, 2, 3, 4,
+    2, 3, 2, 2, 2, 2, 4, 3, 2, 3, 4, 4, 3, 3, 3, 5, 5, 3, 3, 5, 5, 3, 2, 2, 5, 5, 2, 3, 2, 2, 3, 2,
+    3, 3, 3, 4, 2, 3, 3, 3, 4, 3, 4, 4, 2, 3, 3, 3, 3, 4, 2, 3, 3, 3, 4, 3, 2, 2, 3, 3, 2, 3, 2, 2,
+    4, 3, 3, 2, 4, 3, 3, 4, 8, 7, 7, 2, 4, 2, 3, 7, 6, 2, 2, 2, 3, 5, 5, 3, 2, 2, 2, 2, 6, 5, 6, 5,
+    3, 4, 3, 4, 3, 5, 5, 2, 3, 4, 4, 5, 3, 2, 2, 4, 2, 1, 6, 5, 2, 3, 2, 5, 2, 2, 2, 2, 4, 4, 2, 2,
+    2, 6, 3, 3, 2, 3, 2, 3, 3, 3, 2, 3, 2, 4, 2, 6, 3, 3, 4, 4, 5, 3, 6, 4, 7, 4, 4, 4, 3, 6, 3, 2,
+    2, 2, 2, 2, 4, 2, 3, 5, 6, 5, 6, 3, 2, 7, 2, 2, 3, 1, 3, 7, 7, 6, 7, 7, 6, 5, 2, 2, 3, 6, 3, 3,
+    2, 2, 3, 8, 2, 5, 5, 2, 4, 3, 3, 5,
+];
+
+/// How many arguments the method at `index` takes, `DriverGlobals` included.
+#[must_use]
+pub fn argument_count(index: u32) -> Option<u8> {
+    ARGUMENT_COUNTS.get(usize::try_from(index).ok()?).copied()
+}
+
+/// The `WDFFUNCENUM` index of a method.
+#[must_use]
+pub fn index_of(name: &str) -> Option<u32> {
+    KMDF_1_33
+        .iter()
+        .position(|&n| n == name)
+        .and_then(|i| u32::try_from(i).ok())
+}
 
 #[cfg(test)]
 mod tests {
@@ -485,8 +538,38 @@ mod tests {
         assert_eq!(function_name(263), Some("WdfRequestComplete"));
         assert_eq!(function_name(438), Some("WdfDeviceStopIdleActual"));
         assert_eq!(function_name(443), Some("WdfDeviceOpenDevicemapKey"));
-        assert_eq!(function_name(444), None);
+        // The entries 1.19 to 1.31 added (1.33 added none).
+        assert_eq!(
+            function_name(444),
+            Some("WdfDmaTransactionSetSingleTransferRequirement")
+        );
+        assert_eq!(
+            function_name(451),
+            Some("WdfDriverOpenPersistentStateRegistryKey")
+        );
+        assert_eq!(
+            function_name(457),
+            Some("WdfDeviceSetDeviceInterfaceStateEx")
+        );
+        assert_eq!(function_name(458), None);
         assert_eq!(function_name(u64::MAX), None);
+    }
+
+    #[test]
+    fn argument_counts_include_driver_globals() {
+        // Spot checks against the 1.33 prototypes: every method takes DriverGlobals first.
+        let count = |name| index_of(name).and_then(argument_count);
+        assert_eq!(count("WdfDeviceCreate"), Some(4));
+        assert_eq!(count("WdfIoQueueCreate"), Some(5));
+        assert_eq!(count("WdfSpinLockAcquire"), Some(2));
+        assert_eq!(count("WdfInterruptSynchronize"), Some(4));
+        assert_eq!(
+            count("WdfIoTargetFormatRequestForInternalIoctlOthers"),
+            Some(10)
+        );
+        assert_eq!(count("WdfVerifierDbgBreakPoint"), Some(1));
+        assert!(ARGUMENT_COUNTS.iter().all(|&n| (1..=10).contains(&n)));
+        assert_eq!(argument_count(458), None);
     }
 
     #[test]

@@ -303,7 +303,7 @@ fn pointers_that_cross_blocks_and_a_driver_that_may_be_nonpageable() {
         .filter(|s| pagecheck::wdf::is_function_table(&s.raw))
         .map(|s| s.rva)
         .collect();
-    let ctx = pagecheck::decode::Context::new(&parsed, &functions, tables);
+    let ctx = pagecheck::view::Context::new(&parsed, &functions, tables);
     let linear = pagecheck::decode::build(&ctx);
     let control = functions.by_name("EvtIoDeviceControl").expect("function");
     assert!(
@@ -522,10 +522,10 @@ fn callbacks_passed_directly_and_in_wmi_and_usb_configurations() {
     assert_eq!(unreadable.len(), 1, "{unreadable:?}");
     assert_eq!(
         unreadable[0].0,
-        "WdfDeviceInitRegisterPnpStateChangeCallback"
+        "WdfDeviceInitRegisterPowerStateChangeCallback"
     );
     assert!(
-        unreadable[0].1[0].contains("`EvtPnpStateChange` passed to a method"),
+        unreadable[0].1[0].contains("`EvtPowerStateChange` passed to a method"),
         "{:?}",
         unreadable[0].1
     );
