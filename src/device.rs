@@ -12,8 +12,8 @@ use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::locked::{Op, PowerCallback};
 use pagewise_core::pageability::{LockAction, Pageability};
 use pagewise_core::settings::{
-    DEVICE_SDDL_W, IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
-    SPECIAL_FILE_SUPPORT_W, Settings,
+    DEVICE_SDDL_W, IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W,
+    RawSettings, SPECIAL_FILE_SUPPORT_W, Settings,
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
 use pagewise_macros::paged;

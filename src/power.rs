@@ -36,8 +36,8 @@ use pagewise_core::power_state::wdf_dev_state_is_np;
 use pagewise_macros::{paged, resident, resident_wdf_call};
 use pagewise_roles::Placed;
 use wdk_sys::{
-    BOOLEAN, KIRQL, NTSTATUS, PVOID, STATUS_SUCCESS, WDF_POWER_DEVICE_STATE,
-    WDF_SPECIAL_FILE_TYPE, WDFDEVICE,
+    BOOLEAN, KIRQL, NTSTATUS, PVOID, STATUS_SUCCESS, WDF_POWER_DEVICE_STATE, WDF_SPECIAL_FILE_TYPE,
+    WDFDEVICE,
 };
 
 use crate::context::{DeviceContext, current_irql, interrupt_time};

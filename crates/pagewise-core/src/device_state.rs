@@ -572,7 +572,11 @@ mod tests {
     /// What the registry holds after a run that ends at shutdown: KMDF calls `D0Exit`
     /// (target `D3Final`) and no `EvtDeviceReleaseHardware`, so whatever was not written by
     /// then is lost. Each resume's work item runs; `registry` is what the writes left.
-    fn counters_after_reboot(power_pageable: u32, special_file_support: u32, cycles: u32) -> PersistedCounters {
+    fn counters_after_reboot(
+        power_pageable: u32,
+        special_file_support: u32,
+        cycles: u32,
+    ) -> PersistedCounters {
         let (mut s, _) = created_with(power_pageable, special_file_support, counters(0, 0));
         let mut registry = counters(0, 0);
         let np = power_pageable == 0;

@@ -498,7 +498,11 @@ mod tests {
                 records: &mut again,
             })
             .into_claim();
-        assert_eq!((second, again), (claim, records), "the first read moved nothing");
+        assert_eq!(
+            (second, again),
+            (claim, records),
+            "the first read moved nothing"
+        );
         assert_eq!(state.stats().log_overwritten, 0);
         // The ring moves on while the reader formats: 64 more records evict all of it.
         for i in 0..64 {

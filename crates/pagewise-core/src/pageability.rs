@@ -551,10 +551,21 @@ mod tests {
         }
         let mut p = Pageability::new();
         p.set_choice(true, PageabilityReason::Setting);
-        assert_eq!(p.before_first_transition(), LockAction::None, "needs no lock");
+        assert_eq!(
+            p.before_first_transition(),
+            LockAction::None,
+            "needs no lock"
+        );
         let d = p.on_usage_notification(PAGING, true);
-        assert_eq!((d.status, d.action), (STATUS_INVALID_DEVICE_STATE, LockAction::None));
-        assert_eq!(p.path_count(SpecialFile::Paging), 0, "a veto is not counted");
+        assert_eq!(
+            (d.status, d.action),
+            (STATUS_INVALID_DEVICE_STATE, LockAction::None)
+        );
+        assert_eq!(
+            p.path_count(SpecialFile::Paging),
+            0,
+            "a veto is not counted"
+        );
         assert!(!p.is_locked());
         assert_eq!(
             p.on_usage_notification(DUMP, true).status,

@@ -285,7 +285,9 @@ mod tests {
             std::string::String::from_utf16(DEVICE_SDDL_W).expect("utf16"),
             DEVICE_SDDL
         );
-        let dacl = DEVICE_SDDL.strip_prefix("D:P").expect("a protected DACL, nothing else");
+        let dacl = DEVICE_SDDL
+            .strip_prefix("D:P")
+            .expect("a protected DACL, nothing else");
         let aces: std::vec::Vec<&str> = dacl
             .trim_start_matches('(')
             .trim_end_matches(')')

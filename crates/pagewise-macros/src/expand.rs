@@ -186,7 +186,6 @@ fn place(role: Role, function: &mut ItemFn) -> syn::Result<()> {
     let placement: Vec<Attribute> = Attribute::parse_outer.parse2(placement)?;
     function.attrs.extend(placement);
     Ok(())
-
 }
 
 /// A function with an `extern` ABI is a callback: something the framework calls through a

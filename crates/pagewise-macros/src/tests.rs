@@ -390,7 +390,9 @@ mod callbacks_table {
             "{out}"
         );
         assert!(
-            out.contains("target . EvtDeviceD0Entry = :: core :: option :: Option :: Some (value) ;"),
+            out.contains(
+                "target . EvtDeviceD0Entry = :: core :: option :: Option :: Some (value) ;"
+            ),
             "{out}"
         );
         assert!(
@@ -407,7 +409,8 @@ mod callbacks_table {
         // The checked store is the only place a slot is named: the list is not checked
         // twice, so a mismatch is reported once. Nothing hands the function out as a value.
         assert_eq!(
-            out.matches(":: store :: < EvtDevice").count() + out.matches(":: store :: < EvtIo").count(),
+            out.matches(":: store :: < EvtDevice").count()
+                + out.matches(":: store :: < EvtIo").count(),
             3,
             "{out}"
         );

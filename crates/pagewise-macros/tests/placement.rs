@@ -120,7 +120,10 @@ fn stored_functions_are_the_functions() {
         assert_eq!(paged(3), 6);
     }
     assert_eq!(power_down_fn(3), 9);
-    assert_eq!(<power_down_fn as Placed>::ADDRESS, power_down_fn as *const ());
+    assert_eq!(
+        <power_down_fn as Placed>::ADDRESS,
+        power_down_fn as *const ()
+    );
     assert_eq!(init_fn(1, (2, 3)), 6);
     let mut value = 1;
     dispatch_fn(&mut value);
@@ -132,12 +135,14 @@ fn paged_code_runs_first_in_paged_functions_only() {
     let calls = wdk::paged_code_calls;
     let before = calls();
     // SAFETY: arithmetic only.
-    assert_eq!(unsafe { register::<slot::EvtDriverDeviceAdd, paged_fn>()(4) }, 8);
+    let doubled = unsafe { register::<slot::EvtDriverDeviceAdd, paged_fn>()(4) };
+    assert_eq!(doubled, 8);
     assert_eq!(calls(), before + 1, "#[paged] inserts paged_code!()");
     assert_eq!(power_down_fn(1), 3);
     assert_eq!(calls(), before + 2, "#[paged(power_down)] inserts it too");
     // SAFETY: arithmetic only.
-    assert_eq!(unsafe { register::<slot::EvtDeviceD0Entry, power_up_fn>()(1) }, 2);
+    let incremented = unsafe { register::<slot::EvtDeviceD0Entry, power_up_fn>()(1) };
+    assert_eq!(incremented, 2);
     assert_eq!(init_fn(0, (0, 0)), 0);
     dispatch_fn(&mut 0);
     assert_eq!(
@@ -184,15 +189,31 @@ mod elf {
     fn functions_are_in_the_sections_their_attribute_names() {
         let sections = [("INIT", init()), ("PAGE", page()), ("PAGEPWR", pagepwr())];
         let placed = [
-            ("init_fn", <init_fn as Placed>::ADDRESS as usize, Some("INIT")),
-            ("paged_fn", <paged_fn as Placed>::ADDRESS as usize, Some("PAGE")),
+            (
+                "init_fn",
+                <init_fn as Placed>::ADDRESS as usize,
+                Some("INIT"),
+            ),
+            (
+                "paged_fn",
+                <paged_fn as Placed>::ADDRESS as usize,
+                Some("PAGE"),
+            ),
             (
                 "power_down_fn",
                 <power_down_fn as Placed>::ADDRESS as usize,
                 Some("PAGEPWR"),
             ),
-            ("power_up_fn", <power_up_fn as Placed>::ADDRESS as usize, None),
-            ("dispatch_fn", <dispatch_fn as Placed>::ADDRESS as usize, None),
+            (
+                "power_up_fn",
+                <power_up_fn as Placed>::ADDRESS as usize,
+                None,
+            ),
+            (
+                "dispatch_fn",
+                <dispatch_fn as Placed>::ADDRESS as usize,
+                None,
+            ),
         ];
         for (name, address, expected) in placed {
             let found = sections
