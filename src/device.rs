@@ -10,7 +10,7 @@
 
 use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::locked::{Op, PowerCallback};
-use pagewise_core::pageability::{LockAction, Pageability};
+use pagewise_core::pageability::LockAction;
 use pagewise_core::settings::{
     DEVICE_SDDL_W, IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W,
     RawSettings, SPECIAL_FILE_SUPPORT_W, Settings,
@@ -469,6 +469,7 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_cleanup(_device: WDFD
 
 /// `EvtCleanupCallback` of the WDFDEVICE: releases the power-down section lock (every
 /// handle must be released before the image unloads) and a hold that flush did not see.
+/// Uses no child object of the device: KMDF has disposed them all before this runs.
 ///
 /// `PASSIVE_LEVEL` for a device object, removal only: `PAGE`.
 #[paged]
@@ -479,15 +480,13 @@ pub(crate) unsafe extern "C" fn evt_device_context_cleanup(object: WDFOBJECT) {
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
     };
-    // The pageability transition on a copy, as in EvtDeviceUsageNotificationEx: cleanup
-    // is a PnP callback too, and the last one.
-    let mut pageability = Pageability::new();
-    let _ = context.locked(Op::ReadPageability(&mut pageability));
-    let lock = pageability.on_cleanup();
-    let _ = context.locked(Op::WritePageability(pageability));
+    // KMDF has disposed the device's children, the spin lock among them, before this
+    // callback: the state is reached without the lock (`state_in_cleanup`).
+    // SAFETY: this is the device's EvtCleanupCallback; the reference ends here.
+    let actions = unsafe { context.state_in_cleanup() }.on_cleanup();
     // SAFETY: cleanup is the last PnP-serialised user of the handle.
-    unsafe { apply_lock_action(context, lock) };
-    if context.locked(Op::ReleaseHold).into_flag() {
+    unsafe { apply_lock_action(context, actions.lock) };
+    if actions.resume_idle {
         // SAFETY: the hold took exactly one reference with WdfDeviceStopIdle.
         unsafe {
             call_unsafe_wdf_function_binding!(
