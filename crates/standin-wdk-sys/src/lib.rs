@@ -545,6 +545,12 @@ pub static mut WdfDriverGlobals: PWDF_DRIVER_GLOBALS = core::ptr::null_mut();
 #[unsafe(no_mangle)]
 pub static mut WdfFunctionCount: ULONG = 0;
 
+/// The symbol the MSVC toolchain references from any object that uses floating point
+/// (LLVM marks every such object, used or not); the C runtime defines it, which a driver
+/// links without. wdk-sys defines it the same way.
+#[unsafe(no_mangle)]
+pub static _fltused: i32 = 0;
+
 /// The framework methods the driver calls: for each, its function-pointer type
 /// (`PFN_<NAME>`, from its header's declaration), its `_WDFFUNCENUM` index (KMDF 1.33's
 /// `wdffuncenum.h`) and the call `call_unsafe_wdf_function_binding!` expands to.

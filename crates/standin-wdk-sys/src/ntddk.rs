@@ -33,6 +33,10 @@ unsafe extern "C" {
     pub fn memmove(dest: *mut u8, src: *const u8, count: usize) -> *mut u8;
     pub fn memset(dest: *mut u8, value: i32, count: usize) -> *mut u8;
     pub fn memcmp(left: *const u8, right: *const u8, count: usize) -> i32;
+    /// The stack probe the compiler calls in functions with frames over a page (a debug
+    /// build of the driver has some); the kernel exports it, as the WDK's `ntoskrnl.lib`
+    /// declares.
+    pub fn __chkstk();
 }
 
 /// Unused here; keeps `NTSTATUS` in the module's vocabulary as in wdk-sys.
