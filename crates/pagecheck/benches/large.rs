@@ -1,23 +1,26 @@
 //! Speed of `cargo pagecheck` on a large generated driver image, next to `llvm-objdump -d`.
 //!
 //! Builds the benchmark C driver of `pe_fixtures::generate_large_c_units` at several sizes (the
-//! largest at least 40,000 functions and 10 MB of code), runs the whole analysis (read the
-//! image, match and read the PDB, build the function table, decode every function, all
-//! checks) and `llvm-objdump -d` on the same file, and prints the medians, their ratio and the
-//! time per megabyte of code at each size (linear growth keeps it flat). At the largest size it
-//! also measures the KMDF variant (`generate_large_kmdf_c_units`: every eighth function creates
-//! a framework timer), where the dataflow pass and registration inference run on thousands of
-//! functions; the `dataflow` column counts the functions walked by that pass.
+//! largest at least 40,000 functions and 10 MB of code), runs `cargo pagecheck` on it end to end
+//! as a user does (a child process: read the image, match and read the PDB, build the function
+//! table, decode every function, the dataflow pass, every check, the JSON report) and
+//! `llvm-objdump -d` on the same file, and prints the medians, their ratio, the analysis' peak
+//! memory and the time per megabyte of code at each size (linear growth keeps it flat).
 //!
-//! `cargo bench -p cargo-pagecheck --bench large`; `PAGECHECK_BENCH_SIZES=10000,20000,45000`
-//! and `PAGECHECK_BENCH_RUNS=5` override the defaults; `PAGECHECK_BENCH_KMDF=0` skips the KMDF
-//! variant.
+//! At the largest size it also measures two variants of the same program: the C-shaped one
+//! (`generate_large_shaped_c_units`: loops, switches with jump tables, globals read and
+//! written, one function in sixteen calling through a function-pointer table), whose functions
+//! are mostly not at stake, and the KMDF one (`generate_large_kmdf_c_units`: every eighth
+//! function creates a framework timer), where the dataflow pass and registration inference run
+//! on thousands of functions. The `dataflow` column counts the functions that pass walked.
+//!
+//! `cargo bench -p cargo-pagecheck --bench large`; `PAGECHECK_BENCH_SIZES=10000,20000,45000`,
+//! `PAGECHECK_BENCH_RUNS=5` and `PAGECHECK_BENCH_VARIANTS=shaped,kmdf` (or empty) override the
+//! defaults.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use pagecheck::{Options, analyze_path};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort_unstable();
@@ -29,22 +32,6 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
         || default.to_vec(),
         |v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
     )
-}
-
-fn time_analysis(image: &Path, runs: usize) -> (Duration, pagecheck::Report) {
-    let options = Options {
-        roots: vec!["power-up=f0".parse().expect("root")],
-        ..Options::default()
-    };
-    let mut samples = Vec::new();
-    let mut last = None;
-    for _ in 0..runs {
-        let start = Instant::now();
-        let report = analyze_path(image, &options).expect("analysis");
-        samples.push(start.elapsed());
-        last = Some(report);
-    }
-    (median(samples), last.expect("at least one run"))
 }
 
 /// The decode pass alone (function table + one decode of every function), on an image and
@@ -85,6 +72,86 @@ fn time_objdump(image: &Path, runs: usize) -> Option<Duration> {
     Some(median(samples))
 }
 
+/// One end-to-end run of the `cargo-pagecheck` binary on `image` (as a user runs it, JSON to a
+/// file): its wall time, its peak resident memory in MiB, and the report.
+fn run_cli(image: &Path, report: &Path) -> (Duration, f64, serde_json::Value) {
+    let start = Instant::now();
+    // Reaped by the wait4 below, which std does not offer (it returns no rusage).
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(env!("CARGO_BIN_EXE_cargo-pagecheck"))
+        .arg("pagecheck")
+        .arg(image)
+        .args(["--root", "power-up=f0", "--format", "json", "--output"])
+        .arg(report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run cargo-pagecheck");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct, which wait4 fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into the two locals above.
+    let waited = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(waited, pid, "wait4");
+    let code = libc::WEXITSTATUS(status);
+    assert!(
+        libc::WIFEXITED(status) && code <= 1,
+        "cargo-pagecheck exited {status:#x}"
+    );
+    let text = std::fs::read_to_string(report).expect("report");
+    #[allow(clippy::cast_precision_loss)]
+    let peak = usage.ru_maxrss as f64 / 1024.0;
+    (
+        elapsed,
+        peak,
+        serde_json::from_str(&text).expect("JSON report"),
+    )
+}
+
+/// The median of `runs` end-to-end runs, the largest peak memory among them, and the report.
+fn time_cli(image: &Path, runs: usize) -> (Duration, f64, serde_json::Value) {
+    let report = image.with_extension("bench.json");
+    let mut samples = Vec::new();
+    let mut peak = 0.0_f64;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..runs {
+        let (elapsed, mib, json) = run_cli(image, &report);
+        samples.push(elapsed);
+        peak = peak.max(mib);
+        last = json;
+    }
+    (median(samples), peak, last)
+}
+
+/// The images measured: the plain program at every size, and at the largest size its
+/// C-shaped and KMDF variants.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    Shaped,
+    Kmdf,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Shaped => "shaped",
+            Variant::Kmdf => "kmdf",
+        }
+    }
+
+    fn sources(self, n: usize, units: usize) -> Vec<String> {
+        match self {
+            Variant::Plain => pe_fixtures::generate_large_c_units(n, 0x5eed, units),
+            Variant::Shaped => pe_fixtures::generate_large_shaped_c_units(n, 0x5eed, units),
+            Variant::Kmdf => pe_fixtures::generate_large_kmdf_c_units(n, 0x5eed, units),
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would run this too, so only run
     // the (minutes-long) measurement when asked to benchmark.
@@ -100,13 +167,14 @@ fn main() {
         .max(1);
     let units = std::thread::available_parallelism().map_or(2, usize::from) * 4;
     println!(
-        "{:>6} {:>9} {:>9} {:>12} {:>11} {:>11} {:>11} {:>12} {:>8} {:>12} {:>12}",
+        "{:>6} {:>9} {:>9} {:>12} {:>11} {:>11} {:>9} {:>11} {:>12} {:>8} {:>12} {:>12}",
         "image",
         "functions",
         "dataflow",
         "code bytes",
         "instrs",
         "pagecheck",
+        "peak MiB",
         "decode",
         "objdump -d",
         "ratio",
@@ -115,45 +183,46 @@ fn main() {
     );
     let mut per_mb = Vec::new();
     let mut decode_per_mb = Vec::new();
-    let kmdf = std::env::var("PAGECHECK_BENCH_KMDF").map_or(true, |v| v != "0");
-    let mut plan: Vec<(usize, bool)> = sizes.iter().map(|&n| (n, false)).collect();
-    if kmdf && let Some(&largest) = sizes.iter().max() {
-        plan.push((largest, true));
+    let variants =
+        std::env::var("PAGECHECK_BENCH_VARIANTS").unwrap_or_else(|_| "shaped,kmdf".into());
+    let mut plan: Vec<(usize, Variant)> = sizes.iter().map(|&n| (n, Variant::Plain)).collect();
+    if let Some(&largest) = sizes.iter().max() {
+        for variant in [Variant::Shaped, Variant::Kmdf] {
+            if variants.split(',').any(|v| v.trim() == variant.name()) {
+                plan.push((largest, variant));
+            }
+        }
     }
-    for (n, kmdf) in plan {
-        let (sources, name) = if kmdf {
-            (
-                pe_fixtures::generate_large_kmdf_c_units(n, 0x5eed, units),
-                format!("bench_kmdf_{n}"),
-            )
-        } else {
-            (
-                pe_fixtures::generate_large_c_units(n, 0x5eed, units),
-                format!("bench_{n}"),
-            )
+    for (n, variant) in plan {
+        let name = match variant {
+            Variant::Plain => format!("bench_{n}"),
+            v => format!("bench_{}_{n}", v.name()),
         };
+        let sources = variant.sources(n, units);
         let image = pe_fixtures::c_sources(&name, &sources, &[]).expect("build benchmark image");
         // One unmeasured run warms the page cache for both tools.
-        let _ = time_analysis(&image.image, 1);
-        let (analysis, report) = time_analysis(&image.image, runs);
+        let _ = time_cli(&image.image, 1);
+        let (analysis, peak, report) = time_cli(&image.image, runs);
         let decode = time_decode(&image.image, runs);
         let objdump = time_objdump(&image.image, runs.min(3));
+        let count = |key: &str| report["summary"][key].as_u64().unwrap_or(0);
         #[allow(clippy::cast_precision_loss)]
-        let mb = report.summary.code_bytes as f64 / 1_000_000.0;
+        let mb = count("code_bytes") as f64 / 1_000_000.0;
         let ms_per_mb = analysis.as_secs_f64() * 1000.0 / mb;
         let decode_ms_per_mb = decode.as_secs_f64() * 1000.0 / mb;
-        if !kmdf {
+        if variant == Variant::Plain {
             per_mb.push(ms_per_mb);
             decode_per_mb.push(decode_ms_per_mb);
         }
         println!(
-            "{:>6} {:>9} {:>9} {:>12} {:>11} {:>9.1}ms {:>9.1}ms {:>12} {:>8} {:>10.2}ms {:>10.2}ms",
-            if kmdf { "kmdf" } else { "plain" },
-            report.summary.functions,
-            report.summary.dataflow_functions,
-            report.summary.code_bytes,
-            report.summary.instructions,
+            "{:>6} {:>9} {:>9} {:>12} {:>11} {:>9.1}ms {:>9.1} {:>9.1}ms {:>12} {:>8} {:>10.2}ms {:>10.2}ms",
+            variant.name(),
+            count("functions"),
+            count("dataflow_functions"),
+            count("code_bytes"),
+            count("instructions"),
             analysis.as_secs_f64() * 1000.0,
+            peak,
             decode.as_secs_f64() * 1000.0,
             objdump.map_or_else(
                 || "n/a".to_owned(),

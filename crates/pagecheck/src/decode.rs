@@ -419,6 +419,9 @@ mod tests {
         fn is_paged_data(&self, _rva: u32) -> bool {
             false
         }
+        fn import_name(&self, slot: u32) -> Option<&str> {
+            (slot == self.import_slot).then_some("ntoskrnl.exe!KeQueryPerformanceCounter")
+        }
     }
 
     /// rel32 from the end of an instruction (`next`) to `target`.
@@ -814,6 +817,31 @@ mod tests {
                 (0x102f, 0x1800, EdgeKind::Jump)
             ]
         );
+    }
+
+    #[test]
+    fn calls_where_the_device_is_not_nonpageable_are_known() {
+        //   mov rax,[rip+WdfFunctions]; call [rax+0x160]   (WdfDeviceGetDevicePowerState)
+        //   test eax,0x8000; jne .np
+        //   call [rip+IAT]          ; only where WdfDevStateIsNP is FALSE
+        //   .np: call [rip+IAT]     ; on both paths
+        //   ret
+        let mut code = vec![0x48, 0x8b, 0x05];
+        code.extend(rel(0x2000, 0x1007));
+        code.extend([0xff, 0x90, 0x60, 0x01, 0x00, 0x00]);
+        code.extend([0xa9, 0x00, 0x80, 0x00, 0x00, 0x75, 0x06]);
+        code.extend([0xff, 0x15]);
+        code.extend(rel(0x4000, 0x101a));
+        code.extend([0xff, 0x15]);
+        code.extend(rel(0x4000, 0x1020));
+        code.push(0xc3);
+        let (graph, out) = decode_flow(&fake(&[]), &code);
+        assert_eq!(graph.externals_of(0).len(), 3);
+        assert_eq!(out.not_np, [0x1014]);
+        // The same code with the jump reversed (je): the first call is on the NP path.
+        code[0x12] = 0x74;
+        let (_, out) = decode_flow(&fake(&[]), &code);
+        assert!(out.not_np.is_empty(), "{:x?}", out.not_np);
     }
 
     #[test]

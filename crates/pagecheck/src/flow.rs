@@ -47,6 +47,11 @@ pub struct Flow {
     pub over_budget: Vec<(usize, Budget)>,
     /// The address sets the values found refer to.
     pub sets: Sets,
+    /// Sites of calls made only where `WdfDevStateIsNP` returned FALSE, sorted.
+    pub not_np: Vec<u32>,
+    /// `(site, argument position, value when constant)` at each call of a routine whose
+    /// contract depends on one argument, sorted by site.
+    pub arguments: Vec<(u32, u8, Option<u64>)>,
 }
 
 /// Runs the dataflow pass over `graph` (the linear pass's result) and returns the refined
@@ -145,6 +150,8 @@ pub fn refine_with(ctx: &Context<'_>, graph: CallGraph, limits: Limits) -> (Call
             flow.locks.extend(out.locks);
             flow.unmodelled.extend(out.unmodelled);
             flow.held.extend(out.held.into_iter().map(|h| (f, h)));
+            flow.not_np.extend(out.not_np);
+            flow.arguments.extend(out.arguments);
             if let Some(budget) = out.budget {
                 flow.over_budget.push((f, budget));
             }
@@ -152,6 +159,10 @@ pub fn refine_with(ctx: &Context<'_>, graph: CallGraph, limits: Limits) -> (Call
         }
     }
     flow.calls.extend(orphans.into_iter().map(|(_, c)| c));
+    flow.not_np.sort_unstable();
+    flow.not_np.dedup();
+    flow.arguments.sort_unstable();
+    flow.arguments.dedup();
     (graph.with_replaced(&replaced), flow)
 }
 

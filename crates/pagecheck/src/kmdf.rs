@@ -464,6 +464,9 @@ pub enum Arg {
     Attributes(Object),
     /// A callback passed directly.
     Callback(&'static Field),
+    /// The IRP major function a WDM callback is registered for (a `UCHAR`): it decides the
+    /// callback's IRQL ([`major_function_is_passive`]).
+    MajorFunction,
 }
 
 /// A framework method that takes callbacks.
@@ -497,11 +500,22 @@ const QUEUE_STATE: Field = f(0, "EvtIoQueueState", Dispatch);
 /// `EvtIoInCallerContext` runs at the IRQL of the thread that sent the request: up to
 /// `DISPATCH_LEVEL` when that is another driver.
 const IN_CALLER_CONTEXT: Field = f(0, "EvtIoInCallerContext", Dispatch);
-/// `EvtDeviceWdmIrpPreprocess` runs at the IRQL the IRP arrives at (power IRPs at up to
-/// `DISPATCH_LEVEL`).
-const WDM_IRP_PREPROCESS: Field = f(0, "EvtDeviceWdmIrpPreprocess", Dispatch);
+/// `EvtDeviceWdmIrpPreprocess` runs at the IRQL the IRP arrives at: `PASSIVE_LEVEL` for most
+/// major functions, but read, write and device control in the paging path at `APC_LEVEL`
+/// where they must be resident, internal device control from other drivers and power in the
+/// paging or hibernation path at `DISPATCH_LEVEL` ([`major_function_is_passive`]).
+const WDM_IRP_PREPROCESS: Field = leveled(0, "EvtDeviceWdmIrpPreprocess", Dispatch, Passive);
 /// `EvtDeviceWdmIrpDispatch`, like the preprocess callback, at the IRP's IRQL.
-const WDM_IRP_DISPATCH: Field = f(0, "EvtDeviceWdmIrpDispatch", Dispatch);
+const WDM_IRP_DISPATCH: Field = leveled(0, "EvtDeviceWdmIrpDispatch", Dispatch, Passive);
+
+/// Whether the dispatch routine of an IRP major function runs at `PASSIVE_LEVEL` whatever
+/// the driver's place in the stack: every major function but read (3), write (4), device
+/// control (0x0e), internal device control (0x0f) and power (0x16), by Microsoft's
+/// "Dispatch Routines and IRQLs".
+#[must_use]
+pub const fn major_function_is_passive(major: u64) -> bool {
+    major <= 0x1b && !matches!(major, 0x03 | 0x04 | 0x0e | 0x0f | 0x16)
+}
 /// `EvtProgramDma` runs at `DISPATCH_LEVEL`.
 const PROGRAM_DMA: Field = f(0, "EvtProgramDma", Dispatch);
 /// `EvtDeviceShutdownNotification` of a control device runs at `PASSIVE_LEVEL`.
@@ -559,7 +573,10 @@ pub const METHODS: &[Method] = &[
     ),
     m(
         "WdfCxDeviceInitAssignWdmIrpPreprocessCallback",
-        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+        &[
+            (2, Arg::Callback(&WDM_IRP_PREPROCESS)),
+            (3, Arg::MajorFunction),
+        ],
     ),
     m(
         "WdfCxDeviceInitSetIoInCallerContextCallback",
@@ -580,12 +597,18 @@ pub const METHODS: &[Method] = &[
     ),
     m(
         "WdfDeviceConfigureWdmIrpDispatchCallback",
-        &[(4, Arg::Callback(&WDM_IRP_DISPATCH))],
+        &[
+            (3, Arg::MajorFunction),
+            (4, Arg::Callback(&WDM_IRP_DISPATCH)),
+        ],
     ),
     m("WdfDeviceCreate", &[(2, Arg::Attributes(Object::Device))]),
     m(
         "WdfDeviceInitAssignWdmIrpPreprocessCallback",
-        &[(2, Arg::Callback(&WDM_IRP_PREPROCESS))],
+        &[
+            (2, Arg::Callback(&WDM_IRP_PREPROCESS)),
+            (3, Arg::MajorFunction),
+        ],
     ),
     m(
         "WdfDeviceInitRegisterPnpStateChangeCallback",
@@ -868,6 +891,86 @@ pub const NONPAGEABLE_METHODS: &[&str] = &[
     "WdfDeviceSetSpecialFileSupport",
 ];
 
+/// The table of `docs/kmdf-callbacks.md`: every KMDF 1.33 method known to take a callback,
+/// what pagecheck reads of it and with which role, and what it reports instead. Kept in the
+/// repository and checked against this module by a test, so the two cannot drift.
+#[must_use]
+pub fn callback_table() -> String {
+    use std::fmt::Write as _;
+    let role = |field: &Field| {
+        let base = match field.runs {
+            Runs::Passive => "paged",
+            Runs::PowerDown => "power-down",
+            Runs::PowerUp => "power-up",
+            Runs::Dispatch => "dispatch",
+        };
+        if field.passive == field.runs {
+            base.to_owned()
+        } else {
+            let passive = match field.passive {
+                Runs::Passive => "paged",
+                Runs::PowerDown => "power-down",
+                Runs::PowerUp => "power-up",
+                Runs::Dispatch => "dispatch",
+            };
+            format!("{base} ({passive} when passive)")
+        }
+    };
+    let mut out =
+        String::from("| method | argument | callbacks (role) | pagecheck |\n|---|---|---|---|\n");
+    for method in METHODS {
+        for &(position, arg) in method.args {
+            let (what, callbacks) = match arg {
+                Arg::Config(s) => {
+                    let mut list: Vec<String> = s
+                        .fields
+                        .iter()
+                        .map(|f| format!("`{}` {}", f.name, role(f)))
+                        .collect();
+                    if s.interface.is_some() {
+                        list.push(format!(
+                            "every routine of the `INTERFACE` {}",
+                            role(&INTERFACE_ROUTINE)
+                        ));
+                    }
+                    (format!("`{}`", s.name), list.join(", "))
+                }
+                Arg::Attributes(o) => (
+                    format!("`WDF_OBJECT_ATTRIBUTES` of the {}", o.name()),
+                    o.attribute_fields()
+                        .iter()
+                        .map(|f| format!("`{}` {}", f.name, role(f)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                Arg::Callback(f) => (
+                    "the callback".to_owned(),
+                    format!("`{}` {}", f.name, role(f)),
+                ),
+                Arg::MajorFunction => continue,
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {position}: {what} | {callbacks} | read |",
+                method.name
+            );
+        }
+    }
+    for name in UNMODELLED {
+        let _ = writeln!(
+            out,
+            "| `{name}` | any | not placed by the model | PC007 for each function passed |"
+        );
+    }
+    for name in NOT_REGISTRATIONS {
+        let _ = writeln!(
+            out,
+            "| `{name}` | any | filled by the framework, or a type lookup | not a registration |"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1046,6 +1149,38 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_table_is_the_model() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kmdf-callbacks.md"),
+        )
+        .expect("docs/kmdf-callbacks.md");
+        let table = callback_table();
+        assert!(
+            doc.contains(&table),
+            "docs/kmdf-callbacks.md does not hold the table of src/kmdf.rs: regenerate it with \
+             `cargo test -p cargo-pagecheck --lib print_callback_table -- --ignored --nocapture`"
+        );
+    }
+
+    #[test]
+    #[ignore = "prints the table of docs/kmdf-callbacks.md"]
+    fn print_callback_table() {
+        print!("{}", callback_table());
+    }
+
+    #[test]
+    fn wdm_callbacks_follow_their_major_function() {
+        // IRP_MJ_CREATE, CLOSE, FLUSH_BUFFERS, QUERY/SET_INFORMATION, CLEANUP, PNP.
+        for major in [0x00, 0x02, 0x09, 0x05, 0x06, 0x12, 0x1b] {
+            assert!(major_function_is_passive(major), "{major:#x}");
+        }
+        // READ, WRITE, DEVICE_CONTROL, INTERNAL_DEVICE_CONTROL, POWER, and no such function.
+        for major in [0x03, 0x04, 0x0e, 0x0f, 0x16, 0x1c, 0xff] {
+            assert!(!major_function_is_passive(major), "{major:#x}");
+        }
+    }
+
+    #[test]
     fn anything_that_can_run_at_dispatch_is_resident() {
         for m in METHODS {
             for (_, arg) in m.args {
@@ -1053,6 +1188,7 @@ mod tests {
                     Arg::Config(s) => s.fields.to_vec(),
                     Arg::Attributes(o) => o.attribute_fields().to_vec(),
                     Arg::Callback(field) => vec![**field],
+                    Arg::MajorFunction => Vec::new(),
                 };
                 for field in fields {
                     assert!(field.runs >= field.passive, "{}", field.name);

@@ -343,14 +343,24 @@ pub fn analyze(
         &flow.sets,
     );
     let policy = registration::Policy::read(image, &functions, &calls, &flow.locks, &flow.sets);
+    // Regions under a device's or queue's lock of a driver whose objects are all passive
+    // hold a mutex: they run at PASSIVE_LEVEL.
+    let spin_held: Vec<(usize, dataflow::Held)> = flow
+        .held
+        .iter()
+        .copied()
+        .filter(|(_, h)| {
+            !(h.acquire == "WdfObjectAcquireLock" && registrations.object_locks_passive)
+        })
+        .collect();
     let lock_roots = if options.no_lock_roots {
         Vec::new()
     } else {
-        roots::lock_roots(&flow.held)
+        roots::lock_roots(&spin_held)
     };
     let mut held: std::collections::HashMap<usize, Vec<dataflow::Held>> =
         std::collections::HashMap::new();
-    for &(function, h) in &flow.held {
+    for &(function, h) in &spin_held {
         held.entry(function).or_default().push(h);
     }
     let roots = roots::collect(

@@ -14,8 +14,9 @@
 /// macro for the `KeAcquireSpinLockRaiseToDpc` import and `KeRaiseIrql` an inline that writes
 /// CR8 (which the dataflow pass reads as a raise when the value is a constant of at least
 /// `DISPATCH_LEVEL`); they are listed for images that import them anyway.
-/// `WdfObjectAcquireLock` takes a wait lock instead for objects with passive execution level;
-/// the image cannot tell which, so it counts as a spin lock.
+/// `WdfObjectAcquireLock` takes a mutex instead for a device or queue with passive execution
+/// level: when every device and queue the image creates is passive, its regions are not
+/// dispatch-level ([`crate::registration::Registrations::object_locks_passive`]).
 pub const ACQUIRES: &[&str] = &[
     "KeAcquireSpinLock",
     "KeAcquireSpinLockRaiseToDpc",

@@ -96,6 +96,9 @@ pub struct Registrations {
     pub list: Vec<Registration>,
     /// Calls with arguments or fields that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// True when every device and queue the image creates runs at `PASSIVE_LEVEL`: then
+    /// `WdfObjectAcquireLock` takes a mutex, not a spin lock.
+    pub object_locks_passive: bool,
     /// Functions handed to the framework where the model reads no callback (one entry per
     /// hand-over, sorted): reported unreadable, and, like registered ones, not targets of the
     /// driver's own indirect calls.
@@ -120,6 +123,7 @@ impl Registrations {
         Registrations {
             list,
             unreadable,
+            object_locks_passive: false,
             handed: Vec::new(),
             by_function,
         }
@@ -176,18 +180,22 @@ pub fn resolve(
     graph: &CallGraph,
     sets: &Sets,
 ) -> Registrations {
-    // Queues inherit the device's execution level: when every device the image creates is
-    // passive, so are the queues that do not say otherwise.
-    let device_creates: Vec<&RegCall> = calls
+    // Devices inherit the driver's execution level, and queues the device's: when every
+    // device the image creates is passive, so are the queues that do not say otherwise.
+    let driver_passive = calls
         .iter()
-        .filter(|c| c.method.name == "WdfDeviceCreate")
-        .collect();
-    let devices_passive = !device_creates.is_empty()
-        && device_creates.iter().all(|c| {
-            c.args.iter().any(|(_, a)| {
-                matches!(a, RegArg::Read { level: Some(level), .. } if *level == kmdf::EXECUTION_LEVEL_PASSIVE)
+        .filter(|c| c.method.name == "WdfDriverCreate")
+        .any(|c| execution_level(c) == Level::Passive);
+    let level_of_all = |method: &str, inherited: bool| {
+        let mut creates = calls.iter().filter(|c| c.method.name == method).peekable();
+        creates.peek().is_some()
+            && creates.all(|c| match execution_level(c) {
+                Level::Passive => true,
+                Level::Inherit => inherited,
+                Level::Other => false,
             })
-        });
+    };
+    let devices_passive = level_of_all("WdfDeviceCreate", driver_passive);
     let reader = Reader {
         image,
         functions,
@@ -213,6 +221,10 @@ pub fn resolve(
     unreadable.extend(passed);
     let mut registrations = Registrations::new(list, unreadable);
     registrations.handed = handed;
+    // `WdfObjectAcquireLock` takes a device's or a queue's lock: a mutex (PASSIVE_LEVEL, in a
+    // critical region) when the object's execution level is passive, a spin lock otherwise.
+    registrations.object_locks_passive =
+        devices_passive && level_of_all("WdfIoQueueCreate", devices_passive);
     registrations
 }
 
@@ -236,6 +248,10 @@ impl Reader<'_> {
     /// callbacks at `PASSIVE_LEVEL`); returns what could not be read.
     fn read(&self, call: &RegCall, passive: bool, list: &mut Vec<Registration>) -> Vec<String> {
         let mut what = Vec::new();
+        // A WDM callback runs at the IRQL its major function's IRPs arrive at.
+        let passive_major = call.args.iter().any(|(_, a)| {
+            matches!(a, RegArg::Number(Some(major)) if kmdf::major_function_is_passive(*major))
+        });
         for &(position, kind) in call.method.args {
             let Some((_, arg)) = call.args.iter().find(|(p, _)| *p == position) else {
                 continue;
@@ -247,8 +263,11 @@ impl Reader<'_> {
                     format!("WDF_OBJECT_ATTRIBUTES of the {}", o.name()),
                 ),
                 Arg::Callback(f) => (std::slice::from_ref(f), ARGUMENT.to_owned()),
+                Arg::MajorFunction => continue,
             };
-            let passive = passive || passive_by_flag(kind, arg);
+            let passive = passive
+                || passive_by_flag(kind, arg)
+                || (matches!(kind, Arg::Callback(_)) && passive_major);
             let values: Vec<(u16, Value)> = match arg {
                 RegArg::Null => continue,
                 // A field past the structure's `Size` is not part of it (an older, shorter
@@ -264,7 +283,7 @@ impl Reader<'_> {
                     .copied()
                     .collect(),
                 RegArg::Callback(v) => vec![(0, *v)],
-                RegArg::Param { .. } | RegArg::Unknown => {
+                RegArg::Param { .. } | RegArg::Unknown | RegArg::Number(_) => {
                     what.push(match kind {
                         Arg::Callback(f) => f.name.to_owned(),
                         _ => format!("the {structure} argument"),
@@ -273,6 +292,7 @@ impl Reader<'_> {
                 }
             };
             for (offset, value) in values {
+                let interface_data = offset >= kmdf::INTERFACE_FIELDS + INTERFACE_HEADER_SIZE;
                 let field = if offset >= kmdf::INTERFACE_FIELDS {
                     Some(&kmdf::INTERFACE_ROUTINE)
                 } else {
@@ -288,13 +308,19 @@ impl Reader<'_> {
                 // then only possibly registered).
                 let targets = value.possible_addresses(self.sets);
                 if targets.is_empty() {
-                    what.push(field.name.to_owned());
+                    // A number after the interface's header is one of its data members.
+                    if !(interface_data && matches!(value, Value::Const(_))) {
+                        what.push(field.name.to_owned());
+                    }
                     continue;
                 }
                 let possible = value != Value::Address(targets[0]);
                 for &target in targets {
                     let Some(function) = self.code_function(target) else {
-                        what.push(format!("{} (points outside the code)", field.name));
+                        // So is a pointer to data there; in a callback field it is a mistake.
+                        if !interface_data {
+                            what.push(format!("{} (points outside the code)", field.name));
+                        }
                         continue;
                     };
                     list.push(Registration {
@@ -314,6 +340,12 @@ impl Reader<'_> {
         what
     }
 }
+
+/// Bytes of the `INTERFACE` header (`Size`, `Version`, `Context`, `InterfaceReference`,
+/// `InterfaceDereference`). What a driver's interface adds after it may be routines or data
+/// (a version, a count, a pointer to shared state): there a number or an address outside the
+/// code is a data member, not an unreadable routine.
+const INTERFACE_HEADER_SIZE: u16 = 32;
 
 /// Functions passed to methods that take a callback the model does not place: unreadable,
 /// so they are said rather than dropped.
@@ -386,28 +418,45 @@ fn passive_by_flag(kind: Arg, arg: &RegArg) -> bool {
     }
 }
 
-/// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
-/// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
-fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
+/// The execution level an object-creating call asks for in its attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// `WdfExecutionLevelPassive`.
+    Passive,
+    /// No attributes, `WdfExecutionLevelInheritFromParent` (or the zero of an unset field).
+    Inherit,
+    /// Dispatch, or not known.
+    Other,
+}
+
+/// The execution level `call`'s attributes ask for.
+fn execution_level(call: &RegCall) -> Level {
     let Some(position) = call.method.attributes_position() else {
-        return false;
+        return Level::Other;
     };
-    let level = call
+    match call
         .args
         .iter()
         .find(|(p, _)| *p == position)
-        .map(|(_, a)| a);
-    let inherits = match level {
-        Some(RegArg::Read { level: Some(l), .. }) => {
-            if *l == kmdf::EXECUTION_LEVEL_PASSIVE {
-                return true;
-            }
-            *l <= 1
+        .map(|(_, a)| a)
+    {
+        Some(RegArg::Read { level: Some(l), .. }) if *l == kmdf::EXECUTION_LEVEL_PASSIVE => {
+            Level::Passive
         }
-        Some(RegArg::Null) => true,
-        _ => false,
-    };
-    inherits && devices_passive && call.method.name == "WdfIoQueueCreate"
+        Some(RegArg::Read { level: Some(l), .. }) if *l <= 1 => Level::Inherit,
+        Some(RegArg::Null) => Level::Inherit,
+        _ => Level::Other,
+    }
+}
+
+/// Whether the object a call creates runs its callbacks at `PASSIVE_LEVEL`: its attributes
+/// say `WdfExecutionLevelPassive`, or (for a queue) it inherits a passive device's level.
+fn execution_level_passive(call: &RegCall, devices_passive: bool) -> bool {
+    match execution_level(call) {
+        Level::Passive => true,
+        Level::Inherit => devices_passive && call.method.name == "WdfIoQueueCreate",
+        Level::Other => false,
+    }
 }
 
 /// What makes the power paths strict: calls after which a device may be power-nonpageable,

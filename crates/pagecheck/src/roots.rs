@@ -212,7 +212,17 @@ pub fn collect(
         match merged.last_mut() {
             Some(last) if (last.function, last.role) == (root.function, root.role) => {
                 last.registration = last.registration.or(root.registration);
-                last.acquires = last.acquires.or(root.acquires);
+                // A whole function at this role covers its lock regions: it is not described
+                // as a lock holder (its findings need not start under the lock).
+                let whole = |r: &Root| r.origin != Origin::Lock;
+                match (whole(last), whole(&root)) {
+                    (false, true) => {
+                        last.origin = root.origin;
+                        last.acquires = None;
+                    }
+                    (true, false) => {}
+                    _ => last.acquires = last.acquires.or(root.acquires),
+                }
             }
             _ => merged.push(root),
         }

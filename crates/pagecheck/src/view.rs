@@ -52,6 +52,8 @@ pub trait View: ImageBytes {
     fn special_function(&self, rva: u32) -> Option<Special>;
     /// Whether `rva` is data (not code) in a pageable or discardable section.
     fn is_paged_data(&self, rva: u32) -> bool;
+    /// The `dll!name` of the import whose address table slot is at `slot`.
+    fn import_name(&self, slot: u32) -> Option<&str>;
 }
 
 /// Everything the decoder needs to know about the image to classify one instruction.
@@ -251,6 +253,10 @@ impl View for Context<'_> {
                 Special::Copy | Special::Fill | Special::Irql(_) | Special::LockSection
             )
         })
+    }
+
+    fn import_name(&self, slot: u32) -> Option<&str> {
+        self.image.import_at(slot)
     }
 
     fn is_paged_data(&self, rva: u32) -> bool {

@@ -37,7 +37,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod large;
 
-pub use large::{generate_large_c, generate_large_c_units, generate_large_kmdf_c_units};
+pub use large::{
+    generate_large_c, generate_large_c_units, generate_large_kmdf_c_units,
+    generate_large_shaped_c_units,
+};
 
 /// A linked driver image and the PDB the linker wrote for it (same stem, same directory).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -234,6 +234,126 @@ fn wdf_call_shape() {
     }
 }
 
+/// `call [reg + index*8]` edges through the `WdfFunctions` table entry `index` in `edges`.
+fn table_calls(edges: &[Edge], index: u64) -> usize {
+    edges
+        .iter()
+        .filter(|&&e| {
+            e == Edge::IndirectMemory {
+                base_is_rip: false,
+                displacement: index * 8,
+            }
+        })
+        .count()
+}
+
+#[test]
+fn reg_shapes() {
+    for name in ["reg_shapes_o0", "reg_shapes_os", "reg_shapes_o2"] {
+        let (_, loaded, functions) = build(name);
+        assert_driver_sections(&loaded);
+        assert_section(&loaded, "PAGE", CODE);
+        for (function, section) in [
+            ("DriverEntry", "INIT"),
+            ("EvtDriverDeviceAdd", "PAGE"),
+            ("FillQueueConfig", "PAGE"),
+            ("EvtSlotCreateDevice", "PAGE"),
+            ("EvtPortCreateDevice", "PAGE"),
+            ("EvtProcessQueryInterface", "PAGE"),
+            ("EvtTargetQueryRemove", "PAGE"),
+            ("EvtPollTimer", "PAGE"),
+            ("LogCompletion", "PAGE"),
+            ("EvtPolicyStateChange", "PAGE"),
+            ("PagedHandler", "PAGE"),
+            ("EvtScanForChildren", ".text"),
+            ("EvtIdentificationCompare", ".text"),
+            ("BusGetSlotCount", ".text"),
+            ("SyncResetPort", ".text"),
+            ("SynchronizeCommand", ".text"),
+            ("DispatchHandler", ".text"),
+        ] {
+            assert_in(&loaded, &functions, function, section);
+        }
+        // WdfInterruptSynchronize (index 143): each case takes its callback's address; -O0
+        // calls the entry in each case (`mov rax, [rax + 0x478]; call rax`), -Os and -O2 call
+        // it once, after the cases join (`call [rax + 0x478]`).
+        let sync = edges(&loaded, function(&functions, "SynchronizeCommand"));
+        for callback in ["SyncResetPort", "SyncStartPort", "SyncStopPort"] {
+            assert!(
+                sync.contains(&Edge::Address(rva_of(&functions, callback))),
+                "{name}: {callback} {sync:?}"
+            );
+        }
+        let through_register = sync
+            .iter()
+            .filter(|&&e| e == Edge::IndirectRegister)
+            .count();
+        if name == "reg_shapes_o0" {
+            assert_eq!(
+                (table_calls(&sync, 143), through_register),
+                (0, 3),
+                "{sync:?}"
+            );
+        } else {
+            assert_eq!(
+                (table_calls(&sync, 143), through_register),
+                (1, 0),
+                "{name}: {sync:?}"
+            );
+        }
+        // FillQueueConfig stores one of three callbacks, a branch each.
+        let fill = edges(&loaded, function(&functions, "FillQueueConfig"));
+        for callback in ["EvtPortRead", "EvtPortWrite", "EvtPortDeviceControl"] {
+            assert!(
+                fill.contains(&Edge::Address(rva_of(&functions, callback))),
+                "{name}: {callback} {fill:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn object_lock() {
+    for name in ["object_lock_passive", "object_lock_dispatch"] {
+        let (_, loaded, functions) = build(name);
+        assert_driver_sections(&loaded);
+        for (function, section) in [
+            ("RecordUnderDeviceLock", ".text"),
+            ("AppendHistory", "PAGE"),
+            ("ResetUnderQueueLock", "PAGE"),
+            ("EvtDriverDeviceAdd", "PAGE"),
+        ] {
+            assert_in(&loaded, &functions, function, section);
+        }
+        // WdfObjectAcquireLock (310) is called through the table (`call [rax + 0x9b0]`) in both
+        // holders; RecordUnderDeviceLock calls AppendHistory before the release (311).
+        for holder in ["RecordUnderDeviceLock", "ResetUnderQueueLock"] {
+            let found = edges(&loaded, function(&functions, holder));
+            assert_eq!(table_calls(&found, 310), 1, "{name}: {holder} {found:?}");
+        }
+        let record = edges(&loaded, function(&functions, "RecordUnderDeviceLock"));
+        let append = Edge::Call(rva_of(&functions, "AppendHistory"));
+        let acquire = Edge::IndirectMemory {
+            base_is_rip: false,
+            displacement: 310 * 8,
+        };
+        let release = Edge::IndirectMemory {
+            base_is_rip: false,
+            displacement: 311 * 8,
+        };
+        let at = |edge: Edge| {
+            record
+                .iter()
+                .position(|&e| e == edge)
+                .unwrap_or_else(|| panic!("{name}: no {edge:?} in {record:?}"))
+        };
+        assert!(
+            at(acquire) < at(append) && at(append) < at(release),
+            "{name}: {record:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_sections() {
     let (_, loaded, functions) = build("bad_sections");

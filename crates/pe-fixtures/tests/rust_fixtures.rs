@@ -240,6 +240,52 @@ fn rust_wdf_shape() {
 /// does not prune the other), the order and repetition of features do not matter, and the
 /// features reach the build: only the `control` image exports `probe_control`.
 #[test]
+fn rust_shapes() {
+    let (_, loaded, functions) = build("rust_shapes");
+    assert_section(&loaded, ".text", CODE_NOT_PAGED);
+    assert_section(&loaded, "PAGE", CODE);
+    let found = records(&loaded, &functions);
+    let mut expected: Vec<(Role, String)> = [
+        (Role::Init, "DriverEntry"),
+        (Role::Paged, "evt_driver_device_add"),
+        (Role::Paged, "evt_slot_create_device"),
+        (Role::Paged, "evt_process_query_interface"),
+        (Role::Paged, "slot_list_config"),
+        (Role::Paged, "slot_interface"),
+        (Role::PowerUp, "evt_scan_for_children"),
+        (Role::Dispatch, "evt_identification_copy"),
+        (Role::Dispatch, "evt_identification_compare"),
+        (Role::Dispatch, "evt_identification_cleanup"),
+        (Role::Dispatch, "bus_interface_reference"),
+        (Role::Dispatch, "bus_interface_dereference"),
+        (Role::Dispatch, "bus_get_slot_count"),
+        (Role::Dispatch, "bus_set_slot_power"),
+        (Role::Dispatch, "bus_notify_child_event"),
+    ]
+    .iter()
+    .map(|&(r, n)| (r, format!("rust_shapes::{n}")))
+    .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    // The helpers fill the structures the caller hands them: each takes the addresses of the
+    // callbacks it stores.
+    let interface = edges(&loaded, function(&functions, "rust_shapes::slot_interface"));
+    for routine in [
+        "bus_interface_reference",
+        "bus_interface_dereference",
+        "bus_get_slot_count",
+        "bus_set_slot_power",
+        "bus_notify_child_event",
+    ] {
+        let rva = rva_of(&functions, &format!("rust_shapes::{routine}"));
+        assert!(
+            interface.contains(&Edge::Address(rva)),
+            "{routine}: {interface:?}"
+        );
+    }
+}
+
+#[test]
 fn feature_sets_are_separate_images() {
     let plain = pe_fixtures::rust("core_no_panic").unwrap_or_else(|error| panic!("{error}"));
     let control = pe_fixtures::rust_with_features("core_no_panic", &["control"])

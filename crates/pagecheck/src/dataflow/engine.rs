@@ -20,7 +20,7 @@ use iced_x86::{FlowControl, Instruction};
 use crate::callgraph::CallGraph;
 use crate::view::View;
 
-use super::state::Machine;
+use super::state::{Guard, Machine};
 use super::summary::{Budget, FlowOut};
 use super::transfer::{Control, Effects, Transfer};
 use super::value::Sets;
@@ -233,12 +233,15 @@ fn iterate<V: View>(
             return Ok(None);
         };
         let last = successors.len().saturating_sub(1);
-        for (k, s) in successors.into_iter().enumerate() {
-            let incoming = if k == last {
+        for (k, (s, guard)) in successors.into_iter().enumerate() {
+            let mut incoming = if k == last {
                 std::mem::replace(&mut m, Machine::unknown())
             } else {
                 m.clone()
             };
+            if let Some(guard) = guard {
+                incoming.np = guard;
+            }
             states.merge(s, incoming, tr.sets);
         }
         if states.bytes > limits.max_state_bytes {
@@ -277,39 +280,40 @@ impl States {
 }
 
 /// The blocks control may go to after a block ending in `control` (`next`: the block after
-/// it), or `None` when a jump table leads to an address the joins do not have yet (the caller
-/// adds it and solves again; on the last walk `joins` is empty and such entries are not
-/// followed).
+/// it), each with what the way there implies of `WdfDevStateIsNP`, or `None` when a jump
+/// table leads to an address the joins do not have yet (the caller adds it and solves again;
+/// on the last walk `joins` is empty and such entries are not followed).
 fn successors(
     control: Control,
     next: Option<usize>,
     blocks: &Blocks,
     joins: &[u32],
     table_targets: &[u32],
-) -> Option<Vec<usize>> {
+) -> Option<Vec<(usize, Option<Guard>)>> {
     let mut out = Vec::with_capacity(2);
     match control {
-        Control::Next => out.extend(next),
+        Control::Next => out.extend(next.map(|b| (b, None))),
         Control::Stop => {}
         // A branch into the middle of an instruction goes to bytes decoded another way,
         // which this walk does not have: nothing to follow.
-        Control::Goto(target) => out.extend(blocks.at(target)),
+        Control::Goto(target) => out.extend(blocks.at(target).map(|b| (b, None))),
         Control::Branch {
             target,
             taken,
             fall,
+            guards,
         } => {
             if taken {
-                out.extend(blocks.at(target));
+                out.extend(blocks.at(target).map(|b| (b, guards.map(|g| g.0))));
             }
             if fall {
-                out.extend(next);
+                out.extend(next.map(|b| (b, guards.map(|g| g.1))));
             }
         }
         Control::Table => {
             for &t in table_targets {
                 match blocks.at(t) {
-                    Some(s) => out.push(s),
+                    Some(s) => out.push((s, None)),
                     None if !joins.is_empty() && joins.binary_search(&t).is_err() => return None,
                     None => {}
                 }

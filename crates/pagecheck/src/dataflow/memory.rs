@@ -294,6 +294,20 @@ impl Memory {
             .map_or(Value::Unknown, Value::Const)
     }
 
+    /// The register value stored whole at `at` with `len` bytes (a narrow store of a value
+    /// the analysis follows, such as a spilled boolean), if there is one.
+    #[must_use]
+    pub fn value_at(&self, at: i64, len: u32) -> Option<Value> {
+        match self.cell_at(at) {
+            Some(&Cell {
+                at: start,
+                len: l,
+                content: Content::Value(v),
+            }) if start == at && l == len => Some(v),
+            _ => None,
+        }
+    }
+
     /// `len` (at most 8) bytes at `at` as a little-endian number, when every byte is known
     /// and none is part of a register value.
     #[must_use]

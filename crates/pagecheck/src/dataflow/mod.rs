@@ -16,6 +16,7 @@
 //! pass over every function is [`crate::decode`]'s.
 
 pub mod engine;
+pub mod guard;
 pub mod memory;
 pub mod state;
 pub mod summary;

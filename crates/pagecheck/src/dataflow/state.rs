@@ -66,6 +66,36 @@ pub enum Cond {
     /// A pointer that cannot be null was tested against itself (a framework table entry, an
     /// import): `ZF` is clear.
     NonNull,
+    /// `WdfDevStateIsNP` was tested: the result is nonzero (`ZF` clear) exactly when the device
+    /// is in a nonpageable state, or, unless `nonzero_is_np`, exactly when it is not.
+    Np {
+        /// `ZF` clear means nonpageable.
+        nonzero_is_np: bool,
+    },
+    /// `bt state, 15`: `CF` is the nonpageable bit.
+    NpCarry,
+}
+
+/// What the paths to a point know of `WdfDevStateIsNP`: whether the code runs only where it
+/// returned TRUE, only where it returned FALSE, or either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    /// No test, or paths that disagree.
+    #[default]
+    Unknown,
+    /// Only where the device is in a nonpageable state.
+    Np,
+    /// Only where it is not: pageable data may be touched.
+    NotNp,
+}
+
+impl Guard {
+    /// What two paths agree on.
+    #[must_use]
+    pub fn meet(self, other: Guard) -> Guard {
+        if self == other { self } else { Guard::Unknown }
+    }
 }
 
 /// The analysis state at one point of a function.
@@ -87,6 +117,8 @@ pub struct Machine {
     pub xmm_written: bool,
     /// What the last flag-setting instruction established.
     pub cond: Cond,
+    /// What the paths here know of `WdfDevStateIsNP`.
+    pub np: Guard,
 }
 
 /// Most locks counted as held at once; deeper nesting stays at this count.
@@ -105,6 +137,7 @@ impl Machine {
             acquired: None,
             xmm_written: false,
             cond: Cond::None,
+            np: Guard::Unknown,
         }
     }
 
@@ -222,6 +255,7 @@ impl Machine {
         } else {
             Cond::None
         };
+        out.np = self.np.meet(other.np);
         // The frame offsets of two paths line up only when their stack pointers do; the
         // argument regions always do.
         out.mem = if self.regs[RSP] == other.regs[RSP] {

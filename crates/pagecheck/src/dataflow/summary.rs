@@ -51,6 +51,9 @@ pub struct Summary {
     pub acquires: Option<&'static str>,
     /// The function releases a spin lock it did not take: in its callers, calling it releases.
     pub releases: bool,
+    /// What every return leaves in `rax`, when it is something callers use: a device power
+    /// state, or `WdfDevStateIsNP` of one.
+    pub returns: Option<Value>,
 }
 
 /// Most forwarded registrations one summary carries; a chain of helpers deeper than
@@ -67,6 +70,7 @@ impl Summary {
             && self.forwards.is_empty()
             && self.acquires.is_none()
             && !self.releases
+            && self.returns.is_none()
     }
 
     /// The writes a function leaves in its callers' memory, from the meet of its memory at
@@ -151,6 +155,14 @@ pub struct FlowOut {
     pub wanted: Vec<u32>,
     /// The meet of the memory at every return.
     pub returned: Option<Memory>,
+    /// The meet of `rax` at every return.
+    pub returned_rax: Option<Value>,
+    /// Calls (of imports, of the framework, of the image's own functions) made only where
+    /// `WdfDevStateIsNP` returned FALSE.
+    pub not_np: Vec<u32>,
+    /// `(site, argument position, value when constant)` at each call of a routine whose
+    /// contract depends on one argument (`routine_contracts::argument_of_interest`).
+    pub arguments: Vec<(u32, u8, Option<u64>)>,
     /// The budget the walk ran out of, if it did.
     pub budget: Option<Budget>,
 }
@@ -161,9 +173,14 @@ impl FlowOut {
     pub fn returning(
         &mut self,
         memory: &Memory,
+        rax: Value,
         holding: Option<&'static str>,
         sets: &mut super::value::Sets,
     ) {
+        self.returned_rax = Some(match self.returned_rax {
+            Some(before) => before.meet(rax, sets),
+            None => rax,
+        });
         if let Some(name) = holding {
             self.summary.acquires = Some(name);
         }
@@ -178,6 +195,9 @@ impl FlowOut {
         if let Some(returned) = &self.returned {
             self.summary.writes = Summary::writes_of(returned);
         }
+        self.summary.returns = self
+            .returned_rax
+            .filter(|v| matches!(v, Value::DevState | Value::NpBit { .. }));
         if let Some(budget) = self.budget {
             for call in self
                 .calls
@@ -249,6 +269,8 @@ pub enum RegArg {
     },
     /// A null pointer (no structure, no callback).
     Null,
+    /// A number argument, when constant (an IRP major function).
+    Number(Option<u64>),
     /// A callback passed directly.
     Callback(Value),
     /// The caller's argument: resolved where the caller is walked.
@@ -315,6 +337,14 @@ pub fn read_arg(image: &impl ImageBytes, mem: &Memory, arg: kmdf::Arg, value: Va
     let (fields, structure): (&[kmdf::Field], Option<&kmdf::Structure>) = match arg {
         kmdf::Arg::Config(s) => (s.fields, Some(s)),
         kmdf::Arg::Attributes(o) => (o.attribute_fields(), None),
+        kmdf::Arg::MajorFunction => {
+            return RegArg::Number(match value {
+                // A `UCHAR` argument: only the low byte is defined.
+                Value::Const(c) => Some(c & 0xff),
+                Value::Low { low, .. } => Some(u64::from(low) & 0xff),
+                _ => None,
+            });
+        }
         kmdf::Arg::Callback(_) => {
             return match value {
                 Value::Const(0) => RegArg::Null,

@@ -29,6 +29,14 @@ pub enum Value {
     /// One of two small numbers (the paths into a join disagree on a constant): enough for a
     /// framework call whose index is chosen by a branch.
     Pair(u32, u32),
+    /// A register whose low `bytes` bytes were set to `low` (`mov r9b, 2`): a `UCHAR` or
+    /// `USHORT` argument, the rest of the register unknown.
+    Low {
+        /// The low bytes.
+        low: u16,
+        /// How many of them (1 or 2).
+        bytes: u8,
+    },
     /// An address in the function's own frame: the stack pointer at entry plus this.
     Stack(i32),
     /// The function's incoming argument `index` (0 = `rcx`), plus `offset` when it is
@@ -47,6 +55,15 @@ pub enum Value {
     /// Control Flow Guard's check function, loaded from its pointer: a call through it only
     /// validates `rcx`.
     GuardCheck,
+    /// A `WDF_DEVICE_POWER_STATE` (or power-policy state) the framework returned
+    /// (`WdfDeviceGetDevicePowerState`): the value `WdfDevStateIsNP` tests.
+    DevState,
+    /// `WdfDevStateIsNP` of such a state (nonzero when the device is in a nonpageable state),
+    /// or, when `negated`, its negation.
+    NpBit {
+        /// Nonzero when the device is *not* in a nonpageable state.
+        negated: bool,
+    },
     /// The KMDF function table pointer, loaded from `WdfFunctions_01xxx`.
     WdfTable,
     /// A slot of that table (`None`: the index is in a register).
@@ -220,7 +237,13 @@ impl Value {
     pub fn is_portable(self) -> bool {
         matches!(
             self,
-            Value::Address(_) | Value::MaybeAddress(_) | Value::Const(_) | Value::Param { .. }
+            Value::Address(_)
+                | Value::MaybeAddress(_)
+                | Value::AnyOf { .. }
+                | Value::Const(_)
+                | Value::Param { .. }
+                | Value::DevState
+                | Value::NpBit { .. }
         )
     }
 }
