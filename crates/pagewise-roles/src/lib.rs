@@ -437,6 +437,36 @@ where
     unsafe { value.assume_init() }
 }
 
+/// The function `C` as a value, checked against no slot at all: for tools and fixtures
+/// that store callbacks where this crate has no slot for them (a child list's
+/// configuration, an exported interface's routines), or plant a mistake on purpose. Only
+/// with the `tools` feature, like [`register`]; a driver has neither.
+#[cfg(feature = "tools")]
+#[must_use]
+// Always inlined, as `register`: the store and the read fold into the constant.
+#[inline(always)]
+pub fn function<C: Placed>() -> C::Fn {
+    /// A slot that accepts every role.
+    enum AnySlot {}
+    /// What [`AnySlot`] needs: nothing.
+    enum Anything {}
+    impl<R> Accepts<R> for Anything {}
+    impl Slot for AnySlot {
+        type Needs = Anything;
+        const INFO: slot::SlotInfo = slot::SlotInfo {
+            name: "(any, tools only)",
+            irql: "any",
+            need: slot::Need::Passive,
+            rule: "no rule: tools and fixtures only",
+        };
+    }
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "register is disallowed for drivers; this is its tools-only sibling"
+    )]
+    register::<AnySlot, C>()
+}
+
 /// One callback a `pagewise_macros::callbacks!` table registers: the driver's own id for
 /// it, the role its placement attribute declared, and its address.
 #[derive(Clone, Copy, Debug)]
