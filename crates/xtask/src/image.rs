@@ -79,7 +79,9 @@ pub fn build(release: bool) -> Result<Built, String> {
     }
     let target_dir = root.join("target/driver-image");
     let mut cargo = Command::new(pe_fixtures::CARGO);
-    isolate_cargo_env(&mut cargo);
+    // Nothing of the cargo that runs this task may leak into Debian's cargo building for
+    // another target.
+    pe_fixtures::isolate_cargo_env(&mut cargo);
     cargo
         .current_dir(root.join("driver-image"))
         .env("RUSTC", pe_fixtures::RUSTC)
@@ -387,25 +389,6 @@ fn package_version(manifest: &std::path::Path) -> Result<String, String> {
             (key.trim() == "version").then(|| value.trim().trim_matches('"').to_owned())
         })
         .ok_or_else(|| format!("{} has no package version", manifest.display()))
-}
-
-/// The image is built by Debian's cargo for another target: nothing of the cargo that runs
-/// this task may leak into it.
-fn isolate_cargo_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        let outer = (key.starts_with("CARGO") && key != "CARGO_HOME")
-            || key.starts_with("__CARGO")
-            || key.starts_with("RUSTC")
-            || key.starts_with("RUSTDOC")
-            || key.starts_with("RUSTUP")
-            || key == "RUSTFLAGS"
-            || key == "MAKEFLAGS"
-            || key == "MFLAGS";
-        if outer {
-            cmd.env_remove(key);
-        }
-    }
 }
 
 #[cfg(test)]
