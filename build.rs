@@ -12,30 +12,16 @@ fn main() -> Result<(), wdk_build::ConfigError> {
         println!("cargo::rustc-cdylib-link-arg={arg}");
     }
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=link_sections.rs");
     Ok(())
 }
 
 #[cfg(not(windows))]
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=link_sections.rs");
 }
 
-/// Section attributes that make the sections mean what the placement attributes promise.
-///
-/// `link.exe /DRIVER` marks every section not named `PAGE*` as not pageable, `INIT`
-/// included, so without these flags `DriverEntry`'s code would stay resident for the
-/// driver's whole life. The C WDK build passes `/SECTION:INIT,d`; wdk-build 0.6.0's
-/// `configure_wdk_binary_build` does not (docs/paging.md section 6).
-///
-/// The letters are spelled out in full. link.exe keeps a section's R/W/E bits when they
-/// are omitted (so the C WDK's `INIT,d` works there), but lld-link sets exactly the letters
-/// given, and `.pwrole,d` linked by lld comes out unreadable: with `ERD`/`RD` both linkers
-/// produce the same flags. Not naming P clears not-paged, which is the point.
-#[cfg(windows)]
-const SECTION_LINK_ARGS: &[&str] = &[
-    // DriverEntry and what only it calls: freed once DriverEntry returns.
-    "/SECTION:INIT,ERD",
-    // The role records of pagewise-roles: read by `cargo pagecheck` from the file, never
-    // by the driver, so the loader can drop them with INIT.
-    "/SECTION:.pwrole,RD",
-];
+// SECTION_LINK_ARGS: one list with `cargo xtask driver`, which links the same source on
+// Linux with lld-link.
+include!("link_sections.rs");

@@ -172,6 +172,29 @@ impl DeviceContext {
         reply
     }
 
+    /// The state without the spin lock, for the device's `EvtCleanupCallback` only.
+    ///
+    /// KMDF disposes every child object of the device before it calls the device's
+    /// `EvtCleanupCallback` (its object state machine disposes the children first, so that
+    /// their cleanup runs while the parent is still valid). The spin lock is one of those
+    /// children: its handle must not be used there. Nothing else can reach the state by then:
+    /// the timer, the work item and the queues are disposed children too, and no `PnP` or
+    /// power callback follows cleanup.
+    ///
+    /// # Safety
+    ///
+    /// Only from the `EvtCleanupCallback` of the device that owns `self`, and the reference
+    /// must not outlive it.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "exclusive by the framework's order of cleanup, as the doc says"
+    )]
+    #[inline]
+    pub unsafe fn state_in_cleanup(&self) -> &mut DeviceState {
+        // SAFETY: the caller's contract: no other code can reach the state any more.
+        unsafe { &mut *self.state.get() }
+    }
+
     /// The power-down section's lock handle.
     ///
     /// # Safety

@@ -10,10 +10,10 @@
 
 use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::locked::{Op, PowerCallback};
-use pagewise_core::pageability::Pageability;
+use pagewise_core::pageability::LockAction;
 use pagewise_core::settings::{
-    IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W, RawSettings,
-    SPECIAL_FILE_SUPPORT_W, Settings,
+    DEVICE_SDDL_W, IDLE_TIMEOUT_MS_W, LIFETIME_D0_ENTRIES_W, LIFETIME_D0_EXITS_W, POWER_PAGEABLE_W,
+    RawSettings, SPECIAL_FILE_SUPPORT_W, Settings,
 };
 use pagewise_ioctl::DEVICE_INTERFACE_GUID;
 use pagewise_macros::paged;
@@ -22,7 +22,7 @@ use wdk_sys::{
     _DEVICE_POWER_STATE, _WDF_POWER_POLICY_IDLE_TIMEOUT_TYPE,
     _WDF_POWER_POLICY_S0_IDLE_CAPABILITIES, _WDF_POWER_POLICY_S0_IDLE_USER_CONTROL,
     _WDF_SPECIAL_FILE_TYPE, _WDF_TRI_STATE, GUID, KEY_QUERY_VALUE, NTSTATUS,
-    PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_SUCCESS, ULONG,
+    PLUGPLAY_REGKEY_DEVICE, PWDFDEVICE_INIT, STATUS_INVALID_IMAGE_FORMAT, STATUS_SUCCESS, ULONG,
     WDF_DEVICE_POWER_POLICY_IDLE_SETTINGS, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
     WDFDRIVER, WDFKEY, WDFOBJECT, WDFQUEUE, WDFSPINLOCK, WDFTIMER, WDFWORKITEM,
@@ -32,7 +32,7 @@ use wdk_sys::{
 use crate::callbacks;
 use crate::context::{DEVICE_CONTEXT_TYPE, DeviceContext, NewContext};
 use crate::persist::write_counters;
-use crate::power::{apply_lock_action, record_power};
+use crate::power::{PowerStart, apply_lock_action, record_power};
 use crate::queue::{create_queues, release_hold};
 use crate::selfcheck::check_placements;
 use crate::wdf::{object_attributes, structure_size, trace, unicode_string};
@@ -149,6 +149,20 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
         unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetPowerNotPageable, device_init) };
     }
 
+    // Who may open the device: the system and administrators only, so that no other
+    // account can keep it in D0 with renewable holds. Before WdfDeviceCreate, like the
+    // pageability choice.
+    let sddl = unicode_string(DEVICE_SDDL_W);
+    // SAFETY: `device_init` is still ours; the framework copies the descriptor string.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitAssignSDDLString,
+            device_init,
+            &raw const sddl
+        )
+    };
+    check!(status, "WdfDeviceInitAssignSDDLString");
+
     // WDF_PNPPOWER_EVENT_CALLBACKS_INIT: zeroed and sized, then the callbacks.
     let mut pnp_power = callbacks::pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS {
         Size: const { structure_size::<WDF_PNPPOWER_EVENT_CALLBACKS>() },
@@ -209,6 +223,17 @@ pub(crate) unsafe extern "C" fn evt_driver_device_add(
     // SAFETY: the framework allocated and zeroed the context of the device just
     // created; none of its callbacks can run before EvtDriverDeviceAdd returns.
     let action = unsafe { DeviceContext::init_in_place(raw_context, &new) };
+    if action == LockAction::Refuse {
+        // The device needs PAGEPWR locked (power-nonpageable, or special-file support),
+        // and MmLockPagableCodeSection needs an address inside it, but the self-check did
+        // not find EvtDeviceD0Exit there: an image not laid out as built. Failing the add
+        // makes the framework delete the device (its cleanup finds nothing locked).
+        trace!(
+            DPFLTR_ERROR_LEVEL,
+            "EvtDeviceD0Exit is not in PAGEPWR: the power-down section cannot be locked"
+        );
+        return STATUS_INVALID_IMAGE_FORMAT;
+    }
     // SAFETY: just initialised.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return wdk_sys::STATUS_INSUFFICIENT_RESOURCES;
@@ -392,7 +417,8 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
     unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, context.persist_item) };
     // The device has left its last power transition: written whatever its pageability.
     if let (Some(counters), _) = context.locked(Op::TakePersistAtRelease).into_persist() {
-        let written = write_counters(device, counters);
+        // SAFETY: `device` is live; PASSIVE_LEVEL, outside any power transition.
+        let written = unsafe { write_counters(device, counters) };
         let _ = context.locked(Op::PersistDone(written));
     }
     STATUS_SUCCESS
@@ -404,7 +430,12 @@ pub(crate) unsafe extern "C" fn evt_device_release_hardware(
 /// `PASSIVE_LEVEL`, first start only: `PAGE`.
 #[paged]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVICE) -> NTSTATUS {
-    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoInit, 0)
+    // SAFETY: the framework calls this for its live device; `start` is read first.
+    let recorded = unsafe {
+        let start = PowerStart::now(device);
+        record_power(device, PowerCallback::SelfManagedIoInit, 0, start)
+    };
+    if let Some((context, reply)) = recorded
         && let (_, true) = reply.into_persist()
     {
         // The work item writes once the device is out of the start-up transition.
@@ -423,7 +454,9 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_init(device: WDFDEVIC
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_flush(device: WDFDEVICE) {
     // SAFETY: called by the framework for this device.
     if let Some(context) = unsafe { DeviceContext::get(device) } {
-        release_hold(device, context);
+        // SAFETY: `device` is live and owns `context`; PASSIVE_LEVEL, not in the timer's
+        // callback.
+        unsafe { release_hold(device, context) };
     }
 }
 
@@ -436,6 +469,7 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_cleanup(_device: WDFD
 
 /// `EvtCleanupCallback` of the WDFDEVICE: releases the power-down section lock (every
 /// handle must be released before the image unloads) and a hold that flush did not see.
+/// Uses no child object of the device: KMDF has disposed them all before this runs.
 ///
 /// `PASSIVE_LEVEL` for a device object, removal only: `PAGE`.
 #[paged]
@@ -446,15 +480,13 @@ pub(crate) unsafe extern "C" fn evt_device_context_cleanup(object: WDFOBJECT) {
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
     };
-    // The pageability transition on a copy, as in EvtDeviceUsageNotificationEx: cleanup
-    // is a PnP callback too, and the last one.
-    let mut pageability = Pageability::new();
-    let _ = context.locked(Op::ReadPageability(&mut pageability));
-    let lock = pageability.on_cleanup();
-    let _ = context.locked(Op::WritePageability(pageability));
+    // KMDF has disposed the device's children, the spin lock among them, before this
+    // callback: the state is reached without the lock (`state_in_cleanup`).
+    // SAFETY: this is the device's EvtCleanupCallback; the reference ends here.
+    let actions = unsafe { context.state_in_cleanup() }.on_cleanup();
     // SAFETY: cleanup is the last PnP-serialised user of the handle.
-    unsafe { apply_lock_action(context, lock) };
-    if context.locked(Op::ReleaseHold).into_flag() {
+    unsafe { apply_lock_action(context, actions.lock) };
+    if actions.resume_idle {
         // SAFETY: the hold took exactly one reference with WdfDeviceStopIdle.
         unsafe {
             call_unsafe_wdf_function_binding!(

@@ -20,9 +20,12 @@
 //! | [`persist`] | lifetime counters written to the registry at pageable points |
 //! | [`selfcheck`] | the section of every registered callback, read from the image |
 //! | [`wdf`] | `wdf.h` inlines `wdk-sys` cannot bind |
+//! | `layout_facts` | the KMDF 1.33 sizes, offsets and table indices the bindings must meet |
 //!
 //! The WDK crates build only on Windows (their bindings are generated from the WDK
-//! headers), so on any other OS this crate is empty.
+//! headers), so on any other host this crate is empty. The same source is also built for
+//! `x86_64-pc-windows-msvc` on Linux by `cargo xtask driver`, through `driver-image/`,
+//! against stand-ins of the WDK crates (`crates/standin-wdk*`).
 #![cfg(windows)]
 #![no_std]
 
@@ -41,6 +44,12 @@ static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
 mod callbacks;
 mod context;
+/// Sizes, field offsets, enumeration values and function-table indices of the bindings this
+/// build uses, checked at compile time against the KMDF 1.33 and WDK headers' numbers: the
+/// real wdk-sys on Windows, the stand-in (`crates/standin-wdk-sys`) in the Linux image build.
+mod layout_facts {
+    include!("layout_facts.rs");
+}
 mod device;
 mod driver;
 mod persist;

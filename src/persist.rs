@@ -3,18 +3,22 @@
 //! The registry lives in paged pool and on disk. The resident power-up path therefore
 //! never writes it: it records the new counts in the portable state and, when the state
 //! says a write can happen (`DeviceState::persist_wanted`: counts pending and the device
-//! not effectively nonpageable), queues a `WDFWORKITEM` that writes them at
-//! `PASSIVE_LEVEL`. Pending values otherwise wait for the next pageable point:
-//! `EvtDeviceD0Exit` of a pageable device, a later work item, `EvtDeviceReleaseHardware`.
+//! on no special-file path), queues a `WDFWORKITEM` that writes them at `PASSIVE_LEVEL`,
+//! outside any power transition, whether the device is power-pageable or not: nothing in
+//! a transition waits for the item, so a write that has to wait for paging I/O delays only
+//! itself. `EvtDeviceD0Exit` writes too, but only on a device that may touch the registry
+//! from a transition (chosen power-pageable, without special-file support, on no path:
+//! `Pageability::transition_writes_allowed`); `EvtDeviceReleaseHardware` writes what is
+//! left, after `WdfWorkItemFlush` has waited out any write still running.
 //!
-//! The work item decides from the driver's own state, not from
+//! At shutdown KMDF calls `EvtDeviceD0Exit` (target `D3Final`) and no
+//! `EvtDeviceReleaseHardware`: a device that may not write from that `D0Exit` loses the
+//! count of that one exit at each reboot; everything before it was written by a work item.
+//!
+//! The decisions come from the driver's own state, not from
 //! `WdfDeviceGetDevicePowerState`: KMDF defines that value only inside `PnP` and power
-//! callbacks, and a start passes through the `D0Starting` states, which have no NP bit
-//! even on a power-nonpageable device, so a work item queued by the first start could
-//! have written the registry of a power-nonpageable device. Such a device (and one on a
-//! special-file path) never queues the work item; its counters are written at
-//! `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush` has waited out any write still
-//! running.
+//! callbacks, and with special-file support it clears `DO_POWER_PAGABLE` before either its
+//! state or the driver knows (see `pagewise_core::pageability`).
 
 use pagewise_core::deferred::PersistedCounters;
 use pagewise_core::locked::Op;
@@ -34,9 +38,17 @@ use crate::wdf::unicode_string;
 /// `PASSIVE_LEVEL` (`WdfDeviceOpenRegistryKey` requires it). `PAGEPWR`, not `PAGE`:
 /// `EvtDeviceD0Exit` calls it, and a power-down function must only call code that is
 /// locked whenever it is (it is called there only in a pageable state, but keeping it in
-/// the locked section makes that a property of the image, not of the call site).
+/// the locked section makes that a property of the image, not of the call site). Its
+/// `paged_code!()` checks the IRQL, which is what allows a page fault here; the lock, not
+/// that check, is what keeps the pages present while the device is power-nonpageable.
+///
+/// # Safety
+///
+/// `device` is a live WDFDEVICE of this driver, and the caller runs at `PASSIVE_LEVEL` at a
+/// point where the registry may be touched: outside a power transition, or in one the
+/// portable state allowed (`Pageability::transition_writes_allowed`, not NP).
 #[paged(power_down)]
-pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> bool {
+pub(crate) unsafe fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> bool {
     let mut key: WDFKEY = core::ptr::null_mut();
     // SAFETY: `device` is live; the out-pointer is a local. KEY_SET_VALUE is all a value
     // write needs.
@@ -79,15 +91,17 @@ pub(crate) fn write_counters(device: WDFDEVICE, counters: PersistedCounters) -> 
     nt_success(first) && nt_success(second)
 }
 
-/// Writes pending counters now unless the device has become effectively nonpageable
-/// since the item was queued. Returns nothing: a refused (counted as deferred) or failed
+/// Writes pending counters now unless the device has gone onto a special-file path since
+/// the item was queued. Returns nothing: a refused (counted as deferred) or failed
 /// write stays pending in the portable state.
 ///
 /// `PASSIVE_LEVEL`, off the power path: `PAGE`.
 #[paged]
 fn persist_if_pageable(device: WDFDEVICE, context: &DeviceContext) {
     if let (Some(counters), _) = context.locked(Op::TakePersistInWorkItem).into_persist() {
-        let written = write_counters(device, counters);
+        // SAFETY: `device` is live; a work item runs at PASSIVE_LEVEL, outside any power
+        // transition of the device.
+        let written = unsafe { write_counters(device, counters) };
         let _ = context.locked(Op::PersistDone(written));
     }
 }

@@ -15,17 +15,28 @@
 //!   transitions; it counts the paging, hibernation and dump paths the device is on,
 //!   which decide whether the registry may be written between transitions.
 //!
-//! Each callback logs itself in the transition ring through [`record_power`], one
-//! resident function: start time, IRQL, the power state argument and
-//! `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`.
+//! Each callback reads its start time, the IRQL and
+//! `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))` as it starts ([`PowerStart`]),
+//! and logs itself in the transition ring at its end through [`record_power`], so that a
+//! record's duration, and the time to working that ends with
+//! `EvtDeviceSelfManagedIoRestart`, include the callback's own work.
+//!
+//! The `PAGEPWR` functions start with `paged_code!()` (inserted by `#[paged(power_down)]`)
+//! like any pageable function: it asserts `IRQL <= APC_LEVEL`, which is what makes touching
+//! pageable code allowed at all. Whether the pages are *present* is a different question,
+//! answered by the lock, not by an IRQL check: while the device is power-nonpageable the
+//! section is locked and these functions never fault; while it is power-pageable they may
+//! fault, which is allowed at `PASSIVE_LEVEL` because the paging device is then guaranteed
+//! to be in D0 during the device's transitions.
 
 use pagewise_core::device_state::Transition;
 use pagewise_core::locked::{Op, PowerCallback, Reply};
 use pagewise_core::pageability::{LockAction, Pageability};
 use pagewise_core::power_state::wdf_dev_state_is_np;
 use pagewise_macros::{paged, resident, resident_wdf_call};
+use pagewise_roles::Placed;
 use wdk_sys::{
-    BOOLEAN, NTSTATUS, PVOID, STATUS_SUCCESS, WDF_POWER_DEVICE_STATE, WDF_SPECIAL_FILE_TYPE,
+    BOOLEAN, KIRQL, NTSTATUS, PVOID, STATUS_SUCCESS, WDF_POWER_DEVICE_STATE, WDF_SPECIAL_FILE_TYPE,
     WDFDEVICE,
 };
 
@@ -33,32 +44,68 @@ use crate::context::{DeviceContext, current_irql, interrupt_time};
 use crate::persist::write_counters;
 use crate::wdf::trace;
 
-/// Records one power callback of `device` in the portable state, with the time it
-/// started (now), the IRQL, `WdfDevStateIsNP` and its power-state argument, and returns
-/// the device's context with what the state asks for; `None` before the context exists.
+/// What a power callback saw as it started: the interrupt time, the IRQL and
+/// `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`.
+#[derive(Clone, Copy)]
+pub(crate) struct PowerStart {
+    start_100ns: u64,
+    irql: KIRQL,
+    np: bool,
+}
+
+impl PowerStart {
+    /// Reads them now, first thing in a power callback.
+    ///
+    /// Resident and not inlined: the power-up callbacks (resident), the power-down ones
+    /// (`PAGEPWR`, which may call resident code) and `EvtDeviceSelfManagedIoInit` (`PAGE`)
+    /// share one copy.
+    ///
+    /// # Safety
+    ///
+    /// `device` is the live device of the calling power callback.
+    #[inline(never)]
+    pub(crate) unsafe fn now(device: WDFDEVICE) -> Self {
+        let start_100ns = interrupt_time();
+        let irql = current_irql();
+        // SAFETY: forwarded from the caller.
+        let np = unsafe { device_state_is_np(device) };
+        PowerStart {
+            start_100ns,
+            irql,
+            np,
+        }
+    }
+}
+
+/// Records one power callback of `device` in the portable state, last thing before it
+/// returns: what [`PowerStart::now`] read as it started, the time now as its end, and its
+/// power-state argument. Returns the device's context with what the state asks for; `None`
+/// before the context exists.
 ///
-/// Resident and not inlined: the power-up callbacks (resident), the power-down callbacks
-/// (`PAGEPWR`, which may call resident code) and `EvtDeviceSelfManagedIoInit` (`PAGE`)
-/// share this one copy. It takes the spin lock once, through [`DeviceContext::locked`].
+/// Resident and not inlined, for the same callers as [`PowerStart::now`]. It takes the spin
+/// lock once, through [`DeviceContext::locked`].
+///
+/// # Safety
+///
+/// `device` is the live device of the calling power callback, and `start` is what
+/// [`PowerStart::now`] read as that callback started.
 #[inline(never)]
-pub(crate) fn record_power<'a>(
+pub(crate) unsafe fn record_power<'a>(
     device: WDFDEVICE,
     callback: PowerCallback,
     power_state: WDF_POWER_DEVICE_STATE,
+    start: PowerStart,
 ) -> Option<(&'a DeviceContext, Reply)> {
-    let start_100ns = interrupt_time();
-    let irql = current_irql();
-    let np = device_state_is_np(device);
-    // SAFETY: called from a callback of this device.
+    // SAFETY: called from a callback of this device (the caller's contract).
     let context = unsafe { DeviceContext::get(device) }?;
     let transition = Transition {
-        start_100ns,
+        start_100ns: start.start_100ns,
         end_100ns: interrupt_time(),
-        irql,
+        irql: start.irql,
         // The C enum is an `int` with small non-negative values; anything else is
         // logged as "unknown" by the portable code.
         power_state: u32::try_from(power_state).unwrap_or(u32::MAX),
-        np,
+        np: start.np,
         status: STATUS_SUCCESS,
     };
     Some((context, context.locked(Op::Power(callback, transition))))
@@ -67,9 +114,14 @@ pub(crate) fn record_power<'a>(
 /// `WdfDevStateIsNP(WdfDeviceGetDevicePowerState(device))`: true while the device is in
 /// one of the framework's nonpageable power states, where the registry, paged pool and
 /// pageable code are off limits. `PASSIVE_LEVEL` up to `DISPATCH_LEVEL`.
+///
+/// # Safety
+///
+/// `device` is a live WDFDEVICE, and the call comes from one of its `PnP` or power
+/// callbacks: KMDF defines the value it reads only there.
 #[inline]
-pub fn device_state_is_np(device: WDFDEVICE) -> bool {
-    // SAFETY: `device` is the live device of the calling callback.
+pub unsafe fn device_state_is_np(device: WDFDEVICE) -> bool {
+    // SAFETY: `device` is live (the caller's contract).
     let state = unsafe { resident_wdf_call!(WdfDeviceGetDevicePowerState, device) };
     // No answer, or a value that does not fit, is not a state this driver knows: treat it
     // as NP, the conservative answer.
@@ -88,19 +140,29 @@ pub(crate) unsafe extern "C" fn evt_device_d0_entry(
     device: WDFDEVICE,
     previous_state: WDF_POWER_DEVICE_STATE,
 ) -> NTSTATUS {
-    let _ = record_power(device, PowerCallback::D0Entry, previous_state);
+    // SAFETY: the framework calls this for its live device; `start` is read first.
+    unsafe {
+        let start = PowerStart::now(device);
+        let _ = record_power(device, PowerCallback::D0Entry, previous_state, start);
+    }
     STATUS_SUCCESS
 }
 
 /// `EvtDeviceSelfManagedIoRestart`: the last callback of a resume; the device is working
-/// when it returns. Ends the time-to-working measurement and asks the persistence work
-/// item to write the new counters once the system can page again.
+/// when it returns. Ends the time-to-working measurement (its record is the callback's
+/// last act but queuing the work item) and asks the persistence work item to write the new
+/// counters outside the transition.
 ///
 /// `PASSIVE_LEVEL`, on the power-up path: resident. `WdfWorkItemEnqueue` is callable up
 /// to `DISPATCH_LEVEL` and never waits.
 #[resident(power_up)]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDEVICE) -> NTSTATUS {
-    if let Some((context, reply)) = record_power(device, PowerCallback::SelfManagedIoRestart, 0)
+    // SAFETY: the framework calls this for its live device; `start` is read first.
+    let recorded = unsafe {
+        let start = PowerStart::now(device);
+        record_power(device, PowerCallback::SelfManagedIoRestart, 0, start)
+    };
+    if let Some((context, reply)) = recorded
         && let (_, true) = reply.into_persist()
     {
         // SAFETY: the work item is a live child of this device.
@@ -115,14 +177,20 @@ pub(crate) unsafe extern "C" fn evt_device_self_managed_io_restart(device: WDFDE
 /// power-nonpageable.
 #[paged(power_down)]
 pub(crate) unsafe extern "C" fn evt_device_self_managed_io_suspend(device: WDFDEVICE) -> NTSTATUS {
-    let _ = record_power(device, PowerCallback::SelfManagedIoSuspend, 0);
+    // SAFETY: the framework calls this for its live device; `start` is read first.
+    unsafe {
+        let start = PowerStart::now(device);
+        let _ = record_power(device, PowerCallback::SelfManagedIoSuspend, 0, start);
+    }
     STATUS_SUCCESS
 }
 
-/// `EvtDeviceD0Exit`: the last callback of leaving D0. Counts and logs it; in a pageable
-/// state it also writes the lifetime counters, which is the cheapest pageable point
-/// there is (the registry is guaranteed reachable). In an NP state the portable state
-/// defers the write.
+/// `EvtDeviceD0Exit`: the last callback of leaving D0. Counts it; on a device that may
+/// write from a transition (chosen power-pageable, no special-file support, on no path)
+/// and in a pageable framework state it also writes the lifetime counters, the cheapest
+/// pageable point there is (the registry is guaranteed reachable). Otherwise the portable
+/// state defers the write to the work item or `EvtDeviceReleaseHardware`. Logs itself
+/// last, so the record's duration includes the write.
 ///
 /// `PASSIVE_LEVEL`, power-down path: `PAGEPWR`. Its address is what
 /// [`lock_power_down_section`] hands to `MmLockPagableCodeSection`.
@@ -131,14 +199,22 @@ pub(crate) unsafe extern "C" fn evt_device_d0_exit(
     device: WDFDEVICE,
     target_state: WDF_POWER_DEVICE_STATE,
 ) -> NTSTATUS {
-    if let Some((context, reply)) = record_power(device, PowerCallback::D0Exit, target_state)
-        && let (Some(counters), _) = reply.into_persist()
+    // SAFETY: the framework calls this for its live device.
+    let start = unsafe { PowerStart::now(device) };
+    // SAFETY: as above.
+    if let Some(context) = unsafe { DeviceContext::get(device) }
+        && let (Some(counters), _) = context
+            .locked(Op::D0ExitBegin { np: start.np })
+            .into_persist()
     {
-        // The portable state said "pageable point": not NP and not effectively
-        // nonpageable, so the registry may be touched here.
-        let written = write_counters(device, counters);
+        // SAFETY: `device` is live and this is PASSIVE_LEVEL; the portable state said a
+        // transition of this device may touch the registry, and the framework's state is
+        // not NP.
+        let written = unsafe { write_counters(device, counters) };
         let _ = context.locked(Op::PersistDone(written));
     }
+    // SAFETY: as above; `start` was read as this callback started.
+    let _ = unsafe { record_power(device, PowerCallback::D0Exit, target_state, start) };
     STATUS_SUCCESS
 }
 
@@ -200,7 +276,10 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
     // access to the handle while it runs.
     let kept = unsafe { *handle };
     match action {
-        LockAction::None => {}
+        // `Refuse`: the portable state asks for no lock when the self-check did not find
+        // the lock target in PAGEPWR; EvtDriverDeviceAdd fails the device on this answer,
+        // and a usage notification is vetoed. Nothing to execute.
+        LockAction::None | LockAction::Refuse => {}
         LockAction::Lock => {
             debug_assert!(kept.is_null(), "power-down section looked up twice");
             // SAFETY: as above. The handle stays valid while the image is loaded, so it
@@ -230,11 +309,15 @@ pub(crate) unsafe fn apply_lock_action(context: &DeviceContext, action: LockActi
 /// `MmLockPagableCodeSection` is a macro in `wdm.h` that expands to
 /// `MmLockPagableDataSection` (one kernel export serves both), so that is the binding
 /// `wdk-sys` has. Any address inside the section selects it: the address of
-/// [`evt_device_d0_exit`], which the placement attribute put there and the self-check
-/// verifies. `PASSIVE_LEVEL`; `PAGE`, like its callers.
+/// [`evt_device_d0_exit`], which the placement attribute put there. The portable state asks
+/// for this lock only when the self-check found that function in `PAGEPWR`
+/// (`Pageability::set_lock_target_found`); otherwise it answers `LockAction::Refuse` and
+/// nothing reaches here. `PASSIVE_LEVEL`; `PAGE`, like its callers.
 #[paged]
 fn lock_power_down_section() -> PVOID {
-    let address: PVOID = (evt_device_d0_exit as *const ()).cast_mut().cast();
+    // A callback has no value under its name outside the registration table; its address,
+    // a number, is what the placement attribute exposes.
+    let address: PVOID = <evt_device_d0_exit as Placed>::ADDRESS.cast_mut().cast();
     // SAFETY: `address` lies in a pageable section of this image, as the routine needs.
     unsafe { wdk_sys::ntddk::MmLockPagableDataSection(address) }
 }

@@ -277,15 +277,22 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
     io_control_code: ULONG,
 ) {
     // SAFETY: the framework passes the live queue, created on our device.
-    let device =
-        unsafe { resident_wdf_call!(WdfIoQueueGetDevice, queue) }.unwrap_or(core::ptr::null_mut());
+    let Some(device) = (unsafe { resident_wdf_call!(WdfIoQueueGetDevice, queue) }) else {
+        // No table entry, so no device to look a context up on: the request cannot be
+        // served.
+        // SAFETY: we own the request.
+        unsafe { complete(request, STATUS_INVALID_DEVICE_STATE, 0) };
+        return;
+    };
     // SAFETY: we own the request; the slice ends with this statement.
     let decoded = decode_hold(io_control_code, unsafe {
         input_bytes(request, input_buffer_length)
     });
     // SAFETY: the queue's device is ours.
     let status = match (decoded, unsafe { DeviceContext::get(device) }) {
-        (Ok(duration_ms), Some(context)) => start_hold(device, context, duration_ms),
+        // SAFETY: `device` is live and owns `context`; up to DISPATCH_LEVEL is what the
+        // hold needs.
+        (Ok(duration_ms), Some(context)) => unsafe { start_hold(device, context, duration_ms) },
         (Err(status), _) => status,
         (Ok(_), None) => STATUS_INVALID_DEVICE_STATE,
     };
@@ -295,8 +302,12 @@ pub(crate) unsafe extern "C" fn evt_power_io_device_control(
 
 /// Executes the portable hold decision. Up to `DISPATCH_LEVEL`; inlined into the
 /// resident queue callback, its only caller.
+///
+/// # Safety
+///
+/// `device` is this driver's live WDFDEVICE and `context` its context.
 #[inline]
-fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> NTSTATUS {
+unsafe fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> NTSTATUS {
     let now = interrupt_time();
     let due_ms = match context
         .locked(Op::HoldRequest { now, duration_ms })
@@ -326,7 +337,8 @@ fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> N
         // A hold is active and now lasts longer: restarting the timer replaces its due time.
         HoldAction::RestartTimer { due_ms } => due_ms,
     };
-    start_timer(context.hold_timer, due_ms);
+    // SAFETY: the hold timer is a live child of `device`.
+    unsafe { start_timer(context.hold_timer, due_ms) };
     STATUS_SUCCESS
 }
 
@@ -335,10 +347,14 @@ fn start_hold(device: WDFDEVICE, context: &DeviceContext, duration_ms: u32) -> N
 ///
 /// Any IRQL up to `DISPATCH_LEVEL`; resident and shared by the hold request and the timer
 /// callback (no section attribute, not inlined: one copy).
+///
+/// # Safety
+///
+/// `timer` is the device's live hold timer.
 #[inline(never)]
-fn start_timer(timer: WDFTIMER, due_ms: u32) {
-    // SAFETY: `timer` is the device's live hold timer; restarting a started timer, also
-    // from its own callback, is allowed.
+unsafe fn start_timer(timer: WDFTIMER, due_ms: u32) {
+    // SAFETY: `timer` is the device's live hold timer (the caller's contract); restarting
+    // a started timer, also from its own callback, is allowed.
     let _ = unsafe { resident_wdf_call!(WdfTimerStart, timer, relative_timeout_ms(due_ms)) };
 }
 
@@ -350,9 +366,11 @@ fn start_timer(timer: WDFTIMER, due_ms: u32) {
 #[resident(dispatch)]
 pub(crate) unsafe extern "C" fn evt_hold_timer(timer: WDFTIMER) {
     // SAFETY: the framework passes the live timer, whose parent is our device.
-    let device: WDFDEVICE = unsafe { resident_wdf_call!(WdfTimerGetParentObject, timer) }
-        .unwrap_or(core::ptr::null_mut())
-        .cast();
+    let Some(parent) = (unsafe { resident_wdf_call!(WdfTimerGetParentObject, timer) }) else {
+        // No table entry: no device to end the hold on.
+        return;
+    };
+    let device: WDFDEVICE = parent.cast();
     // SAFETY: the timer's parent is our device.
     let Some(context) = (unsafe { DeviceContext::get(device) }) else {
         return;
@@ -373,7 +391,8 @@ pub(crate) unsafe extern "C" fn evt_hold_timer(timer: WDFTIMER) {
             };
         }
         // The timer fired before a deadline that was extended meanwhile: re-arm it.
-        TimerAction::Restart { due_ms } => start_timer(timer, due_ms),
+        // SAFETY: `timer` is the live hold timer the framework called back.
+        TimerAction::Restart { due_ms } => unsafe { start_timer(timer, due_ms) },
     }
 }
 
@@ -382,8 +401,13 @@ pub(crate) unsafe extern "C" fn evt_hold_timer(timer: WDFTIMER) {
 ///
 /// `PASSIVE_LEVEL` (`WdfTimerStop` with `Wait = TRUE` requires it), from
 /// `EvtDeviceSelfManagedIoFlush`: `PAGE`.
+///
+/// # Safety
+///
+/// `device` is this driver's live WDFDEVICE and `context` its context; `PASSIVE_LEVEL`,
+/// not from the hold timer's own callback.
 #[paged]
-pub(crate) fn release_hold(device: WDFDEVICE, context: &DeviceContext) {
+pub(crate) unsafe fn release_hold(device: WDFDEVICE, context: &DeviceContext) {
     // SAFETY: the timer is a live child of the device; not called from its callback.
     let _ = unsafe { call_unsafe_wdf_function_binding!(WdfTimerStop, context.hold_timer, 1) };
     if context.locked(Op::ReleaseHold).into_flag() {

@@ -3,8 +3,10 @@
 //! The placement attributes ask for a section, but the optimiser decides (a small paged
 //! function can be inlined into a resident caller and vice versa; see docs/paging.md),
 //! so the driver reads its own section table and looks every callback up.
-//! The result is reported through `IOCTL_PAGEWISE_GET_CONFIG`; a build with debug
-//! assertions also asserts that nothing resident ended up pageable or in `INIT`.
+//! The result is reported through `IOCTL_PAGEWISE_GET_CONFIG`, and decides whether the
+//! power-down section may be locked (`EvtDeviceD0Exit` must be in `PAGEPWR`); a build with
+//! debug assertions also asserts that nothing resident ended up pageable or in `INIT`, and
+//! that every power-down callback is in `PAGEPWR` (or resident).
 
 use pagewise_core::image::{PeHeaders, Placements};
 use pagewise_macros::paged;
@@ -58,9 +60,9 @@ pub(crate) fn check_placements(driver: WDFDRIVER) -> Placements {
             u32::try_from(registration.function.addr().wrapping_sub(base)).unwrap_or(u32::MAX);
         let outcome = placements.record(&headers, registration.id, role, rva);
         debug_assert!(
-            !matches!(role, Role::PowerUp | Role::Dispatch)
+            !matches!(role, Role::PowerUp | Role::Dispatch | Role::PowerDown)
                 || matches!(outcome, pagewise_core::image::PlacementOutcome::Ok),
-            "a resident callback is not in a resident section"
+            "a resident or power-down callback is not where its placement puts it"
         );
     }
     trace!(

@@ -11,7 +11,7 @@
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
-# The names the driver package uses. driver.inx declares the hardware ID and the service.
+# The names the driver package uses. pagewise.inx declares the hardware ID and the service.
 $script:PagewiseHardwareId = 'Root\Pagewise'
 $script:PagewiseService = 'pagewise'
 $script:PagewiseSys = 'pagewise.sys'

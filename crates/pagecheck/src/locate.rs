@@ -1,7 +1,7 @@
 //! Finding the driver a `cargo pagecheck` run without an image means, the way cargo
 //! subcommands find their artefact: `cargo metadata` names the package and the target
-//! directory; the image is the cargo-make package folder's `.sys` (what `cargo make` signs and
-//! installs), else the plain build output.
+//! directory; the image is the driver package folder's `.sys` (what `cargo make` or
+//! `cargo wdk build` signs and installs), else the plain build output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +44,7 @@ pub fn find(query: &Query) -> Result<Located, Error> {
     let metadata = metadata(query.manifest_path.as_deref())?;
     let package = select_package(&metadata, query)?;
     let name = library_name(package)?;
+    let package_name = package["name"].as_str().unwrap_or(&name).to_owned();
     let target_dir = metadata["target_directory"]
         .as_str()
         .map(PathBuf::from)
@@ -52,14 +53,20 @@ pub fn find(query: &Query) -> Result<Located, Error> {
         .as_str()
         .map_or_else(|| target_dir.clone(), PathBuf::from);
     let profile = query.profile.as_deref().unwrap_or("dev");
-    let candidates = candidates(&target_dir, query.target.as_deref(), profile, &name);
+    let candidates = candidates(
+        &target_dir,
+        query.target.as_deref(),
+        profile,
+        &package_name,
+        &name,
+    );
     match candidates.iter().find(|c| c.is_file()) {
         Some(image) => Ok(Located {
             image: image.clone(),
             workspace_root,
         }),
         None => Err(Error::new(format!(
-            "no built driver for package `{}` ({profile} profile): looked for {}; build it with `cargo make`{} or \
+            "no built driver for package `{}` ({profile} profile): looked for {}; build it with `cargo make`{} or `cargo wdk build`, or \
              pass the image's path",
             package["name"].as_str().unwrap_or("?"),
             candidates
@@ -76,13 +83,21 @@ pub fn find(query: &Query) -> Result<Located, Error> {
     }
 }
 
-/// Where a build leaves the image, most specific first: the cargo-make package folder, then
-/// the linker output renamed to `.sys`, then the linker output itself.
+/// Where a build leaves the image, most specific first: the driver package folder, then the
+/// linker output renamed to `.sys`, then the linker output itself. `package` is the cargo
+/// package's name, `name` its library's file name (`-` turned into `_`).
+///
+/// The package folder is `<name>_package` for both of windows-drivers-rs' build tools:
+/// wdk-build's cargo-make flow, and `cargo wdk build` (cargo-wdk 0.2.0 names it after the
+/// package with `-` turned into `_`, beside the built DLL). cargo-wdk's README describes it
+/// as `target\<profile>\<project-name>-package` instead, so that spelling is looked for
+/// too, with the package's own name and with the library's.
 #[must_use]
 pub fn candidates(
     target_dir: &Path,
     target: Option<&str>,
     profile: &str,
+    package: &str,
     name: &str,
 ) -> Vec<PathBuf> {
     // Cargo names the output directory of the `dev` profile `debug`.
@@ -101,6 +116,14 @@ pub fn candidates(
             dir.join(format!("{name}_package"))
                 .join(format!("{name}.sys")),
         );
+        for folder in [package, name] {
+            let candidate = dir
+                .join(format!("{folder}-package"))
+                .join(format!("{name}.sys"));
+            if !out.contains(&candidate) {
+                out.push(candidate);
+            }
+        }
         out.push(dir.join(format!("{name}.sys")));
         out.push(dir.join(format!("{name}.dll")));
     }
@@ -251,29 +274,36 @@ mod tests {
 
     #[test]
     fn candidates_prefer_the_package_folder_and_know_cargos_profile_directories() {
-        let c = candidates(Path::new("/t"), None, "dev", "pagewise");
+        let c = candidates(Path::new("/t"), None, "dev", "pagewise", "pagewise");
         assert_eq!(
-            c[..3],
+            c[..4],
             [
                 PathBuf::from("/t/debug/pagewise_package/pagewise.sys"),
+                PathBuf::from("/t/debug/pagewise-package/pagewise.sys"),
                 PathBuf::from("/t/debug/pagewise.sys"),
                 PathBuf::from("/t/debug/pagewise.dll"),
             ]
         );
         assert_eq!(
-            c[3],
+            c[4],
             PathBuf::from("/t/x86_64-pc-windows-msvc/debug/pagewise_package/pagewise.sys")
         );
         let c = candidates(
             Path::new("/t"),
             Some("aarch64-pc-windows-msvc"),
             "release",
-            "d",
+            "my-drv",
+            "my_drv",
         );
-        assert_eq!(c.len(), 3);
         assert_eq!(
-            c[0],
-            PathBuf::from("/t/aarch64-pc-windows-msvc/release/d_package/d.sys")
+            c,
+            [
+                PathBuf::from("/t/aarch64-pc-windows-msvc/release/my_drv_package/my_drv.sys"),
+                PathBuf::from("/t/aarch64-pc-windows-msvc/release/my-drv-package/my_drv.sys"),
+                PathBuf::from("/t/aarch64-pc-windows-msvc/release/my_drv-package/my_drv.sys"),
+                PathBuf::from("/t/aarch64-pc-windows-msvc/release/my_drv.sys"),
+                PathBuf::from("/t/aarch64-pc-windows-msvc/release/my_drv.dll"),
+            ]
         );
     }
 }

@@ -141,6 +141,11 @@ pub fn relative_to(path: &str, root: Option<&Path>) -> (String, bool) {
 
 /// Demangles a Rust symbol (legacy `_ZN` or v0 `_R`) without the hash suffix; other names
 /// are returned unchanged.
+///
+/// A `_` path segment, an anonymous `const _: () = { .. };` block, is left out: no source
+/// path can name it, and pagewise's placement attributes define every callback inside one
+/// (so that its name outside stands for the placement marker only). `krate::_::f` reads
+/// `krate::f`, the path the function is written under.
 #[must_use]
 pub fn demangle(raw: &str) -> String {
     // Only Rust's two manglings (legacy `_ZN`, v0 `_R`, with or without the extra underscore
@@ -149,13 +154,16 @@ pub fn demangle(raw: &str) -> String {
     let rust = ["_ZN", "ZN", "__ZN", "_R", "R", "__R"]
         .iter()
         .any(|p| raw.starts_with(p));
-    if !rust {
-        return raw.to_owned();
+    let mut name = if rust {
+        rustc_demangle::try_demangle(raw).map_or_else(|_| raw.to_owned(), |d| format!("{d:#}"))
+    } else {
+        raw.to_owned()
+    };
+    // Procedure names from Rust debug info come demangled already, `_` segment included.
+    while let Some(at) = name.find("::_::") {
+        name.replace_range(at..at + 5, "::");
     }
-    match rustc_demangle::try_demangle(raw) {
-        Ok(d) => format!("{d:#}"),
-        Err(_) => raw.to_owned(),
-    }
+    name
 }
 
 /// Finds the PDB for `image_path`: the `CodeView` path when that file exists, otherwise the
@@ -603,4 +611,33 @@ pub fn format_guid(g: &[u8; 16]) -> String {
         g[14],
         g[15]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demangle;
+
+    /// A callback placed by pagewise's attributes lives in an anonymous `const` block; its
+    /// name reads as the path it is written under (legacy and v0 manglings).
+    #[test]
+    fn anonymous_const_segments_are_left_out() {
+        assert_eq!(
+            demangle("_ZN18rust_registrations1_18evt_device_d0_exit17h0123456789abcdefE"),
+            "rust_registrations::evt_device_d0_exit"
+        );
+        assert_eq!(
+            demangle("_ZN8pagewise5power1_1_18evt_device_d0_exit17h0123456789abcdefE"),
+            "pagewise::power::evt_device_d0_exit"
+        );
+        assert_eq!(
+            demangle("_ZN8pagewise5power18evt_device_d0_exit17h0123456789abcdefE"),
+            "pagewise::power::evt_device_d0_exit"
+        );
+        assert_eq!(
+            demangle("rust_violation::_::evt_device_d0_entry"),
+            "rust_violation::evt_device_d0_entry",
+            "a debug-info name"
+        );
+        assert_eq!(demangle("EvtDeviceD0Exit"), "EvtDeviceD0Exit");
+    }
 }

@@ -467,7 +467,8 @@ pub struct Policy {
     pub nonpageable: Vec<(u32, &'static str)>,
     /// `(section index, lock call site)` of every section the driver locks in memory.
     pub locked: Vec<(usize, u32)>,
-    /// Sites of `MmUnlockPagableImageSection` calls.
+    /// Sites of `MmUnlockPagableImageSection` calls: calls through the import slot, and
+    /// calls of the linker's import thunk for it.
     pub unlocks: Vec<u32>,
 }
 
@@ -491,22 +492,35 @@ impl Policy {
             }
         }
         policy.nonpageable.sort_unstable();
+        let mut thunks = Vec::new();
         for &(site, external) in &graph.externals {
             // The linker's import thunk (`jmp [__imp_X]` as a function of its own) is not a
-            // call site: its callers are.
+            // call site: its callers are. A driver whose kernel functions are declared
+            // without dllimport (wdk-sys' bindings are) calls only thunks.
             let thunk = functions
                 .containing(site)
                 .is_some_and(|f| functions.list[f].start == site);
             if let External::Import(slot) = external
-                && !thunk
                 && image
                     .import_at(slot)
                     .is_some_and(|n| n.ends_with("!MmUnlockPagableImageSection"))
             {
-                policy.unlocks.push(site);
+                if thunk {
+                    thunks.push(site);
+                } else {
+                    policy.unlocks.push(site);
+                }
             }
         }
+        policy.unlocks.extend(
+            graph
+                .edges
+                .iter()
+                .filter(|edge| thunks.contains(&edge.target))
+                .map(|edge| edge.site),
+        );
         policy.unlocks.sort_unstable();
+        policy.unlocks.dedup();
         for &(site, value) in locks {
             for &rva in value.possible_addresses(sets) {
                 if let Some(section) = image.section_of(rva)

@@ -106,6 +106,40 @@ fn the_package_folder_the_build_output_and_the_selection_flags() {
     assert!(root.ends_with("/locate-workspace/"), "{root}");
 }
 
+/// cargo-wdk's package folder, in both of its spellings: `<name>_package` (what cargo-wdk
+/// 0.2.0's build writes, the cargo-make layout above) and `<package-name>-package` (what its
+/// README says), each found without an image argument.
+#[test]
+fn cargo_wdk_package_folders_are_found() {
+    let dir = workspace("locate-cargo-wdk");
+    let clean = common::c("reg_driver_o2");
+
+    // The documented layout: target\<profile>\<project-name>-package.
+    place(
+        &clean,
+        &dir.join("target/release/alpha-driver-package/alpha_driver.sys"),
+    );
+    let out = run_in(&dir, ["--release"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("35 roots"), "{}", out.stdout);
+
+    // What cargo-wdk 0.2.0 writes, beside the DLL of a --target-arch build.
+    place(
+        &clean,
+        &dir.join("target/x86_64-pc-windows-msvc/debug/alpha_driver_package/alpha_driver.sys"),
+    );
+    let out = run_in(&dir, Vec::<&str>::new());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+
+    // With nothing of a profile built, the error names the cargo-wdk folder too.
+    let out = run_in(&dir, ["--profile", "bench"]);
+    let line = common::assert_bad_input(&out, "nothing built for that profile");
+    assert!(
+        line.contains("bench/alpha-driver-package/alpha_driver.sys"),
+        "{line}"
+    );
+}
+
 #[test]
 fn report_to_a_file_in_utf8_and_colour_only_when_asked() {
     let image = common::c("reg_mistakes");

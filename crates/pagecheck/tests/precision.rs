@@ -176,6 +176,36 @@ fn the_return_to_d0_reaching_paged_code_follows_power_pageability() {
     assert_eq!(run([&nonpageable_image.image]).code, 1);
 }
 
+/// Issue 18, point 8: with the unlock routine declared without dllimport (as wdk-sys declares
+/// kernel functions), the call goes to the linker's import thunk; the report still names the
+/// place that unlocks, the call of the thunk, not "no site".
+#[test]
+fn an_unlock_through_an_import_thunk_is_named_at_its_call() {
+    let (_, report) = inferred("locked_section_thunk");
+    assert_eq!(
+        findings(&report),
+        [finding(
+            Rule::LockedSection,
+            Level::Warning,
+            "EvtIoRead",
+            "SerialGetCharTime"
+        )]
+    );
+    let message = &report.violations[0].message;
+    assert!(
+        message.contains("unlocked at EvtDeviceReleaseHardware+0x"),
+        "{message}"
+    );
+    assert_eq!(report.policy.unlocks.len(), 1);
+    assert!(
+        report.policy.unlocks[0]
+            .place
+            .starts_with("EvtDeviceReleaseHardware+0x"),
+        "{:?}",
+        report.policy.unlocks
+    );
+}
+
 #[test]
 fn dispatch_code_in_a_section_the_driver_locks_is_safe_only_while_locked() {
     let (image, report) = inferred("locked_section");

@@ -151,8 +151,10 @@ impl DeviceState {
 
     /// After `WdfDeviceCreate` in `EvtDriverDeviceAdd`: the settings the device was
     /// created with, the lifetime counters read from its hardware key, and the driver's
-    /// self-check. Returns the lock action to run before the first power transition
-    /// (`Lock` when the device is power-nonpageable).
+    /// self-check. Returns the lock action to run before the first power transition:
+    /// `Lock` when the device is power-nonpageable or has special-file support, `Refuse`
+    /// when it needs the lock but the self-check did not find `EvtDeviceD0Exit` in
+    /// `PAGEPWR` (the FFI then fails the device add).
     pub fn on_device_created(
         &mut self,
         settings: Settings,
@@ -164,6 +166,8 @@ impl DeviceState {
             .set_choice(settings.power_pageable, settings.reason);
         self.pageability
             .set_special_file_support(settings.special_file_support);
+        self.pageability
+            .set_lock_target_found(placements.in_power_down_section(CallbackId::D0Exit));
         self.stats.set_persisted(stored.d0_entries, stored.d0_exits);
         self.persist.load(stored);
         self.placements = *placements;
@@ -260,45 +264,59 @@ impl DeviceState {
         self.push_log(CallbackId::SelfManagedIoSuspend, t, 0, 0);
     }
 
-    /// `EvtDeviceD0Exit(TargetState)`: counts and logs it, and when the device is in a
-    /// pageable state returns the counters to write to the registry now (then call
-    /// [`DeviceState::persist_done`]); in an NP state the write is deferred.
-    pub fn on_d0_exit(&mut self, t: &Transition) -> Option<PersistedCounters> {
+    /// `EvtDeviceD0Exit(TargetState)`, as it starts: counts the exit and, when a
+    /// transition may touch the registry ([`Pageability::transition_writes_allowed`]) and
+    /// the framework's state is not NP (`np`, `WdfDevStateIsNP`), returns the counters to
+    /// write now (then call [`DeviceState::persist_done`]); otherwise the write is deferred.
+    /// [`DeviceState::on_d0_exit`] logs the callback at its end.
+    pub fn d0_exit_begin(&mut self, np: bool) -> Option<PersistedCounters> {
         self.resume.cancel();
+        self.stats.d0_exit();
+        self.record_counters();
+        self.persist
+            .take(np || !self.pageability.transition_writes_allowed())
+    }
+
+    /// `EvtDeviceD0Exit(TargetState)`, at its end (after any write
+    /// [`DeviceState::d0_exit_begin`] asked for): logs it, its duration included.
+    pub fn on_d0_exit(&mut self, t: &Transition) {
         self.push_log(
             CallbackId::D0Exit,
             t,
             PowerDeviceState::D0 as u8,
             PowerDeviceState::log_byte(t.power_state),
         );
-        self.stats.d0_exit();
-        self.record_counters();
-        self.persist
-            .take(t.np || self.pageability.effective_nonpageable())
     }
 
     /// True when the persist work item should be queued: counters wait for a pageable
-    /// point and the device is not effectively nonpageable, so the work item will be
-    /// allowed to write them. The FFI asks at the end of `EvtDeviceSelfManagedIoRestart`
-    /// and `EvtDeviceSelfManagedIoInit` (the device and the system are working again).
+    /// point and the device is on no special-file path, so the work item will be allowed
+    /// to write them. The FFI asks at the end of `EvtDeviceSelfManagedIoRestart` and
+    /// `EvtDeviceSelfManagedIoInit` (the device and the system are working again).
+    ///
+    /// A power-nonpageable device queues it too: `WdfDeviceInitSetPowerNotPageable`
+    /// forbids pageable data *during the device's power transitions*, where a fault could
+    /// wait for a paging disk that is off while the transition holds up the system's. The
+    /// work item is no part of a transition: it runs at `PASSIVE_LEVEL` in a system worker
+    /// thread, and nothing in a transition waits for it (only `EvtDeviceReleaseHardware`
+    /// flushes it, after the last one), so a write there that has to wait for paging I/O
+    /// delays only itself. Without it, a power-nonpageable device would persist only at
+    /// `EvtDeviceReleaseHardware`, which KMDF does not call at shutdown: every count since
+    /// the last removal would be lost at each reboot. A device on a special-file path
+    /// still waits: it may be the paging device itself.
     ///
     /// The answer comes from state the driver owns, not from
     /// `WdfDeviceGetDevicePowerState`, whose value KMDF defines only inside `PnP` and
-    /// power callbacks and which, during a start, passes through `D0Starting` states
-    /// that have no NP bit even on a power-nonpageable device. A power-nonpageable
-    /// device (or one on a special-file path) never queues the work item: its counters
-    /// wait for `EvtDeviceReleaseHardware`, or for the next pageable point once it has
-    /// left the path.
+    /// power callbacks.
     #[must_use]
     pub fn persist_wanted(&self) -> bool {
-        self.persist.is_pending() && !self.pageability.effective_nonpageable()
+        self.persist.is_pending() && self.pageability.special_files() == 0
     }
 
     /// The persist work item: the counters to write now, or `None` when nothing is
-    /// pending, a write is in flight, or the device became effectively nonpageable since
-    /// the item was queued (a refusal that counts as a deferred write).
+    /// pending, a write is in flight, or the device went onto a special-file path since the
+    /// item was queued (a refusal that counts as a deferred write).
     pub fn take_persist_in_work_item(&mut self) -> Option<PersistedCounters> {
-        self.persist.take(self.pageability.effective_nonpageable())
+        self.persist.take(self.pageability.special_files() != 0)
     }
 
     /// `EvtDeviceReleaseHardware`: the last pageable point of the device, after its last
@@ -405,11 +423,6 @@ impl DeviceState {
         &self.log
     }
 
-    /// The transition log, for a copy-out that moves its read watermark.
-    pub(crate) fn log_mut(&mut self) -> &mut TransitionLog {
-        &mut self.log
-    }
-
     /// The self-check's placements.
     #[must_use]
     pub const fn placements(&self) -> &Placements {
@@ -469,7 +482,8 @@ mod tests {
             special_file_support: Some(special_file_support),
         });
         let mut state = DeviceState::new();
-        let action = state.on_device_created(settings, stored, &Placements::new());
+        let action =
+            state.on_device_created(settings, stored, &Placements::with_d0_exit_in(b"PAGEPWR"));
         (state, action)
     }
 
@@ -486,6 +500,14 @@ mod tests {
 
     const D3: u32 = PowerDeviceState::D3 as u32;
     const D3_FINAL: u32 = PowerDeviceState::D3Final as u32;
+
+    /// `EvtDeviceD0Exit` as the FFI runs it: the persistence decision as it starts, the
+    /// log record at its end.
+    fn d0_exit(s: &mut DeviceState, t: &Transition) -> Option<PersistedCounters> {
+        let write = s.d0_exit_begin(t.np);
+        s.on_d0_exit(t);
+        write
+    }
 
     fn counters(d0_entries: u32, d0_exits: u32) -> PersistedCounters {
         PersistedCounters {
@@ -506,14 +528,14 @@ mod tests {
         s.on_d0_entry(&at(100, 120, D3_FINAL, true));
         s.on_self_managed_io_init(&at(130, 140, 0, true));
         assert_eq!(s.stats().resumes, 0);
+        // The first start's counts go out from the work item, outside any transition.
+        assert!(s.persist_wanted());
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(11, 9)));
+        s.persist_done(true);
         // Idle: suspend, D0Exit in an NP state: the counter write is deferred.
         s.on_self_managed_io_suspend(&at(1_000, 1_001, 0, true));
-        assert_eq!(s.on_d0_exit(&at(1_010, 1_020, D3, true)), None);
+        assert_eq!(d0_exit(&mut s, &at(1_010, 1_020, D3, true)), None);
         assert_eq!(s.stats().deferred_writes, 1);
-        assert!(
-            !s.persist_wanted(),
-            "a nonpageable device never queues the work item"
-        );
         // Resume: D0Entry from D3, Restart: one sample, from D0Entry start to Restart end.
         s.on_d0_entry(&at(5_000, 5_100, D3, true));
         assert_eq!(
@@ -527,16 +549,13 @@ mod tests {
             (10, 9)
         );
         assert_eq!(stats.last_resume_100ns, 700);
-        // Nothing queues the work item; if it ran anyway it would write nothing and count
-        // the refusal as deferred. EvtDeviceReleaseHardware writes the latest counts.
-        assert!(!s.persist_wanted());
-        let deferred = s.stats().deferred_writes;
-        assert_eq!(s.take_persist_in_work_item(), None);
-        assert_eq!(s.stats().deferred_writes, deferred + 1);
-        assert_eq!(s.take_persist_at_release(), Some(counters(12, 10)));
+        // The resume asks for the work item, which writes the latest counts; removal then
+        // has nothing left to write.
+        assert!(s.persist_wanted());
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(12, 10)));
         s.persist_done(true);
         assert_eq!(s.take_persist_at_release(), None);
-        assert_eq!(s.stats().persisted_writes, 1);
+        assert_eq!(s.stats().persisted_writes, 2);
 
         let config = s.config();
         assert_eq!(config.power_pageable, 0);
@@ -550,13 +569,67 @@ mod tests {
         assert!(!cleanup.resume_idle);
     }
 
+    /// What the registry holds after a run that ends at shutdown: KMDF calls `D0Exit`
+    /// (target `D3Final`) and no `EvtDeviceReleaseHardware`, so whatever was not written by
+    /// then is lost. Each resume's work item runs; `registry` is what the writes left.
+    fn counters_after_reboot(
+        power_pageable: u32,
+        special_file_support: u32,
+        cycles: u32,
+    ) -> PersistedCounters {
+        let (mut s, _) = created_with(power_pageable, special_file_support, counters(0, 0));
+        let mut registry = counters(0, 0);
+        let np = power_pageable == 0;
+        let work_item = |s: &mut DeviceState, registry: &mut PersistedCounters| {
+            if s.persist_wanted()
+                && let Some(written) = s.take_persist_in_work_item()
+            {
+                *registry = written;
+                s.persist_done(true);
+            }
+        };
+        s.on_d0_entry(&at(0, 1, D3_FINAL, np));
+        s.on_self_managed_io_init(&at(2, 3, 0, np));
+        work_item(&mut s, &mut registry);
+        for i in 0..u64::from(cycles) {
+            let base = 100 * (i + 1);
+            s.on_self_managed_io_suspend(&at(base, base + 1, 0, np));
+            if let Some(written) = d0_exit(&mut s, &at(base + 2, base + 3, D3, np)) {
+                registry = written;
+                s.persist_done(true);
+            }
+            s.on_d0_entry(&at(base + 10, base + 11, D3, np));
+            s.on_self_managed_io_restart(&at(base + 12, base + 13, 0, np));
+            work_item(&mut s, &mut registry);
+        }
+        // Shutdown.
+        s.on_self_managed_io_suspend(&at(10_000, 10_001, 0, np));
+        if let Some(written) = d0_exit(&mut s, &at(10_002, 10_003, D3_FINAL, np)) {
+            registry = written;
+            s.persist_done(true);
+        }
+        registry
+    }
+
+    /// Issue 18, point 5: the lifetime counters survive a reboot whatever the pageability.
+    /// A power-pageable device without special-file support loses nothing; a
+    /// power-nonpageable one, or one with special-file support, loses the shutdown's own
+    /// `D0Exit` only (no pageable point follows it), as docs/driver.md says.
+    #[test]
+    fn lifetime_counters_survive_a_reboot_in_both_modes() {
+        assert_eq!(counters_after_reboot(1, 0, 5), counters(6, 6));
+        assert_eq!(counters_after_reboot(0, 0, 5), counters(6, 5));
+        assert_eq!(counters_after_reboot(1, 1, 5), counters(6, 5));
+        assert_eq!(counters_after_reboot(0, 1, 0), counters(1, 0));
+    }
+
     #[test]
     fn log_records_carry_states_flags_and_durations() {
         let (mut s, _) = created(0, counters(0, 0));
         s.on_d0_entry(&at(100, 130, D3_FINAL, true));
         let mut failed = at(200, 260, D3, true);
         failed.status = -1;
-        s.on_d0_exit(&failed);
+        d0_exit(&mut s, &failed);
         let log = s.log();
         assert_eq!(log.len(), 2);
         let entry = log.get(0).expect("first");
@@ -588,7 +661,7 @@ mod tests {
     }
 
     #[test]
-    fn pageable_device_persists_at_d0_exit_unless_on_a_special_path() {
+    fn special_file_support_never_writes_from_a_transition() {
         let (mut s, action) = created_with_special_files(1, counters(0, 0));
         assert_eq!(
             action,
@@ -603,7 +676,12 @@ mod tests {
         );
         assert_eq!(s.take_persist_in_work_item(), Some(counters(1, 0)));
         s.persist_done(true);
-        assert_eq!(s.on_d0_exit(&at(10, 11, D3, false)), Some(counters(1, 1)));
+        // KMDF may already have cleared DO_POWER_PAGABLE for a notification the driver has
+        // not been told of, while its state (`np`) still reads pageable: no write here.
+        assert_eq!(d0_exit(&mut s, &at(10, 11, D3, false)), None);
+        assert_eq!(s.stats().deferred_writes, 1);
+        assert!(s.persist_wanted(), "the work item writes it later");
+        assert_eq!(s.take_persist_in_work_item(), Some(counters(1, 1)));
         s.persist_done(true);
         let flags = s.log().get(0).expect("entry").flags;
         assert_eq!(
@@ -619,8 +697,8 @@ mod tests {
         s.on_self_managed_io_restart(&at(102, 103, 0, true));
         assert!(!s.persist_wanted(), "no work item while on the path");
         // Even if the FFI's NP test said false, the device on a paging path defers.
-        assert_eq!(s.on_d0_exit(&at(200, 201, D3, false)), None);
-        assert_eq!(s.stats().deferred_writes, 1);
+        assert_eq!(d0_exit(&mut s, &at(200, 201, D3, false)), None);
+        assert_eq!(s.stats().deferred_writes, 2);
         let d = s.on_usage_notification(PAGING, false);
         assert_eq!(d.action, LockAction::None, "locked until cleanup");
         assert!(
@@ -665,7 +743,7 @@ mod tests {
         let in_flight = s.take_persist_in_work_item();
         assert_eq!(in_flight, Some(counters(1, 0)));
         // Removal: the last D0Exit (target D3Final) in an NP state defers its counts.
-        assert_eq!(s.on_d0_exit(&at(10, 11, D3_FINAL, true)), None);
+        assert_eq!(d0_exit(&mut s, &at(10, 11, D3_FINAL, true)), None);
         assert_eq!(
             s.take_persist_at_release(),
             None,
@@ -688,7 +766,7 @@ mod tests {
         // start: D0Entry from D3Final and, because self-managed I/O was initialised
         // before, Restart rather than Init.
         s.on_self_managed_io_suspend(&at(100, 101, 0, false));
-        let _ = s.on_d0_exit(&at(110, 111, D3_FINAL, false));
+        let _ = d0_exit(&mut s, &at(110, 111, D3_FINAL, false));
         s.on_d0_entry(&at(1_000, 1_010, D3_FINAL, false));
         assert_eq!(
             s.on_self_managed_io_restart(&at(1_020, 1_030, 0, false)),
@@ -697,7 +775,7 @@ mod tests {
         assert_eq!(s.stats().resumes, 0);
         // A real resume after it is measured.
         s.on_self_managed_io_suspend(&at(2_000, 2_001, 0, false));
-        let _ = s.on_d0_exit(&at(2_010, 2_011, D3, false));
+        let _ = d0_exit(&mut s, &at(2_010, 2_011, D3, false));
         s.on_d0_entry(&at(3_000, 3_010, D3, false));
         assert_eq!(
             s.on_self_managed_io_restart(&at(3_020, 3_100, 0, false)),
@@ -830,6 +908,38 @@ mod tests {
             config.power_down_locked, 0,
             "the default is power-pageable without special-file support: nothing locked"
         );
+    }
+
+    /// Issue 18, point 3: a device that needs the power-down lock, whose self-check did not
+    /// find `EvtDeviceD0Exit` in `PAGEPWR`, is refused rather than locked on an address
+    /// outside the section; one that needs no lock is created as usual.
+    #[test]
+    fn a_device_that_needs_the_lock_is_refused_without_its_target_in_pagepwr() {
+        for section in [&b".text"[..], b"PAGE", b""] {
+            for (pageable, support, expected) in [
+                (0, 0, LockAction::Refuse),
+                (1, 1, LockAction::Refuse),
+                (1, 0, LockAction::None),
+            ] {
+                let settings = Settings::from_raw(RawSettings {
+                    power_pageable: Some(pageable),
+                    idle_timeout_ms: None,
+                    special_file_support: Some(support),
+                });
+                let placements = if section.is_empty() {
+                    Placements::new()
+                } else {
+                    Placements::with_d0_exit_in(section)
+                };
+                let mut s = DeviceState::new();
+                assert_eq!(
+                    s.on_device_created(settings, counters(0, 0), &placements),
+                    expected,
+                    "{section:?} pageable {pageable} support {support}"
+                );
+                assert_eq!(s.config().power_down_locked, 0);
+            }
+        }
     }
 
     #[test]

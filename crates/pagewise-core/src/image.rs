@@ -473,6 +473,19 @@ impl Placements {
         }
     }
 
+    /// True when the self-check found `callback` in `PAGEPWR`, the section the power-down
+    /// lock covers. `MmLockPagableCodeSection` is given that callback's address and needs
+    /// it inside a `PAGExxxx` section; an address the self-check did not find there (not
+    /// recorded, resident, another section, or headers it could not read) must not be
+    /// passed to it.
+    #[must_use]
+    pub fn in_power_down_section(&self, callback: CallbackId) -> bool {
+        self.as_slice().iter().any(|entry| {
+            entry.callback == callback as u16
+                && trim_name(&entry.section) == pagewise_roles::section::POWER_DOWN.as_bytes()
+        })
+    }
+
     /// The recorded placements.
     #[must_use]
     pub fn as_slice(&self) -> &[CallbackPlacement] {
@@ -495,6 +508,25 @@ impl Placements {
     #[must_use]
     pub const fn warnings(&self) -> u32 {
         self.warnings
+    }
+}
+
+#[cfg(test)]
+impl Placements {
+    /// A self-check result with only `EvtDeviceD0Exit`, found in `section`: for the tests
+    /// of the modules that decide from it.
+    pub(crate) fn with_d0_exit_in(section: &[u8]) -> Placements {
+        let mut name = [0u8; 8];
+        name[..section.len()].copy_from_slice(section);
+        let mut placements = Placements::new();
+        placements.entries[0] = CallbackPlacement {
+            callback: CallbackId::D0Exit as u16,
+            role: Role::PowerDown as u16,
+            section: name,
+            rva: 0x3000,
+        };
+        placements.count = 1;
+        placements
     }
 }
 
@@ -600,6 +632,34 @@ mod tests {
 
     fn section_at(image: &[u8], rva: u32) -> Result<Vec<u8>, ImageError> {
         find_section(image, rva).map(|s| s.name_bytes().to_vec())
+    }
+
+    /// The power-down lock is taken on `EvtDeviceD0Exit`'s address only when the self-check
+    /// found it in `PAGEPWR`, not merely pageable or resident (issue 18, point 3).
+    #[test]
+    fn the_lock_target_must_be_found_in_pagepwr() {
+        let image = sample();
+        let headers = PeHeaders::parse(&image).expect("valid");
+        for (rva, role, found) in [
+            (0x3010, Role::PowerDown, true),
+            (0x2008, Role::PowerDown, false),
+            (0x1010, Role::PowerDown, false),
+            (0x9000, Role::PowerDown, false),
+        ] {
+            let mut placements = Placements::new();
+            let _ = placements.record(&headers, CallbackId::D0Entry, Role::PowerUp, 0x3020);
+            let _ = placements.record(&headers, CallbackId::D0Exit, role, rva);
+            assert_eq!(
+                placements.in_power_down_section(CallbackId::D0Exit),
+                found,
+                "{rva:#x}"
+            );
+            assert!(
+                !placements.in_power_down_section(CallbackId::SelfManagedIoSuspend),
+                "not recorded"
+            );
+        }
+        assert!(!Placements::new().in_power_down_section(CallbackId::D0Exit));
     }
 
     #[test]

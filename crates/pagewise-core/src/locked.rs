@@ -14,9 +14,8 @@
 //! a copy does so in its pageable caller, after the lock is released:
 //!
 //! - the IOCTL answers: [`Op::ReadConfigInputs`] and [`Op::ReadStats`] copy values out,
-//!   and [`Op::ClaimLog`] claims log records (moving the read watermark, so the
-//!   overwritten-record count stays exact) and copies the ring; the caller formats the
-//!   answer from the copies;
+//!   and [`Op::ReadLog`] copies the log records the answer returns, and only those (a read
+//!   moves nothing other readers see); the caller formats the answer from the copies;
 //! - the pageability state machine: only `PnP` callbacks change it (device add, usage
 //!   notifications, cleanup), and the framework never runs two of those at once for a
 //!   device, so they read it ([`Op::ReadPageability`]), run
@@ -31,7 +30,7 @@
 //! caller states what it expects; a mismatched reply (a programming error) yields the
 //! neutral value of that type, never a panic.
 
-use pagewise_ioctl::Stats;
+use pagewise_ioctl::{Stats, TransitionRecord};
 
 use crate::deferred::PersistedCounters;
 use crate::device_state::{ConfigInputs, DeviceState, Transition};
@@ -39,7 +38,7 @@ use crate::hold::{HoldAction, TimerAction};
 use crate::ioctl::{Request, fill_config, fill_stats, fill_version, output_status};
 use crate::pageability::Pageability;
 use crate::status::NtStatus;
-use crate::translog::{LogClaim, TransitionLog};
+use crate::translog::{LOG_CAPACITY, LogClaim, TransitionLog};
 
 /// The power callbacks the state records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +58,16 @@ pub enum PowerCallback {
 /// One operation on the locked state.
 #[derive(Debug)]
 pub enum Op<'a> {
-    /// A power callback ran: [`Reply::Persist`] (counters to write now from `D0Exit`;
-    /// whether to queue the persist work item after `SelfManagedIoInit`/`Restart`).
+    /// A power callback ran, recorded at its end with the time it took: [`Reply::Persist`]
+    /// (whether to queue the persist work item after `SelfManagedIoInit`/`Restart`).
     Power(PowerCallback, Transition),
+    /// `EvtDeviceD0Exit` starts; `np` is `WdfDevStateIsNP` of the framework's state:
+    /// [`Reply::Persist`] with the counters to write now, if a transition may write.
+    /// Its [`Op::Power`] at the end logs it.
+    D0ExitBegin {
+        /// The framework's power state is nonpageable.
+        np: bool,
+    },
     /// The persist work item: [`Reply::Persist`] with the counters to write, if any.
     TakePersistInWorkItem,
     /// `EvtDeviceReleaseHardware`, after `WdfWorkItemFlush`: [`Reply::Persist`].
@@ -92,17 +98,15 @@ pub enum Op<'a> {
     ReadConfigInputs(&'a mut ConfigInputs),
     /// Copy the `IOCTL_PAGEWISE_GET_STATS` answer into the caller's value.
     ReadStats(&'a mut Stats),
-    /// `IOCTL_PAGEWISE_GET_LOG`: claim the records from `first_sequence` that fit in
-    /// `capacity` ([`TransitionLog::claim`], which moves the read watermark) and copy the
-    /// ring into `snapshot`: [`Reply::Claim`]. The caller writes the answer from the copy
-    /// with [`TransitionLog::write_claim`].
-    ClaimLog {
+    /// `IOCTL_PAGEWISE_GET_LOG`: copy the records from `first_sequence` on into
+    /// `records`, as many as it holds ([`TransitionLog::read`], which changes nothing in
+    /// the log): [`Reply::Claim`]. The caller writes the answer from the copy with
+    /// [`LogClaim::write`](crate::translog::LogClaim::write).
+    ReadLog {
         /// `LogQuery::first_sequence`.
         first_sequence: u64,
-        /// Records the output buffer holds after the header.
-        capacity: usize,
-        /// Receives the ring as it was at the claim.
-        snapshot: &'a mut TransitionLog,
+        /// Room for the records the output buffer holds after the header.
+        records: &'a mut [TransitionRecord],
     },
 }
 
@@ -205,17 +209,16 @@ pub fn answer(
             fill_stats(out, &stats)
         }
         Request::GetLog { first_sequence } => {
-            // An output that cannot hold a header fails before anything is claimed, so
-            // the watermark moves only for records the reader gets.
+            // An output that cannot hold a header fails before the lock is taken.
             crate::translog::check_output(out).map_err(output_status)?;
-            let mut snapshot = TransitionLog::new();
-            let claim = locked(Op::ClaimLog {
+            let mut records = [TransitionRecord::default(); LOG_CAPACITY];
+            let fit = TransitionLog::records_that_fit(out.len()).min(LOG_CAPACITY);
+            let claim = locked(Op::ReadLog {
                 first_sequence,
-                capacity: TransitionLog::records_that_fit(out.len()),
-                snapshot: &mut snapshot,
+                records: records.get_mut(..fit).unwrap_or(&mut []),
             })
             .into_claim();
-            snapshot.write_claim(&claim, out).map_err(output_status)
+            claim.write(&records, out).map_err(output_status)
         }
         Request::HoldD0 { .. } => Ok(0),
     }
@@ -232,6 +235,10 @@ impl DeviceState {
     pub fn apply(&mut self, op: Op<'_>) -> Reply {
         match op {
             Op::Power(callback, t) => self.power(callback, &t),
+            Op::D0ExitBegin { np } => Reply::Persist {
+                write_now: self.d0_exit_begin(np),
+                enqueue: false,
+            },
             Op::TakePersistInWorkItem => Reply::Persist {
                 write_now: self.take_persist_in_work_item(),
                 enqueue: false,
@@ -269,15 +276,10 @@ impl DeviceState {
                 *out = self.stats();
                 Reply::Nothing
             }
-            Op::ClaimLog {
+            Op::ReadLog {
                 first_sequence,
-                capacity,
-                snapshot,
-            } => {
-                let claim = self.log_mut().claim(first_sequence, capacity);
-                snapshot.clone_from(self.log());
-                Reply::Claim(claim)
-            }
+                records,
+            } => Reply::Claim(self.log().read(first_sequence, records)),
         }
     }
 
@@ -300,7 +302,10 @@ impl DeviceState {
                 self.on_self_managed_io_suspend(t);
                 (None, false)
             }
-            PowerCallback::D0Exit => (self.on_d0_exit(t), false),
+            PowerCallback::D0Exit => {
+                self.on_d0_exit(t);
+                (None, false)
+            }
         };
         Reply::Persist { write_now, enqueue }
     }
@@ -337,7 +342,7 @@ mod tests {
                 d0_entries: 5,
                 d0_exits: 4,
             },
-            &Placements::new(),
+            &Placements::with_d0_exit_in(b"PAGEPWR"),
         );
         state
     }
@@ -368,6 +373,13 @@ mod tests {
             (PowerCallback::SelfManagedIoRestart, at(520, 0, false)),
         ];
         for (callback, t) in steps {
+            if callback == PowerCallback::D0Exit {
+                let begun = by_op.apply(Op::D0ExitBegin { np: t.np }).into_persist();
+                assert_eq!(begun, (direct.d0_exit_begin(t.np), false));
+                assert!(begun.0.is_some(), "a pageable device writes from D0Exit");
+                let _ = by_op.apply(Op::PersistDone(true));
+                direct.persist_done(true);
+            }
             let (write_now, enqueue) = by_op.apply(Op::Power(callback, t)).into_persist();
             let expected = match callback {
                 PowerCallback::D0Entry => {
@@ -386,7 +398,10 @@ mod tests {
                     direct.on_self_managed_io_suspend(&t);
                     (None, false)
                 }
-                PowerCallback::D0Exit => (direct.on_d0_exit(&t), false),
+                PowerCallback::D0Exit => {
+                    direct.on_d0_exit(&t);
+                    (None, false)
+                }
             };
             assert_eq!((write_now, enqueue), expected, "{callback:?}");
             if write_now.is_some() {
@@ -401,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_and_init_ask_for_the_work_item_only_when_it_can_write() {
+    fn restart_and_init_ask_for_the_work_item_off_special_file_paths() {
         let mut pageable = device(1);
         let _ = pageable.apply(Op::Power(PowerCallback::D0Entry, at(0, D3_FINAL, false)));
         let reply = pageable.apply(Op::Power(
@@ -422,7 +437,27 @@ mod tests {
         let mut nonpageable = device(0);
         let _ = nonpageable.apply(Op::Power(PowerCallback::D0Entry, at(0, D3_FINAL, true)));
         let reply = nonpageable.apply(Op::Power(PowerCallback::SelfManagedIoInit, at(10, 0, true)));
+        assert_eq!(
+            reply.into_persist(),
+            (None, true),
+            "a power-nonpageable device persists from the work item too"
+        );
+        // On a paging path the item is not queued, and one queued before writes nothing.
+        let _ = nonpageable.apply(Op::WritePageability({
+            let mut p = *nonpageable.pageability();
+            let _ = p.on_usage_notification(1, true);
+            p
+        }));
+        let _ = nonpageable.apply(Op::Power(PowerCallback::D0Entry, at(20, D3, true)));
+        let reply = nonpageable.apply(Op::Power(
+            PowerCallback::SelfManagedIoRestart,
+            at(30, 0, true),
+        ));
         assert_eq!(reply.into_persist(), (None, false));
+        assert_eq!(
+            nonpageable.apply(Op::TakePersistInWorkItem).into_persist(),
+            (None, false)
+        );
         assert!(
             nonpageable
                 .apply(Op::TakePersistAtRelease)
@@ -432,39 +467,56 @@ mod tests {
         );
     }
 
-    /// The log is claimed under the lock and written from the copy afterwards: records
-    /// pushed (and overwritten) in between change neither the answer nor the count of
-    /// records lost unread, exactly as if the whole copy-out had run under the lock.
+    /// Issue 18, points 6 and 7: the log is read under the lock, which copies only the
+    /// records the answer returns, and written from that copy afterwards: records pushed
+    /// (and overwritten) in between do not change the answer. A read moves nothing other
+    /// readers see: a second reader with the same query gets the same records, and the
+    /// shared count of dropped records depends only on what was pushed.
     #[test]
-    fn a_claimed_log_is_answered_from_its_copy() {
+    fn a_log_read_copies_its_records_and_changes_nothing_shared() {
         let mut state = device(0);
         for i in 0..10 {
             let _ = state.apply(Op::Power(PowerCallback::D0Entry, at(i * 100, D3, true)));
         }
-        let mut snapshot = TransitionLog::new();
+        let mut records = [TransitionRecord::default(); 3];
         let claim = state
-            .apply(Op::ClaimLog {
+            .apply(Op::ReadLog {
                 first_sequence: 4,
-                capacity: 3,
-                snapshot: &mut snapshot,
+                records: &mut records,
             })
             .into_claim();
         assert_eq!((claim.start, claim.header.count), (4, 3));
+        assert_eq!(
+            records.map(|r| r.sequence),
+            [4, 5, 6],
+            "exactly the returned records were copied"
+        );
+        let mut again = [TransitionRecord::default(); 3];
+        let second = state
+            .apply(Op::ReadLog {
+                first_sequence: 4,
+                records: &mut again,
+            })
+            .into_claim();
+        assert_eq!(
+            (second, again),
+            (claim, records),
+            "the first read moved nothing"
+        );
+        assert_eq!(state.stats().log_overwritten, 0);
         // The ring moves on while the reader formats: 64 more records evict all of it.
         for i in 0..64 {
             let _ = state.apply(Op::Power(PowerCallback::D0Exit, at(5_000 + i, D3, true)));
         }
         let mut out = Out([0; 1024]);
-        let written = snapshot.write_claim(&claim, &mut out.0).expect("fits");
+        let written = claim.write(&records, &mut out.0).expect("fits");
         assert_eq!(written, 24 + 3 * 32);
         let header = LogHeader::read_from(&out.0).expect("header");
         assert_eq!((header.count, header.next_sequence), (3, 10));
         let first = pagewise_ioctl::TransitionRecord::read_from(&out.0[24..]).expect("record");
         assert_eq!((first.sequence, first.timestamp_100ns), (4, 400));
-        // 0..4 were skipped at the reader's request and 4..7 claimed: the watermark is at
-        // 7, so only 7..10 count as lost, although all ten were overwritten after the
-        // claim.
-        assert_eq!(state.stats().log_overwritten, 3);
+        // 74 pushed into 64 slots: ten dropped, whoever read what.
+        assert_eq!(state.stats().log_overwritten, 10);
     }
 
     #[test]

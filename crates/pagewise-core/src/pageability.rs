@@ -18,11 +18,16 @@
 //! - A device with special-file support (`WdfDeviceSetSpecialFileSupport`): also from
 //!   `EvtDriverDeviceAdd` to cleanup, whether or not a special file ever arrives. KMDF
 //!   clears `DO_POWER_PAGABLE` when it *receives* `IRP_MN_DEVICE_USAGE_NOTIFICATION`,
-//!   then sends the IRP down the stack, and calls `EvtDeviceUsageNotificationEx` only
-//!   after the lower drivers succeeded. Between the two the device already runs its
-//!   transitions in NP states; a power-down racing the notification there would run
-//!   `PAGEPWR` unlocked. Locking from the start closes that window; the price is the
-//!   section's pages (about 1 KiB of code) staying resident on such a device.
+//!   then sends the IRP down the stack, calls `EvtDeviceUsageNotificationEx` only after the
+//!   lower drivers succeeded, and switches its power state machine to the NP states only
+//!   after the callback returns. In between, the power manager already treats the device
+//!   as nonpageable (the flag is clear) while `WdfDevStateIsNP` still says pageable and the
+//!   driver has not been told: a power-down racing the notification there would run
+//!   `PAGEPWR` unlocked, and a `D0Exit` that trusted `WdfDevStateIsNP` would write the
+//!   registry. Locking from the start closes the first hole; the price is the section's
+//!   pages (about 1 KiB of code) staying resident on such a device. The second is closed
+//!   by [`Pageability::transition_writes_allowed`], which never allows a write inside a
+//!   transition of a device with special-file support.
 //! - A device chosen pageable without special-file support: never. KMDF fails an
 //!   entering notification it was not told to support before the driver sees it, so no
 //!   path can make such a device nonpageable. (The state machine still locks if one is
@@ -59,6 +64,11 @@ pub enum LockAction {
     /// `MmUnlockPagableImageSection(handle)`; the handle is kept for a later
     /// [`LockAction::Relock`].
     Unlock,
+    /// The section must be locked, but the self-check did not find the function whose
+    /// address `MmLockPagableCodeSection` is given in `PAGEPWR`
+    /// ([`Pageability::set_lock_target_found`]): nothing is locked, and the FFI fails the
+    /// device add (from [`Pageability::before_first_transition`]) with a logged reason.
+    Refuse,
 }
 
 /// The special-file paths that make a device nonpageable.
@@ -155,6 +165,8 @@ pub struct Pageability {
     paths: [u32; 4],
     section: Section,
     phase: Phase,
+    /// The self-check found the lock target (`EvtDeviceD0Exit`) in `PAGEPWR`.
+    lock_target_found: bool,
 }
 
 impl Pageability {
@@ -168,7 +180,16 @@ impl Pageability {
             paths: [0; 4],
             section: Section::NeverLocked,
             phase: Phase::Created,
+            lock_target_found: false,
         }
+    }
+
+    /// Records whether the self-check found the function whose address the first lock
+    /// passes to `MmLockPagableCodeSection` in `PAGEPWR`. Without it, a lock the state
+    /// needs is [`LockAction::Refuse`]d instead of taken on an address outside the section.
+    /// Call before [`Pageability::before_first_transition`].
+    pub fn set_lock_target_found(&mut self, found: bool) {
+        self.lock_target_found = found;
     }
 
     /// Records the choice made at `EvtDriverDeviceAdd` (what was passed to
@@ -242,9 +263,20 @@ impl Pageability {
         if self.phase == Phase::Created {
             self.phase = Phase::Active;
         }
+        let action = self.sync();
+        if action == LockAction::Refuse {
+            // The path would need a lock the driver cannot take: veto it, uncounted.
+            if let Some(count) = self.paths.get_mut(kind.index()) {
+                *count = count.saturating_sub(1);
+            }
+            return UsageDecision {
+                status: STATUS_INVALID_DEVICE_STATE,
+                action: LockAction::None,
+            };
+        }
         UsageDecision {
             status: STATUS_SUCCESS,
-            action: self.sync(),
+            action,
         }
     }
 
@@ -262,6 +294,9 @@ impl Pageability {
     fn sync(&mut self) -> LockAction {
         let want = self.phase == Phase::Active && self.needs_lock();
         let (section, action) = match (self.section, want) {
+            (Section::NeverLocked, true) if !self.lock_target_found => {
+                (Section::NeverLocked, LockAction::Refuse)
+            }
             (Section::NeverLocked, true) => (Section::Locked, LockAction::Lock),
             (Section::Unlocked, true) => (Section::Locked, LockAction::Relock),
             (Section::Locked, false) => (Section::Unlocked, LockAction::Unlock),
@@ -306,6 +341,17 @@ impl Pageability {
     #[must_use]
     pub fn effective_nonpageable(&self) -> bool {
         !self.chosen_pageable || self.special_files() != 0
+    }
+
+    /// True when a power transition callback may touch the registry (or anything else
+    /// pageable): the device was chosen power-pageable, is on no special-file path, and
+    /// cannot be put on one without notice. With special-file support KMDF clears
+    /// `DO_POWER_PAGABLE` before it calls `EvtDeviceUsageNotificationEx` and before its own
+    /// state says NP, so neither the driver's state nor `WdfDevStateIsNP` covers that window:
+    /// such a device never writes from a transition.
+    #[must_use]
+    pub fn transition_writes_allowed(&self) -> bool {
+        self.chosen_pageable && !self.special_file_support && self.special_files() == 0
     }
 
     /// True while the power-down section must stay locked: the device is effectively
@@ -379,6 +425,7 @@ mod tests {
                     self.locked = false;
                     self.unlocks += 1;
                 }
+                LockAction::Refuse => panic!("a lock refused with the target in PAGEPWR"),
             }
         }
     }
@@ -387,6 +434,7 @@ mod tests {
         let mut p = Pageability::new();
         p.set_choice(pageable, PageabilityReason::Setting);
         p.set_special_file_support(special_file_support);
+        p.set_lock_target_found(true);
         let mut ffi = Ffi::default();
         ffi.run(p.before_first_transition());
         (p, ffi)
@@ -452,14 +500,77 @@ mod tests {
         assert_eq!((ffi.locks, ffi.relocks, ffi.unlocks), (1, 0, 1));
     }
 
+    /// Only a device chosen pageable, without special-file support and on no path, may
+    /// write from a transition: with support, KMDF clears `DO_POWER_PAGABLE` before the
+    /// driver or the framework's NP states know (issue 18, point 2).
+    #[test]
+    fn transitions_write_only_on_a_pageable_device_that_cannot_become_nonpageable_unseen() {
+        for (pageable, support, allowed) in [
+            (true, false, true),
+            (true, true, false),
+            (false, false, false),
+            (false, true, false),
+        ] {
+            let (mut p, mut ffi) = device_with(pageable, support);
+            assert_eq!(
+                p.transition_writes_allowed(),
+                allowed,
+                "pageable {pageable}, support {support}"
+            );
+            notify(&mut p, &mut ffi, PAGING, true);
+            assert!(!p.transition_writes_allowed(), "on a path");
+            notify(&mut p, &mut ffi, PAGING, false);
+            assert_eq!(p.transition_writes_allowed(), allowed, "path left");
+        }
+    }
+
     #[test]
     fn nothing_is_locked_before_the_first_transition() {
         let mut p = Pageability::new();
+        p.set_lock_target_found(true);
         p.set_choice(false, PageabilityReason::Setting);
         p.set_special_file_support(true);
         assert!(p.effective_nonpageable() && p.needs_lock());
         assert!(!p.is_locked());
         assert_eq!(p.on_cleanup(), LockAction::None);
+    }
+
+    /// Issue 18, point 3: the first lock passes `EvtDeviceD0Exit`'s address to
+    /// `MmLockPagableCodeSection`, which needs it inside a `PAGExxxx` section. When the
+    /// self-check did not find it in `PAGEPWR`, a device that needs the lock is refused
+    /// (the FFI fails device add), and a path that would need it is vetoed, uncounted.
+    #[test]
+    fn a_lock_target_outside_pagepwr_refuses_instead_of_locking() {
+        for (pageable, support) in [(false, false), (true, true), (false, true)] {
+            let mut p = Pageability::new();
+            p.set_choice(pageable, PageabilityReason::Setting);
+            p.set_special_file_support(support);
+            assert_eq!(p.before_first_transition(), LockAction::Refuse);
+            assert!(!p.is_locked());
+            assert_eq!(p.on_cleanup(), LockAction::None, "nothing to unlock");
+        }
+        let mut p = Pageability::new();
+        p.set_choice(true, PageabilityReason::Setting);
+        assert_eq!(
+            p.before_first_transition(),
+            LockAction::None,
+            "needs no lock"
+        );
+        let d = p.on_usage_notification(PAGING, true);
+        assert_eq!(
+            (d.status, d.action),
+            (STATUS_INVALID_DEVICE_STATE, LockAction::None)
+        );
+        assert_eq!(
+            p.path_count(SpecialFile::Paging),
+            0,
+            "a veto is not counted"
+        );
+        assert!(!p.is_locked());
+        assert_eq!(
+            p.on_usage_notification(DUMP, true).status,
+            STATUS_INVALID_DEVICE_STATE
+        );
     }
 
     #[test]
@@ -562,6 +673,7 @@ mod tests {
     #[test]
     fn a_notification_before_the_first_transition_activates() {
         let mut p = Pageability::new();
+        p.set_lock_target_found(true);
         let mut ffi = Ffi::default();
         notify(&mut p, &mut ffi, PAGING, true);
         assert!(p.is_locked());

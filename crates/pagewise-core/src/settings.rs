@@ -56,6 +56,16 @@ value_name!(
     LIFETIME_D0_EXITS, LIFETIME_D0_EXITS_W = "LifetimeD0Exits"
 );
 
+/// The device object's security descriptor, for `WdfDeviceInitAssignSDDLString`: a
+/// protected DACL (`P`, no inherited entries) that grants all access (`GA`) to the local
+/// system (`SY`) and built-in administrators (`BA`), and nothing to anyone else. The same
+/// string as `wdmsec.h`'s `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`. Without it the device would get
+/// the default descriptor of its class, and any account that can open it for write could
+/// hold it in D0 with `IOCTL_PAGEWISE_HOLD_D0`, renewing the hold for as long as it likes.
+pub const DEVICE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
+/// [`DEVICE_SDDL`] in UTF-16, no terminating NUL (a `UNICODE_STRING`'s buffer).
+pub const DEVICE_SDDL_W: &[u16] = &ascii_to_utf16::<{ DEVICE_SDDL.len() }>(DEVICE_SDDL);
+
 /// Widens an ASCII string to UTF-16 at compile time; a non-ASCII byte or a wrong `N` is
 /// a compile error, never a run-time failure.
 // Evaluated only in the `const` items above, so its indexing (and asserts) run in the
@@ -264,6 +274,36 @@ mod tests {
                 | issue::IDLE_TIMEOUT_CLAMPED
                 | issue::SPECIAL_FILE_SUPPORT_INVALID
         );
+    }
+
+    /// Issue 18, point 6: the device is open to the system and administrators only. The
+    /// descriptor is protected, allows exactly those two, and denies nothing by omission
+    /// to them: every ACE is an allow with generic-all.
+    #[test]
+    fn the_device_descriptor_admits_system_and_administrators_only() {
+        assert_eq!(
+            std::string::String::from_utf16(DEVICE_SDDL_W).expect("utf16"),
+            DEVICE_SDDL
+        );
+        let dacl = DEVICE_SDDL
+            .strip_prefix("D:P")
+            .expect("a protected DACL, nothing else");
+        let aces: std::vec::Vec<&str> = dacl
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(")(")
+            .collect();
+        let mut trustees: std::vec::Vec<&str> = aces
+            .iter()
+            .map(|ace| {
+                let fields: std::vec::Vec<&str> = ace.split(';').collect();
+                assert_eq!(fields.len(), 6, "{ace}");
+                assert_eq!((fields[0], fields[1], fields[2]), ("A", "", "GA"), "{ace}");
+                fields[5]
+            })
+            .collect();
+        trustees.sort_unstable();
+        assert_eq!(trustees, ["BA", "SY"]);
     }
 
     #[test]

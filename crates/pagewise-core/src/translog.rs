@@ -29,11 +29,6 @@ pub struct TransitionLog {
     records: [TransitionRecord; LOG_CAPACITY],
     /// Sequence number of the next push; also the number of pushes ever made.
     next_sequence: u64,
-    /// Read watermark: every sequence number below it was offered to a reader (copied
-    /// out, or skipped because the reader asked for later records).
-    read_through: u64,
-    /// Records overwritten while still at or above the read watermark.
-    overwritten: u64,
 }
 
 const EMPTY: TransitionRecord = TransitionRecord {
@@ -61,22 +56,14 @@ impl TransitionLog {
         TransitionLog {
             records: [EMPTY; LOG_CAPACITY],
             next_sequence: 0,
-            read_through: 0,
-            overwritten: 0,
         }
     }
 
     /// Appends `record`, giving it the next sequence number (its own `sequence` field
     /// is ignored), and returns that number. When the ring is full the oldest record is
-    /// overwritten; if no copy-out had reached it yet, [`TransitionLog::overwritten`]
-    /// counts it. O(1), no allocation, no panic.
+    /// overwritten. O(1), no allocation, no panic.
     pub fn push(&mut self, mut record: TransitionRecord) -> u64 {
         let sequence = self.next_sequence;
-        if let Some(evicted) = sequence.checked_sub(LOG_CAPACITY as u64)
-            && evicted >= self.read_through
-        {
-            self.overwritten = self.overwritten.saturating_add(1);
-        }
         record.sequence = sequence;
         if let Some(entry) = self.records.get_mut(slot(sequence)) {
             *entry = record;
@@ -110,10 +97,14 @@ impl TransitionLog {
         self.next_sequence == 0
     }
 
-    /// Records lost to overwriting before a copy-out reached them.
+    /// Records the ring has dropped to make room for newer ones. Reading changes nothing
+    /// here: the log has any number of readers (every handle with read access), and none
+    /// of them may move state the others see. Each reader tells what it missed from its
+    /// own position: the records from the `first_sequence` it asked for up to the answer's
+    /// `oldest_sequence`.
     #[must_use]
     pub const fn overwritten(&self) -> u64 {
-        self.overwritten
+        self.oldest_sequence()
     }
 
     /// The record with `sequence`, if the ring still holds it.
@@ -134,77 +125,77 @@ impl TransitionLog {
     /// Writes the answer to `IOCTL_PAGEWISE_GET_LOG` into `out`: a [`LogHeader`], then
     /// the records from `first_sequence` on (from the oldest held, if that is later),
     /// as many as fit. Returns the header and the bytes written; nothing past that is
-    /// touched. The read watermark moves past the last record included (see
-    /// [`TransitionLog::overwritten`]).
+    /// touched, and the log is not changed.
     ///
-    /// [`TransitionLog::claim`] then [`TransitionLog::write_claim`] on the same log. A
-    /// reader that shares the log with writers claims under their lock and writes from a
-    /// copy taken with the claim, after releasing it.
+    /// [`TransitionLog::read`] then [`LogClaim::write`]. A reader that shares the log with
+    /// writers reads under their lock, which copies only the records it returns, and
+    /// writes the answer from that copy after releasing it.
     ///
     /// # Errors
     ///
     /// `out` shorter than a header or not 8-byte aligned; `out` is untouched then.
     pub fn copy_out(
-        &mut self,
+        &self,
         first_sequence: u64,
         out: &mut [u8],
     ) -> Result<(LogHeader, usize), WireError> {
         check_output(out)?;
-        let claim = self.claim(first_sequence, Self::records_that_fit(out.len()));
-        let written = self.write_claim(&claim, out)?;
+        let mut records = [EMPTY; LOG_CAPACITY];
+        let fit = Self::records_that_fit(out.len()).min(LOG_CAPACITY);
+        let claim = self.read(first_sequence, records.get_mut(..fit).unwrap_or(&mut []));
+        let written = claim.write(&records, out)?;
         Ok((claim.header, written))
     }
 
-    /// Claims the records a reader with room for `capacity` records gets from
-    /// `first_sequence` on, and moves the read watermark past them: from now on they
-    /// count as read, whatever overwrites them. O(1); the caller copies the log (or
-    /// writes the answer) before anything else can push.
+    /// Copies the records a reader gets from `first_sequence` on into `records`, as many as
+    /// it holds, and returns the answer's header. Only the records returned are copied;
+    /// nothing in the log changes. O(number copied).
     #[must_use]
-    pub fn claim(&mut self, first_sequence: u64, capacity: usize) -> LogClaim {
+    pub fn read(&self, first_sequence: u64, records: &mut [TransitionRecord]) -> LogClaim {
         let oldest = self.oldest_sequence();
         let start = first_sequence.clamp(oldest, self.next_sequence);
-        let available = self.next_sequence.saturating_sub(start);
-        let count = available.min(u64::try_from(capacity).unwrap_or(u64::MAX));
-        let header = LogHeader {
-            next_sequence: self.next_sequence,
-            oldest_sequence: oldest,
-            count: u32::try_from(count).unwrap_or(0),
-            capacity: CAPACITY_U32,
-        };
-        let through = start.saturating_add(u64::from(header.count));
-        if through > self.read_through {
-            self.read_through = through;
+        let mut count: u32 = 0;
+        let mut sequence = start;
+        for slot in records.iter_mut() {
+            let Some(record) = self.get(sequence) else {
+                break;
+            };
+            *slot = record;
+            count = count.saturating_add(1);
+            sequence = sequence.saturating_add(1);
         }
-        LogClaim { header, start }
+        LogClaim {
+            header: LogHeader {
+                next_sequence: self.next_sequence,
+                oldest_sequence: oldest,
+                count,
+                capacity: CAPACITY_U32,
+            },
+            start,
+        }
     }
+}
 
-    /// Writes the answer to a `claim` made on this log, or on the log this is a copy of,
-    /// taken when the claim was made: the header, then the claimed records. Returns the
-    /// bytes written; nothing past them is touched.
+impl LogClaim {
+    /// Writes the answer of this read: the header, then the first `header.count` of
+    /// `records` (the copy [`TransitionLog::read`] filled). Returns the bytes written;
+    /// nothing past them is touched.
     ///
     /// # Errors
     ///
     /// `out` shorter than the answer or not 8-byte aligned; `out` is untouched then.
     #[inline]
-    pub fn write_claim(&self, claim: &LogClaim, out: &mut [u8]) -> Result<usize, WireError> {
-        let needed = HEADER_SIZE.saturating_add(
-            usize::try_from(claim.header.count)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(RECORD_SIZE),
-        );
+    pub fn write(&self, records: &[TransitionRecord], out: &mut [u8]) -> Result<usize, WireError> {
+        let count = usize::try_from(self.header.count).unwrap_or(usize::MAX);
+        let needed = HEADER_SIZE.saturating_add(count.saturating_mul(RECORD_SIZE));
         let Some(out) = out.get_mut(..needed) else {
             return Err(WireError::TooSmall {
                 needed,
                 given: out.len(),
             });
         };
-        let mut written = claim.header.write_to(out)?;
-        let end = claim.start.saturating_add(u64::from(claim.header.count));
-        let mut sequence = claim.start;
-        while sequence < end {
-            let Some(record) = self.get(sequence) else {
-                break;
-            };
+        let mut written = self.header.write_to(out)?;
+        for record in records.iter().take(count) {
             let Some(rest) = out.get_mut(written..) else {
                 break;
             };
@@ -212,13 +203,12 @@ impl TransitionLog {
                 break;
             };
             written = written.saturating_add(n);
-            sequence = sequence.saturating_add(1);
         }
         Ok(written)
     }
 }
 
-/// What [`TransitionLog::claim`] gave a reader: the header of its answer and the sequence
+/// What [`TransitionLog::read`] gave a reader: the header of its answer and the sequence
 /// number of the first record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogClaim {
@@ -228,8 +218,8 @@ pub struct LogClaim {
     pub start: u64,
 }
 
-/// The checks `LogHeader::write_to` makes, without writing: a failed copy-out leaves
-/// both the buffer and the watermark alone.
+/// The checks `LogHeader::write_to` makes, without writing: a failed copy-out leaves the
+/// buffer alone.
 pub(crate) fn check_output(out: &[u8]) -> Result<(), WireError> {
     if out.len() < HEADER_SIZE {
         return Err(WireError::TooSmall {
@@ -419,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn full_ring_overwrites_oldest_and_counts_unread_losses() {
+    fn full_ring_overwrites_oldest_and_counts_what_it_dropped() {
         let mut log = TransitionLog::new();
         let total = LOG_CAPACITY as u64 + 10;
         for i in 0..total {
@@ -432,22 +422,15 @@ mod tests {
         assert_eq!(log.get(total - 1).map(|r| r.sequence), Some(total - 1));
         assert_eq!(log.overwritten(), 10);
 
-        // Read everything, then overwrite: nothing unread was lost.
+        // Reading changes nothing: the count is of pushes the ring had no room for.
         let mut buf = Buf([0; 4096]);
         let (header, _) = log.copy_out(0, &mut buf.0).expect("fits");
         assert_eq!(header.count as usize, LOG_CAPACITY);
+        assert_eq!(header.oldest_sequence, 10, "the reader from 0 missed ten");
         for i in 0..5 {
             log.push(rec(i));
         }
-        assert_eq!(
-            log.overwritten(),
-            10,
-            "read records are not counted as lost"
-        );
-        for i in 0..LOG_CAPACITY {
-            log.push(rec(u16::try_from(i).expect("small")));
-        }
-        assert_eq!(log.overwritten(), 15, "the 5 unread ones are lost now");
+        assert_eq!(log.overwritten(), 15);
     }
 
     #[test]
@@ -513,8 +496,8 @@ mod tests {
     }
 
     /// Random pushes and copy-outs against a model that keeps every record: the ring
-    /// answers with exactly the model's newest records, in order, as many as fit, and
-    /// counts as lost exactly the records evicted before a copy-out reached them.
+    /// answers with exactly the model's newest records, in order, as many as fit, reads
+    /// change nothing, and it counts as dropped exactly the records evicted.
     #[test]
     fn random_operations_match_a_model() {
         let mut seed: u64 = 0xDEAD_BEEF;
@@ -526,10 +509,7 @@ mod tests {
         };
         let mut log = TransitionLog::new();
         let mut all: Vec<u64> = vec![]; // timestamps, indexed by sequence
-        // Everything below the watermark was offered to a reader (copied out, or skipped
-        // on the reader's own request); evicting a record at or above it loses it.
-        let mut watermark = 0u64;
-        let mut lost = 0u64;
+        let mut dropped = 0u64;
         let mut buf = Buf([0; 4096]);
         for step in 0..5_000u64 {
             // Mostly pushes, a read now and then: bursts longer than the ring lose records.
@@ -539,10 +519,8 @@ mod tests {
                     ..TransitionRecord::default()
                 });
                 assert_eq!(seq, all.len() as u64);
-                if let Some(evicted) = seq.checked_sub(LOG_CAPACITY as u64)
-                    && evicted >= watermark
-                {
-                    lost += 1;
+                if seq >= LOG_CAPACITY as u64 {
+                    dropped += 1;
                 }
                 all.push(step);
                 continue;
@@ -574,10 +552,10 @@ mod tests {
                 (header.oldest_sequence, header.next_sequence),
                 (oldest, total)
             );
-            watermark = watermark.max(start + expected.len() as u64);
+            assert_eq!(log.overwritten(), dropped, "a read changes nothing");
         }
-        assert_eq!(log.overwritten(), lost);
-        assert!(lost > 0, "the sequence evicts unread records");
+        assert_eq!(log.overwritten(), dropped);
+        assert!(dropped > 0, "the sequence evicts records");
     }
 
     #[test]

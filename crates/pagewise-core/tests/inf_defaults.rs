@@ -37,14 +37,14 @@ fn addreg_values(inf: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn inf_defaults_match_the_settings_code() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../driver.inx");
-    let inf = std::fs::read_to_string(path).expect("driver.inx at the repository root");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pagewise.inx");
+    let inf = std::fs::read_to_string(path).expect("pagewise.inx at the repository root");
     let values = addreg_values(&inf);
     let dword = |name: &str| -> u32 {
         let (_, flags, value) = values
             .iter()
             .find(|(n, _, _)| n == name)
-            .unwrap_or_else(|| panic!("driver.inx has no AddReg for {name}"));
+            .unwrap_or_else(|| panic!("pagewise.inx has no AddReg for {name}"));
         assert!(is_dword_flag(flags), "{name} is not a DWORD: {flags}");
         value
             .parse()
@@ -86,7 +86,7 @@ fn inf_defaults_match_the_settings_code() {
     for (name, _, _) in &values {
         assert!(
             [POWER_PAGEABLE, IDLE_TIMEOUT_MS, SPECIAL_FILE_SUPPORT].contains(&name.as_str()),
-            "driver.inx writes {name}, which the driver does not read"
+            "pagewise.inx writes {name}, which the driver does not read"
         );
     }
 }

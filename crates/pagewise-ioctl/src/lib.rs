@@ -333,7 +333,8 @@ pub struct Stats {
     pub deferred_writes: u64,
     /// Registry writes done.
     pub persisted_writes: u64,
-    /// Transition records overwritten before anyone read them.
+    /// Transition records the ring dropped to make room for newer ones; a reader tells
+    /// which of them it missed from `LogHeader::oldest_sequence`.
     pub log_overwritten: u64,
 }
 

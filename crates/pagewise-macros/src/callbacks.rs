@@ -149,25 +149,44 @@ fn expand_table(table: &Table) -> TokenStream {
             entries,
             ..
         } = block;
-        let fields = entries.iter().map(|entry| {
-            let field = &entry.field;
-            let function = &entry.function;
+        let stores = entries.iter().map(|entry| {
+            let Entry {
+                field, function, ..
+            } = entry;
             let slot = block.slot(field);
-            let value = quote_spanned!(field.span()=>
-                ::core::option::Option::Some(
-                    ::pagewise_roles::__register_field::<#slot, #function>()
-                )
+            // One local type per field, named after it, whose slot is the field's: the
+            // function can be stored only where its `Field` impl writes, and that impl
+            // writes exactly this field. Nothing outside this function can name the type.
+            // The call carries the field's span, so a placement the slot does not accept
+            // is reported at the field name.
+            let store = quote_spanned!(field.span()=>
+                <#function as ::pagewise_roles::Placed>::store::<#field>(&mut structure);
             );
-            quote!(#field: #value)
+            quote! {
+                {
+                    #[allow(non_camel_case_types)]
+                    enum #field {}
+                    unsafe impl ::pagewise_roles::Field for #field {
+                        type Slot = #slot;
+                        type Structure = #structure;
+                        type Fn = <#function as ::pagewise_roles::Placed>::Fn;
+                        #[inline(always)]
+                        #[allow(clippy::inline_always)]
+                        fn store(target: &mut #structure, value: Self::Fn) {
+                            target.#field = ::core::option::Option::Some(value);
+                        }
+                    }
+                    #store
+                }
+            }
         });
         items.extend(quote! {
             #(#attrs)*
             #[inline(always)]
             #vis fn #name(base: #structure) -> #structure {
-                #structure {
-                    #(#fields,)*
-                    ..base
-                }
+                let mut structure = base;
+                #(#stores)*
+                structure
             }
         });
         for entry in entries {
@@ -178,10 +197,7 @@ fn expand_table(table: &Table) -> TokenStream {
             } = entry;
             // The slot is checked where the function is stored above, once.
             registrations.push(quote_spanned!(field.span()=>
-                ::pagewise_roles::Registration::__new::<#function>(
-                    #id,
-                    #function as *const (),
-                )
+                ::pagewise_roles::Registration::__new::<#function>(#id)
             ));
         }
     }

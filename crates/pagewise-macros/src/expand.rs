@@ -68,6 +68,102 @@ pub(crate) fn try_expand(
     let vis = function.vis.clone();
     let fn_type = fn_pointer_type(&function)?;
 
+    place(role, &mut function)?;
+
+    let role_variant = format_ident!("{role:?}");
+    let role_name = role.name();
+    let name_str = name.unraw().to_string();
+    let records = section::ROLE_RECORDS;
+    let marker_doc = marker_doc(&name_str, role);
+    let record_doc = format!(
+        " The role record of `{name_str}`, kept in the image's `{records}` section for `cargo pagecheck`."
+    );
+    let safety_doc = format!(
+        " SAFETY: `{}` placed `{name_str}` as `{role_name}` just above; this impl and \
+         the function come from the same expansion.",
+        spelling(role)
+    );
+
+    let placed = quote! {
+        #[doc = #safety_doc]
+        #(#cfgs)*
+        unsafe impl ::pagewise_roles::Placed for #name {
+            type Role = ::pagewise_roles::role::#role_variant;
+            type Fn = #fn_type;
+            const ADDRESS: *const () = #name as *const ();
+            const NAME: &'static str = #name_str;
+            #[inline(always)]
+            #[allow(clippy::inline_always)]
+            fn store<F>(target: &mut F::Structure)
+            where
+                F: ::pagewise_roles::Field<Fn = Self::Fn>,
+                <F::Slot as ::pagewise_roles::Slot>::Needs:
+                    ::pagewise_roles::Accepts<Self::Role>,
+            {
+                F::store(target, #name);
+            }
+        }
+
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl #name {
+            #[doc = #record_doc]
+            #vis const ROLE_RECORD: &'static ::pagewise_roles::RoleRecord = {
+                #[used]
+                #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = #records))]
+                static RECORD: ::pagewise_roles::RoleRecord = ::pagewise_roles::RoleRecord::new(
+                    ::pagewise_roles::Role::#role_variant,
+                    #name as *const (),
+                );
+                &RECORD
+            };
+        }
+    };
+    let marker = quote! {
+        #[doc = #marker_doc]
+        #(#cfgs)*
+        #[allow(non_camel_case_types, dead_code)]
+        #vis enum #name {}
+    };
+
+    if is_callback(&function) {
+        // A callback's name stands for its marker type only: the function is defined
+        // inside an anonymous `const` block, where nothing outside can name it, so it can
+        // be stored only through `Placed::store`, into a field whose slot accepts it.
+        // The user's documentation goes on the marker too, which is what rustdoc shows.
+        let docs: Vec<&Attribute> = function
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("doc"))
+            .collect();
+        let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+        function.vis = syn::Visibility::Inherited;
+        Ok(quote! {
+            #(#docs)*
+            #separator
+            #marker
+
+            #(#cfgs)*
+            const _: () = {
+                #function
+
+                #placed
+            };
+        })
+    } else {
+        Ok(quote! {
+            #function
+
+            #marker
+
+            #placed
+        })
+    }
+}
+
+/// Puts `function` in its role's section: the section attribute and `#[inline(never)]` for
+/// `INIT`/`PAGE*`, and `paged_code!()` as the first statement of `PAGE*` functions.
+fn place(role: Role, function: &mut ItemFn) -> syn::Result<()> {
     let mut placement = TokenStream::new();
     if !role.is_resident() {
         let section = role.section();
@@ -89,53 +185,15 @@ pub(crate) fn try_expand(
     // The placement attributes go after the user's own, so `#[doc]` stays first.
     let placement: Vec<Attribute> = Attribute::parse_outer.parse2(placement)?;
     function.attrs.extend(placement);
+    Ok(())
+}
 
-    let role_variant = format_ident!("{role:?}");
-    let role_name = role.name();
-    let name_str = name.unraw().to_string();
-    let records = section::ROLE_RECORDS;
-    let marker_doc = marker_doc(&name_str, role);
-    let record_doc = format!(
-        " The role record of `{name_str}`, kept in the image's `{records}` section for `cargo pagecheck`."
-    );
-    let safety_doc = format!(
-        " SAFETY: `{}` placed `{name_str}` as `{role_name}` just above; this impl and \
-         the function come from the same expansion.",
-        spelling(role)
-    );
-
-    Ok(quote! {
-        #function
-
-        #[doc = #marker_doc]
-        #(#cfgs)*
-        #[allow(non_camel_case_types, dead_code)]
-        #vis enum #name {}
-
-        #[doc = #safety_doc]
-        #(#cfgs)*
-        unsafe impl ::pagewise_roles::Placed for #name {
-            type Role = ::pagewise_roles::role::#role_variant;
-            type Fn = #fn_type;
-            const FUNCTION: Self::Fn = #name;
-            const NAME: &'static str = #name_str;
-        }
-
-        #(#cfgs)*
-        #[allow(dead_code)]
-        impl #name {
-            #[doc = #record_doc]
-            #vis const ROLE_RECORD: &'static ::pagewise_roles::RoleRecord = {
-                #[used]
-                #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = #records))]
-                static RECORD: ::pagewise_roles::RoleRecord = ::pagewise_roles::RoleRecord::new(
-                    ::pagewise_roles::Role::#role_variant,
-                    #name as *const (),
-                );
-                &RECORD
-            };
-        }
-    })
+/// A function with an `extern` ABI is a callback: something the framework calls through a
+/// pointer, which the driver stores in a configuration structure. Rust-ABI functions are
+/// helpers the driver calls by name; they cannot go into a WDF field (the pointer types
+/// differ), so they keep their name as a value.
+fn is_callback(function: &ItemFn) -> bool {
+    function.sig.abi.is_some()
 }
 
 fn marker_doc(name: &str, role: Role) -> String {
@@ -149,7 +207,9 @@ fn marker_doc(name: &str, role: Role) -> String {
     };
     format!(
         " Placement marker of the function `{name}` (role `{role_name}`, {placed}): \
-         register `{name}` in a `callbacks!` table, which checks it against the slot."
+         register `{name}` in a `callbacks!` table, which checks it against the slot \
+         (a callback's name stands for this type only: the function itself cannot be \
+         named outside the table)."
     )
 }
 

@@ -19,11 +19,17 @@
 //!    visibility. An enum without variants lives only in the type namespace, so it does not
 //!    clash with the function, which lives in the value namespace;
 //! 3. `unsafe impl pagewise_roles::Placed for <name>`, giving the role marker type, the
-//!    function-pointer type built from the signature, the function and its name;
+//!    function-pointer type built from the signature, the function's address and name, and
+//!    `store`, which writes the function into a field whose slot accepts the role;
 //! 4. `impl <name> { const ROLE_RECORD: &'static RoleRecord }` (the function's visibility),
 //!    pointing at a `#[used]` static
 //!    [`RoleRecord`](pagewise_roles::RoleRecord) in the `.pwrole` section, which
 //!    `cargo pagecheck` reads back from the linked image.
+//!
+//! For a callback, a function with an `extern` ABI, items 1, 3 and 4 go inside an anonymous
+//! `const _: () = { ... };` block: outside it the name stands for the marker type only, so the
+//! function cannot be stored anywhere but through a `callbacks!` table (see below). Rust-ABI
+//! helpers stay items of the module, callable by name.
 //!
 //! The section attribute is `#[cfg_attr(not(target_vendor = "apple"),
 //! unsafe(link_section = "PAGE"))]`: PE and ELF take any section name (so tests on a Linux
@@ -100,8 +106,12 @@
 //! ```
 //!
 //! (`tests/ui/fail/*.stderr` hold the complete messages.) There is no way to name the slot
-//! apart from the field: `pagewise_roles::register::<Slot, f>()`, the check underneath,
-//! is disallowed in the driver by the workspace's `clippy.toml`.
+//! apart from the field, nor to store a callback past the table: a function with an
+//! `extern` ABI is defined inside the expansion, and its name outside stands for the marker
+//! type only, so `Some(evt_device_d0_exit)` is "expected value, found enum". The table stores
+//! it with `Placed::store` into a field type it defines locally, one per entry.
+//! `pagewise_roles::register::<Slot, f>()` exists only with that crate's `tools` feature,
+//! for tools and tests.
 //!
 //! A function without a placement attribute has no marker type, so it cannot be registered
 //! at all.

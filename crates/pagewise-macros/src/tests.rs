@@ -380,28 +380,41 @@ mod callbacks_table {
             "{out}"
         );
         assert!(out.contains("inline (always)"), "{out}");
-        // The slot is the structure's field, through pagewise_roles::config.
+        // The slot is the structure's field, through pagewise_roles::config, in the field
+        // type the block defines for it, which stores into that field and no other.
         assert!(
             out.contains(
-                ":: pagewise_roles :: config :: WDF_PNPPOWER_EVENT_CALLBACKS :: EvtDeviceD0Entry , entry"
+                "enum EvtDeviceD0Entry { } unsafe impl :: pagewise_roles :: Field for EvtDeviceD0Entry { \
+                 type Slot = :: pagewise_roles :: config :: WDF_PNPPOWER_EVENT_CALLBACKS :: EvtDeviceD0Entry ;"
             ),
             "{out}"
         );
         assert!(
             out.contains(
-                ":: pagewise_roles :: config :: WDF_IO_QUEUE_CONFIG :: passive :: EvtIoDeviceControl , control"
+                "target . EvtDeviceD0Entry = :: core :: option :: Option :: Some (value) ;"
             ),
             "{out}"
         );
-        assert!(out.contains(".. base"), "{out}");
+        assert!(
+            out.contains(
+                "type Slot = :: pagewise_roles :: config :: WDF_IO_QUEUE_CONFIG :: passive :: EvtIoDeviceControl ;"
+            ),
+            "{out}"
+        );
         assert!(
             out.contains("pub (crate) const REGISTERED : [:: pagewise_roles :: Registration < u16 > ; 3usize]"),
             "{out}"
         );
         assert_eq!(out.matches("Registration :: __new").count(), 3, "{out}");
         // The checked store is the only place a slot is named: the list is not checked
-        // twice, so a mismatch is reported once.
-        assert_eq!(out.matches("__register_field").count(), 3, "{out}");
+        // twice, so a mismatch is reported once. Nothing hands the function out as a value.
+        assert_eq!(
+            out.matches(":: store :: < EvtDevice").count()
+                + out.matches(":: store :: < EvtIo").count(),
+            3,
+            "{out}"
+        );
+        assert_eq!(out.matches(":: Placed > :: store").count(), 3, "{out}");
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //!   self-check;
 //! - `cargo pagecheck` reads the records back from the linked image with [`parse_records`].
 //!
-//! [`register`] is the type check underneath: it names the slot and the function
-//! separately, so a driver that called it directly could put a function checked against
-//! one slot into another structure's field. The workspace's `clippy.toml` disallows it;
-//! tools and tests may use it.
+//! A callback has no value a driver could store anywhere else: its name stands for a marker
+//! type only, and [`Placed::store`] writes it into one [`Field`], which only the table
+//! defines. `register`, which hands out the function for a slot named apart from the
+//! field, exists only with the `tools` feature, for tools and tests that build images with
+//! deliberate mistakes.
 #![no_std]
 
 #[cfg(test)]
@@ -262,7 +263,7 @@ pub fn parse_records(bytes: &[u8]) -> impl Iterator<Item = Result<ParsedRecord, 
         })
 }
 
-/// Marker types, one per role, for the type-level check in [`register`].
+/// Marker types, one per role, for the type-level check in [`Placed::store`].
 pub mod role {
     /// [`super::Role::Init`].
     pub enum Init {}
@@ -301,13 +302,17 @@ impl PlacementRole for role::Dispatch {
 /// A function that a placement attribute has put in its section.
 ///
 /// The attribute implements this for a marker type that has the function's own name (in
-/// the type namespace, so it does not clash with the function), which is what makes
-/// `register::<slot::EvtDeviceD0Entry, evt_device_d0_entry>()` read naturally.
+/// the type namespace). For a callback (a function with an `extern` ABI) that marker is
+/// the only thing the name stands for: the function itself is defined inside the
+/// attribute's expansion, out of reach, and this trait never hands it out. It can only be
+/// stored with [`Placed::store`], into the one [`Field`] a `pagewise_macros::callbacks!`
+/// entry names, after the compiler has checked that the field's slot accepts the role.
 ///
 /// # Safety
 ///
-/// Implement only through the placement attributes: `FUNCTION` must be a function that
-/// really is placed as `Role` says.
+/// Implement only through the placement attributes: the function must really be placed as
+/// `Role` says, `ADDRESS` must be its address, and `store` must pass the function to
+/// `F::store` exactly once and do nothing else.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no placement attribute",
     label = "not placed",
@@ -318,10 +323,18 @@ pub unsafe trait Placed {
     type Role: PlacementRole;
     /// The function's pointer type.
     type Fn: Copy;
-    /// The function.
-    const FUNCTION: Self::Fn;
+    /// The function's address, for the role record and the self-check: a number, not a
+    /// callable value.
+    const ADDRESS: *const ();
     /// The function's name, for diagnostics.
     const NAME: &'static str;
+
+    /// Stores the function into the field `F` of `target`. A compile error unless the
+    /// slot of `F` accepts this function's role.
+    fn store<F>(target: &mut F::Structure)
+    where
+        F: Field<Fn = Self::Fn>,
+        <F::Slot as Slot>::Needs: Accepts<Self::Role>;
 }
 
 /// A WDF callback slot: what placement a function registered in it must have.
@@ -364,33 +377,94 @@ impl Accepts<role::PowerDown> for needs::Passive {}
 impl Accepts<role::PowerUp> for needs::Passive {}
 impl Accepts<role::Dispatch> for needs::Passive {}
 
+/// One callback field of one configuration structure, and the slot it stands for.
+///
+/// `pagewise_macros::callbacks!` implements it, inside the function each table block
+/// becomes, for one local type per entry: the type is named after the field and its slot is
+/// `pagewise_roles::config::<STRUCTURE>::<field>`, so nothing outside the table can name it.
+///
+/// # Safety
+///
+/// `store` writes `value` into exactly the field whose slot is `Slot`, and nowhere else.
+/// An implementation that stores into another field defeats the slot check; only the table
+/// (and tools that build deliberately wrong images) implement this.
+pub unsafe trait Field {
+    /// The slot the field takes ([`config`] names it).
+    type Slot: Slot;
+    /// The configuration structure that has the field.
+    type Structure;
+    /// The function-pointer type the field holds (inside its `Option`).
+    type Fn: Copy;
+    /// Writes the function into the field.
+    fn store(target: &mut Self::Structure, value: Self::Fn);
+}
+
 /// The function `C` as a value for callback slot `S`; a compile error unless `C`'s placement
 /// meets what `S` needs.
 ///
-/// A driver registers through `pagewise_macros::callbacks!` instead, which derives `S`
-/// from the field the function goes into.
+/// Only with the `tools` feature, for tools and tests that build images with deliberate
+/// mistakes (a shipped driver is built without it, so this function does not exist there):
+/// the slot is named apart from the field the value then goes into, which is exactly the
+/// hole the registration table closes. A driver registers through
+/// `pagewise_macros::callbacks!`, which derives `S` from the field.
+#[cfg(feature = "tools")]
 #[must_use]
-pub const fn register<S, C>() -> C::Fn
+// Always inlined: the store and the read then fold into the constant function pointer.
+#[inline(always)]
+pub fn register<S, C>() -> C::Fn
 where
     S: Slot,
     C: Placed,
     S::Needs: Accepts<C::Role>,
 {
-    C::FUNCTION
+    /// A field that is a bare value, slot `S`.
+    struct Value<S, T>(core::marker::PhantomData<(S, T)>);
+    // SAFETY: the only field is the value itself, and `register` is its only user.
+    unsafe impl<S: Slot, T: Copy> Field for Value<S, T> {
+        type Slot = S;
+        type Structure = core::mem::MaybeUninit<T>;
+        type Fn = T;
+        #[expect(clippy::inline_always, reason = "part of `register`'s constant")]
+        #[inline(always)]
+        fn store(target: &mut Self::Structure, value: T) {
+            target.write(value);
+        }
+    }
+    let mut value = core::mem::MaybeUninit::uninit();
+    C::store::<Value<S, C::Fn>>(&mut value);
+    // SAFETY: `Placed::store` passes the function to `Field::store` exactly once (the
+    // trait's contract), which wrote it.
+    unsafe { value.assume_init() }
 }
 
-/// [`register`] under the name `pagewise_macros::callbacks!` expands to, so that
-/// disallowing `register` in a driver's clippy configuration leaves the macro usable. Not
-/// for direct use.
-#[doc(hidden)]
+/// The function `C` as a value, checked against no slot at all: for tools and fixtures
+/// that store callbacks where this crate has no slot for them (a child list's
+/// configuration, an exported interface's routines), or plant a mistake on purpose. Only
+/// with the `tools` feature, like [`register`]; a driver has neither.
+#[cfg(feature = "tools")]
 #[must_use]
-pub const fn __register_field<S, C>() -> C::Fn
-where
-    S: Slot,
-    C: Placed,
-    S::Needs: Accepts<C::Role>,
-{
-    C::FUNCTION
+// Always inlined, as `register`: the store and the read fold into the constant.
+#[inline(always)]
+pub fn function<C: Placed>() -> C::Fn {
+    /// A slot that accepts every role.
+    enum AnySlot {}
+    /// What [`AnySlot`] needs: nothing.
+    enum Anything {}
+    impl<R> Accepts<R> for Anything {}
+    impl Slot for AnySlot {
+        type Needs = Anything;
+        const INFO: slot::SlotInfo = slot::SlotInfo {
+            name: "(any, tools only)",
+            irql: "any",
+            need: slot::Need::Passive,
+            rule: "no rule: tools and fixtures only",
+        };
+    }
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "register is disallowed for drivers; this is its tools-only sibling"
+    )]
+    register::<AnySlot, C>()
 }
 
 /// One callback a `pagewise_macros::callbacks!` table registers: the driver's own id for
@@ -406,16 +480,15 @@ pub struct Registration<I> {
 }
 
 impl<I> Registration<I> {
-    /// The entry for function `C`. `function` must be `C` itself;
-    /// `pagewise_macros::callbacks!` passes the same name for both, and checks the slot
-    /// where it stores the function. Not for direct use.
+    /// The entry for function `C`. `pagewise_macros::callbacks!` checks the slot where it
+    /// stores the function. Not for direct use.
     #[doc(hidden)]
     #[must_use]
-    pub const fn __new<C: Placed>(id: I, function: *const ()) -> Registration<I> {
+    pub const fn __new<C: Placed>(id: I) -> Registration<I> {
         Registration {
             id,
             role: <C::Role as PlacementRole>::ROLE,
-            function,
+            function: C::ADDRESS,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! This is the project's paging map (docs/paging.md) in code: one marker type per
 //! callback, whose [`Slot::Needs`] decides at compile time which
-//! placements [`register`](crate::register) accepts, and whose [`SlotInfo`] documents the
+//! placements [`Placed::store`](crate::Placed::store) accepts, and whose [`SlotInfo`] documents the
 //! IRQL and the rule. [`ALL`] lists every row, for the README's table and for tools.
 //! [`crate::config`] maps each WDF configuration field to its slot.
 

@@ -487,7 +487,7 @@ fn cargo_profile(args: Vec<String>) -> Result<(String, Vec<String>), String> {
 
 /// Removes the variables the outer cargo (rustup's) sets for a test process, so the inner
 /// Debian cargo builds independently: its own target dir, no wrapper, no outer RUSTFLAGS.
-fn isolate_cargo_env(cmd: &mut Command) {
+pub fn isolate_cargo_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let Some(key) = key.to_str() else { continue };
         let outer = (key.starts_with("CARGO") && key != "CARGO_HOME")

@@ -1,12 +1,24 @@
-//! `cargo xtask setup | test [ARGS]`.
+//! `cargo xtask setup | driver [--release] | test [ARGS]`.
 //!
-//! The tests of `cargo pagecheck` and of the driver's section lookup link real PE images
-//! from this repository's own sources, which needs a Rust toolchain with library sources
-//! for `x86_64-pc-windows-msvc`, clang and lld. On Debian those are packages
-//! ([`pe_fixtures::DEBIAN_PACKAGES`]); `setup` installs the missing ones, so that one
-//! command, `cargo xtask test`, passes on a clean machine.
+//! - `setup` installs (or upgrades) the Debian packages the PE images need: Debian's Rust
+//!   toolchain with library sources for `x86_64-pc-windows-msvc` (`rustc-web`, `cargo-web`,
+//!   `rust-web-src`, at least [`MIN_DEBIAN_RUST`]), clang and lld. It checks versions, not
+//!   only that a package is there, and says what to do when it cannot fix them itself.
+//! - `driver [--release]` builds the driver's own image on Linux: the unchanged `src/`,
+//!   through `driver-image/` against the stand-in WDK crates (`crates/standin-wdk*`), for
+//!   `x86_64-pc-windows-msvc` with `-Zbuild-std` and `lld-link`, with the section flags of
+//!   `link_sections.rs` that `build.rs` gives the WDK build. Output:
+//!   `target/driver-image/<profile>/pagewise.sys` and `pagewise.pdb`.
+//! - `test` runs every test of the workspace, then builds the release image and checks it:
+//!   `cargo pagecheck --deny warnings` (no finding; the callbacks it finds registered agree
+//!   with the `callbacks!` table of `src/callbacks.rs`), and prints its section table and
+//!   resident share.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod image;
+mod versions;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -14,9 +26,16 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("setup") if rest.is_empty() => setup(),
+        Some("driver") if rest.is_empty() => setup().and_then(|()| image::build(false).map(drop)),
+        Some("driver") if rest == ["--release"] => {
+            setup().and_then(|()| image::build(true).map(drop))
+        }
         Some("test") => setup().and_then(|()| test(&rest)),
         _ => {
-            eprintln!("usage: cargo xtask setup | cargo xtask test [-- cargo test arguments]");
+            eprintln!(
+                "usage: cargo xtask setup | cargo xtask driver [--release] | \
+                 cargo xtask test [-- cargo test arguments]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -29,13 +48,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Installs the Debian packages the PE fixtures need, if any is missing.
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Installs the Debian packages the PE images need when one is missing, and upgrades
+/// Debian's Rust toolchain when it is older than the driver needs.
 fn setup() -> Result<(), String> {
     if !is_debian() {
         match pe_fixtures::tools_missing() {
             None => {}
             Some(missing) => eprintln!(
-                "xtask: not a Debian system, so nothing is installed; the PE fixture tests \
+                "xtask: not a Debian system, so nothing is installed; the PE image tests \
                  will fail until these are present: {missing}"
             ),
         }
@@ -44,25 +72,53 @@ fn setup() -> Result<(), String> {
     let missing: Vec<&str> = pe_fixtures::DEBIAN_PACKAGES
         .iter()
         .copied()
-        .filter(|package| !dpkg_installed(package))
+        .filter(|package| dpkg_version(package).is_none())
         .collect();
-    if missing.is_empty() {
+    let sudo = !is_root();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing {}", missing.join(" "));
+        run(apt(sudo).arg("update").arg("-q"))?;
+        run(apt(sudo)
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing))?;
+    }
+    let installed = versions::Installed::read(dpkg_version, rustc_version);
+    if installed.check().is_ok() {
         return Ok(());
     }
-    eprintln!("xtask: installing {}", missing.join(" "));
-    let sudo = !is_root();
-    run(apt(sudo).arg("update").arg("-q"))?;
+    // Bookworm itself has rustc-web 1.85; bookworm-security (enabled on a stock
+    // installation) has the newer one.
+    eprintln!(
+        "xtask: upgrading {}: {}",
+        versions::RUST_PACKAGES.join(" "),
+        installed.check().err().unwrap_or_default()
+    );
+    if missing.is_empty() {
+        run(apt(sudo).arg("update").arg("-q"))?;
+    }
     run(apt(sudo)
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing))
+        .args([
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "--only-upgrade",
+        ])
+        .args(versions::RUST_PACKAGES))?;
+    versions::Installed::read(dpkg_version, rustc_version)
+        .check()
+        .map_err(|problem| format!("{problem}\n{}", versions::WHAT_TO_DO))
 }
 
-/// Runs the whole workspace's tests with the cargo that runs this task.
+/// Runs the whole workspace's tests with the cargo that runs this task, then builds the
+/// driver's release image and checks it.
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    run(Command::new(cargo)
+    run(Command::new(&cargo)
         .args(["test", "--workspace"])
-        .args(extra))
+        .args(extra))?;
+    let built = image::build(true)?;
+    image::check(&cargo, &built)
 }
 
 fn apt(sudo: bool) -> Command {
@@ -78,7 +134,7 @@ fn apt(sudo: bool) -> Command {
 }
 
 fn is_debian() -> bool {
-    std::path::Path::new("/etc/debian_version").exists()
+    Path::new("/etc/debian_version").exists()
 }
 
 fn is_root() -> bool {
@@ -88,11 +144,23 @@ fn is_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
-fn dpkg_installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
+/// The installed version of a Debian package, `None` when it is not installed.
+fn dpkg_version(package: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Version}", package])
         .output()
-        .is_ok_and(|out| out.status.success() && out.stdout.ends_with(b"install ok installed"))
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, version) = text.split_once('\t')?;
+    (out.status.success() && status.ends_with("install ok installed")).then(|| version.to_owned())
+}
+
+/// What Debian's rustc says of itself (`rustc 1.96.0 (...)`), `None` when it does not run.
+fn rustc_version() -> Option<String> {
+    let out = Command::new(pe_fixtures::RUSTC).arg("-V").output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn run(command: &mut Command) -> Result<(), String> {

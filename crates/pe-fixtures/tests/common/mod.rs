@@ -181,7 +181,9 @@ pub fn functions(image: &Image) -> Vec<Function> {
                 && let Some(rva) = procedure.offset.to_rva(&map)
             {
                 out.push(Function {
-                    name: procedure.name.to_string().into_owned(),
+                    // The placement attributes define a callback inside an anonymous
+                    // `const _` block; its path reads as written, without the `_`.
+                    name: procedure.name.to_string().replace("::_::", "::"),
                     rva: rva.0,
                     len: procedure.len,
                 });

@@ -1,4 +1,4 @@
-// The mistake `EvtDeviceD0Entry: Some(register::<slot::EvtDeviceD0Exit, evt_device_d0_exit>())`
+// The mistake of putting the D0 exit function in the D0 entry field
 // in the registration table: the field names the slot, so the power-down function is
 // checked against EvtDeviceD0Entry's slot and refused there.
 #![allow(non_snake_case, non_camel_case_types, dead_code)]

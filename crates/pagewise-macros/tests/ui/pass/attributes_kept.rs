@@ -41,12 +41,21 @@ unsafe fn returns_never() -> ! {
     std::process::exit(0)
 }
 
+// A callback has no value under its name; its `no_mangle` export is how it is reached here,
+// which also shows the attribute was kept.
+unsafe extern "C" {
+    #[link_name = "exported_power_up"]
+    fn exported_power_up_by_symbol() -> u8;
+}
+
 fn main() {
     assert_eq!(documented(1, (2, 3), ""), 3);
-    assert_eq!(exported_power_up(), 7);
+    // SAFETY: the exported function takes nothing and returns a constant.
+    assert_eq!(unsafe { exported_power_up_by_symbol() }, 7);
     assert_eq!(<r#type as Placed>::NAME, "type");
     assert_eq!(r#type(), "raw");
     assert_eq!(r#type::ROLE_RECORD.role, Role::Init as u16);
     assert_eq!(returns_never::ROLE_RECORD.role, Role::Paged as u16);
-    let _: unsafe fn() -> ! = <returns_never as Placed>::FUNCTION;
+    let function: unsafe fn() -> ! = returns_never;
+    assert_eq!(function as *const (), <returns_never as Placed>::ADDRESS);
 }

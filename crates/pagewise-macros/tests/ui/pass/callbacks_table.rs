@@ -5,7 +5,7 @@
 #![allow(non_snake_case, non_camel_case_types)]
 
 use pagewise_macros::{callbacks, init, paged, resident};
-use pagewise_roles::Role;
+use pagewise_roles::{Placed, Role};
 
 type Status = i32;
 type DeviceFn = unsafe extern "C" fn(usize) -> Status;
@@ -138,52 +138,42 @@ callbacks! {
     }
 }
 
-fn same<F: Copy>(stored: Option<F>, function: F) -> bool
-where
-    F: PartialEq,
-{
-    stored == Some(function)
+/// True when the field holds the function placed as `P`. A callback has no value under its
+/// name, so the comparison is by address.
+fn same<P: Placed>(stored: Option<P::Fn>) -> bool {
+    stored.is_some_and(|function| {
+        assert_eq!(size_of::<P::Fn>(), size_of::<*const ()>());
+        // SAFETY: `P::Fn` is a function-pointer type, the size of a data pointer.
+        let address: *const () = unsafe { std::mem::transmute_copy(&function) };
+        address == P::ADDRESS
+    })
 }
 
 fn main() {
-    // SAFETY: the stand-in callbacks only return constants.
-    assert_eq!(unsafe { driver_entry(0, 0) }, 0);
+    assert!(!<driver_entry as Placed>::ADDRESS.is_null());
 
     let config = driver_config(WDF_DRIVER_CONFIG {
         Size: 24,
         ..WDF_DRIVER_CONFIG::default()
     });
     assert_eq!(config.Size, 24, "the caller's fields are kept");
-    assert!(same(
-        config.EvtDriverDeviceAdd,
-        device_add as unsafe extern "C" fn(usize, usize) -> Status
-    ));
-    assert!(same(
-        config.EvtDriverUnload,
-        unload as unsafe extern "C" fn(usize)
-    ));
+    assert!(same::<device_add>(config.EvtDriverDeviceAdd));
+    assert!(same::<unload>(config.EvtDriverUnload));
 
     let power = pnp_power(WDF_PNPPOWER_EVENT_CALLBACKS::default());
-    assert!(same(power.EvtDeviceD0Entry, d0_entry as PowerFn));
-    assert!(same(power.EvtDeviceD0Exit, d0_exit as PowerFn));
-    assert!(same(
-        power.EvtDeviceSelfManagedIoRestart,
-        restart as DeviceFn
-    ));
-    assert!(same(
-        power.EvtDeviceSelfManagedIoSuspend,
-        suspend as DeviceFn
-    ));
+    assert!(same::<d0_entry>(power.EvtDeviceD0Entry));
+    assert!(same::<d0_exit>(power.EvtDeviceD0Exit));
+    assert!(same::<restart>(power.EvtDeviceSelfManagedIoRestart));
+    assert!(same::<suspend>(power.EvtDeviceSelfManagedIoSuspend));
 
     let queue = hold_queue(WDF_IO_QUEUE_CONFIG {
         PowerManaged: 1,
         ..WDF_IO_QUEUE_CONFIG::default()
     });
     assert_eq!(queue.PowerManaged, 1);
-    assert!(same(queue.EvtIoDeviceControl, hold as QueueFn));
-    assert!(same(
-        control_queue(WDF_IO_QUEUE_CONFIG::default()).EvtIoDeviceControl,
-        control as QueueFn
+    assert!(same::<hold>(queue.EvtIoDeviceControl));
+    assert!(same::<control>(
+        control_queue(WDF_IO_QUEUE_CONFIG::default()).EvtIoDeviceControl
     ));
     assert!(
         device_attributes(WDF_OBJECT_ATTRIBUTES::default())
@@ -205,17 +195,17 @@ fn main() {
     );
 
     let expected: [(u16, Role, *const ()); 11] = [
-        (2, Role::Paged, device_add as *const ()),
-        (3, Role::Paged, unload as *const ()),
-        (6, Role::PowerUp, d0_entry as *const ()),
-        (7, Role::PowerDown, d0_exit as *const ()),
-        (9, Role::PowerUp, restart as *const ()),
-        (10, Role::PowerDown, suspend as *const ()),
-        (15, Role::Paged, control as *const ()),
-        (16, Role::Dispatch, hold as *const ()),
-        (14, Role::Paged, device_cleanup as *const ()),
-        (17, Role::Dispatch, timer as *const ()),
-        (18, Role::Paged, work_item as *const ()),
+        (2, Role::Paged, <device_add as Placed>::ADDRESS),
+        (3, Role::Paged, <unload as Placed>::ADDRESS),
+        (6, Role::PowerUp, <d0_entry as Placed>::ADDRESS),
+        (7, Role::PowerDown, <d0_exit as Placed>::ADDRESS),
+        (9, Role::PowerUp, <restart as Placed>::ADDRESS),
+        (10, Role::PowerDown, <suspend as Placed>::ADDRESS),
+        (15, Role::Paged, <control as Placed>::ADDRESS),
+        (16, Role::Dispatch, <hold as Placed>::ADDRESS),
+        (14, Role::Paged, <device_cleanup as Placed>::ADDRESS),
+        (17, Role::Dispatch, <timer as Placed>::ADDRESS),
+        (18, Role::Paged, <work_item as Placed>::ADDRESS),
     ];
     assert_eq!(REGISTERED.len(), expected.len(), "one entry per field");
     for (registration, (id, role, function)) in REGISTERED.iter().zip(expected) {
