@@ -207,10 +207,14 @@ pub(crate) unsafe extern "C" fn evt_device_d0_exit(
             .locked(Op::D0ExitBegin { np: start.np })
             .into_persist()
     {
-        // SAFETY: `device` is live and this is PASSIVE_LEVEL; the portable state said a
-        // transition of this device may touch the registry, and the framework's state is
-        // not NP.
-        let written = unsafe { write_counters(device, counters) };
+        // The portable state allows the write; the framework's own state is asked once
+        // more right where the registry is touched (WdfDevStateIsNP, as the guide has it),
+        // so the guard stands in the image next to the write, where `cargo pagecheck` and
+        // `cargo pagerun` check it.
+        // SAFETY: `device` is live and this is PASSIVE_LEVEL.
+        let written = !unsafe { device_state_is_np(device) }
+            // SAFETY: as above; the framework's state is not NP.
+            && unsafe { write_counters(device, counters) };
         let _ = context.locked(Op::PersistDone(written));
     }
     // SAFETY: as above; `start` was read as this callback started.

@@ -122,6 +122,25 @@ fn code_address_merging_into_an_indirect_call() {
     assert_eq!(unresolved, ["EvtIoDeviceControl"]);
 }
 
+#[test]
+fn a_branch_proven_never_taken_reaches_nothing() {
+    let image = common::c("dead_branch");
+    let report = analyze(
+        &image,
+        &[
+            "dispatch=EvtIoDeviceControl",
+            "dispatch=EvtIoInternalDeviceControl",
+        ],
+    );
+    let errors = errors(&report);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].rule, Rule::ResidentReachesPageable);
+    assert_eq!(
+        chain_symbols(errors[0]),
+        ["EvtIoInternalDeviceControl", "ReportMissingEntry"]
+    );
+}
+
 fn errors_of(image: &pe_fixtures::Image, roots: &[&str]) -> Vec<Violation> {
     errors(&analyze(image, roots))
         .into_iter()

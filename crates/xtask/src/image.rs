@@ -40,23 +40,6 @@ const DRIVER_LINK_ARGS: &[&str] = &[
     "/SECTION:.pdata,RP",
 ];
 
-/// Findings `cargo pagecheck` makes on the image that are its own imprecision, not the
-/// driver's: `(rule, function)`. Reported to the lead with the image and the site; each is
-/// printed on every run, and one that no longer occurs fails the check so that the entry
-/// goes with the fix.
-///
-/// - `evt_power_io_device_control` ends, on the path where `WdfIoQueueGetDevice` has no
-///   table entry, in a tail call `jmp rax` to `WdfRequestCompleteWithInformation`, whose
-///   address is `[WdfFunctions + 265*8]` with the table base loaded in an earlier block.
-///   pagecheck does not follow the table base across that join: PC005 (an unresolved
-///   jump, its "possible targets" every function whose address the image takes), and
-///   through one of those targets, `evt_device_d0_exit`, PC009 for `write_counters` in
-///   `PAGEPWR`. The jump reaches the framework, not the driver's code.
-const KNOWN_FALSE_FINDINGS: &[(&str, &str)] = &[
-    ("PC005", "pagewise::queue::evt_power_io_device_control"),
-    ("PC009", "pagewise::queue::evt_power_io_device_control"),
-];
-
 /// A built image.
 pub struct Built {
     /// `target/driver-image/<profile>/pagewise.sys`.
@@ -153,35 +136,15 @@ pub fn check(cargo: &str, built: &Built) -> Result<(), String> {
         .map_err(|e| format!("cargo pagecheck's JSON does not parse: {e}"))?;
 
     let findings = findings(&report);
-    let (unexpected, known_seen) = triage(&findings);
-    for (rule, message) in &known_seen {
-        println!(
-            "xtask: known pagecheck false finding (reported, not the driver's): {rule} {message}"
-        );
-    }
-    let stale: Vec<&(&str, &str)> = KNOWN_FALSE_FINDINGS
-        .iter()
-        .filter(|(rule, function)| {
-            !known_seen
-                .iter()
-                .any(|(r, m)| r == rule && m.contains(&format!("`{function}`")))
-        })
-        .collect();
-    if !unexpected.is_empty() {
+    if !findings.is_empty() {
         return Err(format!(
             "cargo pagecheck --deny warnings found on {}:\n{}",
             built.sys.display(),
-            unexpected
+            findings
                 .iter()
                 .map(|(rule, message)| format!("  {rule}: {message}"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        ));
-    }
-    if !stale.is_empty() {
-        return Err(format!(
-            "known pagecheck false findings that no longer occur, remove them from \
-             KNOWN_FALSE_FINDINGS in crates/xtask/src/image.rs: {stale:?}"
         ));
     }
 
@@ -216,18 +179,6 @@ fn findings(report: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// A finding: its rule and its message.
-type Finding = (String, String);
-
-/// Splits findings into unexpected ones and known false ones.
-fn triage(findings: &[Finding]) -> (Vec<Finding>, Vec<Finding>) {
-    findings.iter().cloned().partition(|(rule, message)| {
-        !KNOWN_FALSE_FINDINGS
-            .iter()
-            .any(|(r, function)| r == rule && message.contains(&format!("`{function}`")))
-    })
 }
 
 /// One registration: the structure (without an object kind), the field, the function's
@@ -463,28 +414,6 @@ pagewise_macros::callbacks! {
             ]}
         });
         assert_eq!(registrations(&report), parse_table(TABLE).expect("parses"));
-    }
-
-    #[test]
-    fn only_listed_false_findings_are_tolerated() {
-        let findings = vec![
-            (
-                "PC005".to_owned(),
-                "unresolved jump in resident `pagewise::queue::evt_power_io_device_control`"
-                    .to_owned(),
-            ),
-            (
-                "PC005".to_owned(),
-                "unresolved jump in resident `pagewise::queue::evt_hold_timer`".to_owned(),
-            ),
-            (
-                "PC002".to_owned(),
-                "`pagewise::queue::evt_power_io_device_control` reaches".to_owned(),
-            ),
-        ];
-        let (unexpected, known) = triage(&findings);
-        assert_eq!(known.len(), 1);
-        assert_eq!(unexpected.len(), 2);
     }
 
     #[test]

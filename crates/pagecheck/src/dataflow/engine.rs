@@ -66,36 +66,51 @@ struct Blocks {
     starts: Vec<usize>,
     /// RVA of each block's first instruction.
     rvas: Vec<u32>,
+    /// Whether the code shows a way into each block: the function's entry, a branch, jump
+    /// table or call target, or the fall-through of the instruction before it. A block the
+    /// fixed point never reached although it has one is dead (its only ways in are branches
+    /// the analysis proved never taken); one without any is entered some way the image does
+    /// not show (an exception handler, an unresolved jump).
+    shown: Vec<bool>,
 }
 
 impl Blocks {
     fn build<V: View>(tr: &Transfer<'_, V>, code: &[Instruction], joins: &[u32]) -> Blocks {
         let mut starts = Vec::new();
         let mut rvas = Vec::new();
+        let mut shown = Vec::new();
         let mut next_join = 0;
         let mut boundary = true;
+        let mut falls_in = true;
         let mut expected = None;
         for (i, instr) in code.iter().enumerate() {
             let rva = tr.site(instr);
-            let mut leader = boundary || expected.is_some_and(|e| e != rva);
+            let contiguous = expected.is_none_or(|e| e == rva);
+            let mut joined = false;
             while let Some(&j) = joins.get(next_join)
                 && j <= rva
             {
-                leader |= j == rva;
+                joined |= j == rva;
                 next_join += 1;
             }
-            if leader {
+            if boundary || !contiguous || joined {
                 starts.push(i);
                 rvas.push(rva);
+                shown.push(joined || (falls_in && contiguous));
             }
             #[allow(clippy::cast_possible_truncation)]
             {
                 expected = Some(rva.wrapping_add(instr.len() as u32));
             }
             boundary = instr.is_invalid() || ends_block(instr);
+            falls_in = instr.is_invalid() || falls_into_next(instr);
         }
         starts.push(code.len());
-        Blocks { starts, rvas }
+        Blocks {
+            starts,
+            rvas,
+            shown,
+        }
     }
 
     fn len(&self) -> usize {
@@ -124,6 +139,20 @@ fn ends_block(instr: &Instruction) -> bool {
             | FlowControl::Interrupt
             | FlowControl::Exception
             | FlowControl::XbeginXabortXend
+    )
+}
+
+/// Whether the instruction after `instr` can be reached by falling through it.
+fn falls_into_next(instr: &Instruction) -> bool {
+    !matches!(
+        instr.flow_control(),
+        FlowControl::UnconditionalBranch
+            | FlowControl::IndirectBranch
+            | FlowControl::Return
+            | FlowControl::Exception
+    ) && !matches!(
+        instr.mnemonic(),
+        iced_x86::Mnemonic::Int3 | iced_x86::Mnemonic::Hlt
     )
 }
 
@@ -344,6 +373,9 @@ fn record<V: View>(
     let mut carried: Option<Machine> = None;
     for b in 0..blocks.len() {
         let mut m = match states {
+            // Dead code: reached only through branches proven never taken (the bindings'
+            // missing-table-entry paths). What it would do is not what the driver does.
+            Some(states) if states[b].is_none() && blocks.shown[b] && b > 0 => continue,
             Some(states) => {
                 fx.reached = states[b].is_some();
                 states[b].clone().unwrap_or_else(Machine::unknown)
