@@ -1,6 +1,6 @@
 //! `cargo pagecheck [IMAGE] [OPTIONS]`: see `--help`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::{IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -191,26 +191,41 @@ fn run(cli: Cli) -> Result<bool, pagecheck::Error> {
                 && std::io::stdout().is_terminal()
         }
     };
-    let out = match cli.format {
-        Format::Text => report::text(
+    let rendered = match cli.format {
+        // Streamed: the JSON of a large image (every function's size) is megabytes, built
+        // neither as one string nor copied again on its way out.
+        Format::Json => None,
+        Format::Text => Some(report::text(
             &report,
             &report::TextOptions {
                 color,
                 quiet: cli.quiet,
             },
-        ),
-        Format::Json => report::json(&report),
-        Format::Sarif => report::sarif(&report),
+        )),
+        Format::Sarif => Some(report::sarif(&report)),
+    };
+    let emit = |w: &mut dyn Write| -> std::io::Result<()> {
+        if let Some(out) = &rendered {
+            writeln!(w, "{out}")?;
+        } else {
+            report::write_json(&report, &mut *w)?;
+            writeln!(w)?;
+        }
+        w.flush()
     };
     if let Some(path) = &cli.output {
-        std::fs::write(path, format!("{out}\n")).map_err(|e| {
-            pagecheck::Error::new(format!("{}: cannot write the report: {e}", path.display()))
-        })?;
+        std::fs::File::create(path)
+            .and_then(|file| emit(&mut std::io::BufWriter::with_capacity(1 << 16, file)))
+            .map_err(|e| {
+                pagecheck::Error::new(format!("{}: cannot write the report: {e}", path.display()))
+            })?;
     } else {
         // Not println!: a closed pipe (`| head`) must not turn into a panic. Failing to print
         // the report is not bad input either; the exit status still tells the verdict.
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
+        let _ = emit(&mut std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        ));
     }
     Ok(report.failed())
 }

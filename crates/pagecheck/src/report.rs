@@ -275,6 +275,14 @@ pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// The JSON form, written to `out` as it is serialised.
+///
+/// # Errors
+/// When `out` fails.
+pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(out, report).map_err(std::io::Error::from)
+}
+
 fn logical(link: &Link) -> Value {
     let mut location = json!({
         "name": link.symbol,

@@ -107,74 +107,72 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
     let every = |_: &Func| true;
     let mut seen: HashSet<u32> = HashSet::new();
     let mut accesses = Vec::new();
-    let mut callbacks = 0;
-    let mut visited: HashSet<usize> = HashSet::new();
     let mut unseen = Unseen::default();
-    for index in model.power_entries() {
-        let entry = &model.entries[index];
-        callbacks += 1;
-        let all = model.walk(
-            entry,
-            Across {
-                enter: &every,
-                respect_guard: false,
-            },
-        );
-        let unguarded = model.walk(
-            entry,
-            Across {
-                enter: &every,
-                respect_guard: true,
-            },
-        );
-        let guarded = |f: usize, site: u32| !unguarded.reached(f) || model.guarded.contains(&site);
-        let callback = names.function(entry.function);
-        for &f in &all.order {
-            let func = &model.functions[f];
-            if visited.insert(f) {
-                unseen.indirect_calls += func.indirect;
-            }
-            for call in &func.externals {
-                let Some(contract) = routine_contracts::lookup(&call.routine) else {
-                    if !unseen.routines_without_contract.contains(&call.routine) {
-                        unseen.routines_without_contract.push(call.routine.clone());
-                    }
-                    continue;
-                };
-                let Some(kind) = kind_of(contract.access(call.argument)) else {
-                    continue;
-                };
-                if !model.counts(entry, f, call.site, false) || !seen.insert(call.site) {
-                    continue;
+    let entries = model.power_entries();
+    let callbacks = entries.len();
+    let all = model.walk(
+        &entries,
+        Across {
+            enter: &every,
+            respect_guard: false,
+        },
+    );
+    // An access is guarded when no power callback reaches it but through a WdfDevStateIsNP
+    // test: its function is reached only across guarded calls, or the site itself lies on
+    // the guarded side of a test.
+    let unguarded = model.walk(
+        &entries,
+        Across {
+            enter: &every,
+            respect_guard: true,
+        },
+    );
+    let guarded = |f: usize, site: u32| !unguarded.reached(f) || model.guarded.contains(&site);
+    for &at in &all.order {
+        let f = at.function;
+        let func = &model.functions[f];
+        let callback = names.function(model.entries[at.entry].function);
+        unseen.indirect_calls += func.indirect;
+        for call in &func.externals {
+            let Some(contract) = routine_contracts::lookup(&call.routine) else {
+                if !unseen.routines_without_contract.contains(&call.routine) {
+                    unseen.routines_without_contract.push(call.routine.clone());
                 }
-                accesses.push(PowerAccess {
-                    kind,
-                    routine: Some(call.routine.clone()),
-                    data: None,
-                    callback: callback.clone(),
-                    site: call.site,
-                    place: names.place(call.site),
-                    guarded: guarded(f, call.site),
-                });
+                continue;
+            };
+            let Some(kind) = kind_of(contract.access(call.argument)) else {
+                continue;
+            };
+            if !model.counts(at, call.site, false) || !seen.insert(call.site) {
+                continue;
             }
-            for data in &func.data {
-                // A section the driver locks is in memory while it is locked.
-                if data.place != (DataPlace::Pageable { locked: false })
-                    || !model.counts(entry, f, data.site, false)
-                    || !seen.insert(data.site)
-                {
-                    continue;
-                }
-                accesses.push(PowerAccess {
-                    kind: "pageable-data",
-                    routine: None,
-                    data: Some(names.data(data.target)),
-                    callback: callback.clone(),
-                    site: data.site,
-                    place: names.place(data.site),
-                    guarded: guarded(f, data.site),
-                });
+            accesses.push(PowerAccess {
+                kind,
+                routine: Some(call.routine.clone()),
+                data: None,
+                callback: callback.clone(),
+                site: call.site,
+                place: names.place(call.site),
+                guarded: guarded(f, call.site),
+            });
+        }
+        for data in &func.data {
+            // A section the driver locks is in memory while it is locked.
+            if data.place != (DataPlace::Pageable { locked: false })
+                || !model.counts(at, data.site, false)
+                || !seen.insert(data.site)
+            {
+                continue;
             }
+            accesses.push(PowerAccess {
+                kind: "pageable-data",
+                routine: None,
+                data: Some(names.data(data.target)),
+                callback: callback.clone(),
+                site: data.site,
+                place: names.place(data.site),
+                guarded: guarded(f, data.site),
+            });
         }
     }
     accesses.sort_by_key(|a| (a.guarded, a.kind == "pool-type-unknown", a.site));
@@ -334,6 +332,39 @@ mod tests {
                 ("registry", true)
             ]
         );
+    }
+
+    #[test]
+    fn an_access_one_callback_reaches_unguarded_is_unguarded_whatever_the_order() {
+        // Entry 0 calls the helper behind the guard (0x10); a second power callback (2)
+        // calls it without one (0x30). Listed first or second, the access is unguarded.
+        for second_first in [false, true] {
+            let mut m = program(vec![(0x20, "ZwWriteFile", None)], &[0x10]);
+            let mut d0_entry = Func::new(Placement::Resident);
+            d0_entry.calls.push(Call {
+                site: 0x30,
+                target: 1,
+            });
+            m.functions.push(d0_entry);
+            let other = Entry {
+                function: 2,
+                runs: Runs::PowerUp { strict: true },
+                region: None,
+                root: 1,
+                callers_irql: false,
+                declared_only: false,
+            };
+            if second_first {
+                m.entries.insert(0, other);
+            } else {
+                m.entries.push(other);
+            }
+            let a = answer(&m, &TestNames);
+            assert_eq!(a.power_callbacks, 2);
+            assert_eq!(a.accesses.len(), 1);
+            assert!(!a.accesses[0].guarded, "{second_first}: {:?}", a.accesses);
+            assert_eq!(a.verdict, Verdict::Unguarded);
+        }
     }
 
     #[test]

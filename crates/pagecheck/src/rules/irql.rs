@@ -55,50 +55,56 @@ pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
         .collect();
     // The highest IRQL first: an ISR and a DPC reaching the same call report it from the ISR.
     raised.sort_by_key(|&(i, level)| (std::cmp::Reverse(level), i));
+    // One walk for all of them, the highest first: a call a walk reaches from a lower entry
+    // after a higher one reached it was judged against the higher IRQL, a stricter limit.
+    let order: Vec<usize> = raised.iter().map(|&(i, _)| i).collect();
+    let level_of = |index: usize| match model.entries[index].runs {
+        Runs::Raised(level) => level,
+        _ => Irql::Passive,
+    };
+    let every = |_: &Func| true;
+    let walk = model.walk(
+        &order,
+        Across {
+            enter: &every,
+            respect_guard: false,
+        },
+    );
     let mut seen: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
-    let every = |_: &Func| true;
-    for (index, level) in raised {
-        let entry = &model.entries[index];
-        let walk = model.walk(
-            entry,
-            Across {
-                enter: &every,
-                respect_guard: false,
-            },
-        );
-        for &f in &walk.order {
-            for call in &model.functions[f].externals {
-                if !model.counts(entry, f, call.site, false) || seen.contains(&call.site) {
-                    continue;
-                }
-                let Some(contract) = routine_contracts::lookup(&call.routine) else {
-                    continue;
-                };
-                let limit = contract.irql_limit(call.argument);
-                if limit >= level {
-                    continue;
-                }
-                seen.insert(call.site);
-                out.push(Finding {
-                    rule: RULE,
-                    level: Level::Error,
-                    entry: index,
-                    path: walk.path_to(f, call.site),
-                    data: None,
-                    message: format!(
-                        "{} may run at {} and calls `{}` at {}, which its reference page allows only at IRQL <= \
-                         {}{}: {FIX} ({})",
-                        names.entry(entry),
-                        level.name(),
-                        call.routine,
-                        names.place(call.site),
-                        limit.name(),
-                        argument_clause(contract, call.argument, limit),
-                        contract.reference
-                    ),
-                });
+    for &at in &walk.order {
+        let entry = &model.entries[at.entry];
+        let level = level_of(at.entry);
+        for call in &model.functions[at.function].externals {
+            if !model.counts(at, call.site, false) || seen.contains(&call.site) {
+                continue;
             }
+            let Some(contract) = routine_contracts::lookup(&call.routine) else {
+                continue;
+            };
+            let limit = contract.irql_limit(call.argument);
+            if limit >= level {
+                continue;
+            }
+            seen.insert(call.site);
+            out.push(Finding {
+                rule: RULE,
+                level: Level::Error,
+                entry: at.entry,
+                path: walk.path_to(at, call.site),
+                data: None,
+                message: format!(
+                    "{} may run at {} and calls `{}` at {}, which its reference page allows only at IRQL <= \
+                     {}{}: {FIX} ({})",
+                    names.entry(entry),
+                    level.name(),
+                    call.routine,
+                    names.place(call.site),
+                    limit.name(),
+                    argument_clause(contract, call.argument, limit),
+                    contract.reference
+                ),
+            });
         }
     }
     out

@@ -180,37 +180,58 @@ pub struct Model {
 /// last one's site is the offending instruction).
 pub type Path = Vec<(usize, u32)>;
 
-/// What a breadth-first walk from an entry found: for each function reached, the caller and
-/// site it was first reached from.
+/// One function as a walk reached it: the whole function, or only the lock region of the entry
+/// that starts there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reached {
+    /// The function (index into [`Model::functions`]).
+    pub function: usize,
+    /// The entry the walk reached it from (index into [`Model::entries`]).
+    pub entry: usize,
+    /// The node in the walk's tree: the function's index, or past the functions for the start
+    /// of a lock region.
+    node: usize,
+}
+
+/// What a breadth-first walk from a list of entries found. The entries share one walk: a
+/// function the walk reached from an earlier entry is not entered again from a later one,
+/// so the walk is linear in the program however many entries there are. A rule that judges
+/// every site once, from the first entry that reaches it, gets the same findings as from a
+/// walk per entry; where the judgement depends on the entry, the rule walks each class of
+/// entries on its own (or orders them, strongest first).
 pub struct Walk {
+    /// For each node, the node and site it was first reached from.
     parent: Vec<Option<(usize, u32)>>,
-    reached: Vec<bool>,
-    /// The functions in the order they were reached.
-    pub order: Vec<usize>,
+    /// The function of each node.
+    function_of: Vec<usize>,
+    /// Whether each function was reached as a whole.
+    whole: Vec<bool>,
+    /// Everything reached, in the order it was reached.
+    pub order: Vec<Reached>,
 }
 
 impl Walk {
-    /// The path from the entry to `site` in `function`.
+    /// The path from the entry that reached `at` to `site` in it.
     #[must_use]
-    pub fn path_to(&self, function: usize, site: u32) -> Path {
-        let mut path = vec![(function, site)];
-        let mut f = function;
+    pub fn path_to(&self, at: Reached, site: u32) -> Path {
+        let mut path = vec![(at.function, site)];
+        let mut node = at.node;
         // The walk's tree is acyclic; the bound guards against a broken table.
         for _ in 0..self.parent.len() {
-            let Some((caller, call_site)) = self.parent[f] else {
+            let Some((caller, call_site)) = self.parent[node] else {
                 break;
             };
-            path.push((caller, call_site));
-            f = caller;
+            path.push((self.function_of[caller], call_site));
+            node = caller;
         }
         path.reverse();
         path
     }
 
-    /// Whether the walk reached `function`.
+    /// Whether the walk reached `function` as a whole (not only a lock region in it).
     #[must_use]
     pub fn reached(&self, function: usize) -> bool {
-        self.reached.get(function).copied().unwrap_or(false)
+        self.whole.get(function).copied().unwrap_or(false)
     }
 }
 
@@ -232,68 +253,93 @@ impl Model {
     pub fn power_entries(&self) -> Vec<usize> {
         let power = |e: &Entry| matches!(e.runs, Runs::PowerUp { .. } | Runs::PowerDown);
         let every = |_: &Func| true;
-        let mut covered = vec![false; self.functions.len()];
-        for entry in self.entries.iter().filter(|e| power(e) && !e.declared_only) {
-            let walk = self.walk(
-                entry,
-                Across {
-                    enter: &every,
-                    respect_guard: false,
-                },
-            );
-            for &f in &walk.order {
-                covered[f] = true;
-            }
-        }
+        let registered: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| power(&self.entries[i]) && !self.entries[i].declared_only)
+            .collect();
+        let covered = self.walk(
+            &registered,
+            Across {
+                enter: &every,
+                respect_guard: false,
+            },
+        );
         (0..self.entries.len())
             .filter(|&i| {
                 let e = &self.entries[i];
-                power(e) && !(e.declared_only && covered.get(e.function).copied().unwrap_or(false))
+                power(e) && !(e.declared_only && covered.reached(e.function))
             })
             .collect()
     }
 
-    /// Whether the site in the entry's own function may be followed from the entry (lock
-    /// regions follow only the calls made while the lock is held).
-    fn in_region(entry: &Entry, function: usize, site: u32) -> bool {
-        function != entry.function || entry.region.as_ref().is_none_or(|r| r.contains(&site))
+    /// Whether an external call or data reference at `site` of what the walk reached belongs
+    /// to what its entry runs: the entry's lock region where only that was reached, and
+    /// nothing the guard protects when `respect_guard`.
+    #[must_use]
+    pub fn counts(&self, at: Reached, site: u32, respect_guard: bool) -> bool {
+        let in_region = at.node < self.functions.len()
+            || self.entries[at.entry]
+                .region
+                .as_ref()
+                .is_none_or(|r| r.contains(&site));
+        in_region && !(respect_guard && self.guarded.contains(&site))
     }
 
-    /// Whether an external call or data reference at `site` of `function` belongs to what the
-    /// entry runs (its lock region, and the guard when `respect_guard`).
+    /// Breadth-first through direct calls and jumps from each of `entries` in turn, sharing
+    /// what was reached (see [`Walk`]). An entry with a lock region follows, in its own
+    /// function, only the calls made while the lock is held.
     #[must_use]
-    pub fn counts(&self, entry: &Entry, function: usize, site: u32, respect_guard: bool) -> bool {
-        Model::in_region(entry, function, site) && !(respect_guard && self.guarded.contains(&site))
-    }
-
-    /// Breadth-first from `entry` through direct calls and jumps.
-    #[must_use]
-    pub fn walk(&self, entry: &Entry, across: Across<'_>) -> Walk {
+    pub fn walk(&self, entries: &[usize], across: Across<'_>) -> Walk {
         let n = self.functions.len();
         let mut walk = Walk {
             parent: vec![None; n],
-            reached: vec![false; n],
+            function_of: (0..n).collect(),
+            whole: vec![false; n],
             order: Vec::new(),
         };
-        if entry.function >= n {
-            return walk;
-        }
-        walk.reached[entry.function] = true;
-        walk.order.push(entry.function);
-        let mut queue = VecDeque::from([entry.function]);
-        while let Some(f) = queue.pop_front() {
-            for call in &self.functions[f].calls {
-                if call.target >= n
-                    || walk.reached[call.target]
-                    || !self.counts(entry, f, call.site, across.respect_guard)
-                    || !(across.enter)(&self.functions[call.target])
-                {
-                    continue;
+        let mut queue = VecDeque::new();
+        for &index in entries {
+            let Some(entry) = self.entries.get(index) else {
+                continue;
+            };
+            let f = entry.function;
+            if f >= n || walk.whole[f] {
+                // Already reached as a whole: its region is a part of what was judged.
+                continue;
+            }
+            let node = if entry.region.is_some() {
+                walk.parent.push(None);
+                walk.function_of.push(f);
+                walk.parent.len() - 1
+            } else {
+                walk.whole[f] = true;
+                f
+            };
+            let start = Reached {
+                function: f,
+                entry: index,
+                node,
+            };
+            walk.order.push(start);
+            queue.push_back(start);
+            while let Some(at) = queue.pop_front() {
+                for call in &self.functions[at.function].calls {
+                    if call.target >= n
+                        || walk.whole[call.target]
+                        || !self.counts(at, call.site, across.respect_guard)
+                        || !(across.enter)(&self.functions[call.target])
+                    {
+                        continue;
+                    }
+                    walk.whole[call.target] = true;
+                    walk.parent[call.target] = Some((at.node, call.site));
+                    let next = Reached {
+                        function: call.target,
+                        entry: index,
+                        node: call.target,
+                    };
+                    walk.order.push(next);
+                    queue.push_back(next);
                 }
-                walk.reached[call.target] = true;
-                walk.parent[call.target] = Some((f, call.site));
-                walk.order.push(call.target);
-                queue.push_back(call.target);
             }
         }
         walk
@@ -303,6 +349,10 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn functions(walk: &Walk) -> Vec<usize> {
+        walk.order.iter().map(|r| r.function).collect()
+    }
 
     fn chain() -> Model {
         // 0 -> 1 (site 10, guarded) -> 2 (site 20); 0 -> 3 (site 11).
@@ -346,14 +396,17 @@ mod tests {
         let model = chain();
         let all = |_: &Func| true;
         let walk = model.walk(
-            &model.entries[0],
+            &[0],
             Across {
                 enter: &all,
                 respect_guard: false,
             },
         );
-        assert_eq!(walk.order, vec![0, 1, 3, 2]);
-        assert_eq!(walk.path_to(2, 99), vec![(0, 10), (1, 20), (2, 99)]);
+        assert_eq!(functions(&walk), vec![0, 1, 3, 2]);
+        assert_eq!(
+            walk.path_to(walk.order[3], 99),
+            vec![(0, 10), (1, 20), (2, 99)]
+        );
     }
 
     #[test]
@@ -361,7 +414,7 @@ mod tests {
         let model = chain();
         let all = |_: &Func| true;
         let guarded = model.walk(
-            &model.entries[0],
+            &[0],
             Across {
                 enter: &all,
                 respect_guard: true,
@@ -370,7 +423,7 @@ mod tests {
         assert!(!guarded.reached(1) && !guarded.reached(2) && guarded.reached(3));
         let resident = |f: &Func| f.placement == Placement::Resident;
         let walk = model.walk(
-            &model.entries[0],
+            &[0],
             Across {
                 enter: &resident,
                 respect_guard: false,
@@ -407,15 +460,58 @@ mod tests {
         model.entries[0].region = Some(vec![11]);
         let all = |_: &Func| true;
         let walk = model.walk(
-            &model.entries[0],
+            &[0],
             Across {
                 enter: &all,
                 respect_guard: false,
             },
         );
-        assert_eq!(walk.order, vec![0, 3]);
-        // Outside the entry's own function the region does not apply.
-        assert!(model.counts(&model.entries[0], 1, 20, false));
-        assert!(!model.counts(&model.entries[0], 0, 10, false));
+        assert_eq!(functions(&walk), vec![0, 3]);
+        // The entry's own function counts only in its region; what it calls, wholly.
+        assert!(!walk.reached(0) && walk.reached(3));
+        assert!(model.counts(walk.order[0], 11, false));
+        assert!(!model.counts(walk.order[0], 10, false));
+        assert!(model.counts(walk.order[1], 10, false));
+    }
+
+    #[test]
+    fn entries_share_one_walk() {
+        let mut model = chain();
+        // A second entry at function 1: everything it reaches was reached from entry 0.
+        model.entries.push(Entry {
+            function: 1,
+            runs: Runs::PowerDown,
+            region: None,
+            root: 1,
+            callers_irql: false,
+            declared_only: false,
+        });
+        let all = |_: &Func| true;
+        let across = Across {
+            enter: &all,
+            respect_guard: false,
+        };
+        let walk = model.walk(&[0, 1], across);
+        assert_eq!(functions(&walk), vec![0, 1, 3, 2]);
+        assert!(walk.order.iter().all(|r| r.entry == 0));
+        // In the other order, 1 and 2 belong to entry 1, and the path to 2 starts there.
+        let walk = model.walk(&[1, 0], across);
+        assert_eq!(functions(&walk), vec![1, 2, 0, 3]);
+        let two = walk.order[1];
+        assert_eq!(two.entry, 1);
+        assert_eq!(walk.path_to(two, 7), vec![(1, 20), (2, 7)]);
+        // Entry 0's lock region starts a node of its own; reaching 0 whole later is another.
+        model.entries[0].region = Some(vec![11]);
+        model.functions[3].calls.push(Call {
+            site: 30,
+            target: 0,
+        });
+        let walk = model.walk(&[0], across);
+        assert_eq!(functions(&walk), vec![0, 3, 0, 1, 2]);
+        assert!(walk.reached(0));
+        assert_eq!(
+            walk.path_to(walk.order[4], 5),
+            vec![(0, 11), (3, 30), (0, 10), (1, 20), (2, 5)]
+        );
     }
 }

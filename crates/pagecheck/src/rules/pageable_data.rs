@@ -82,89 +82,87 @@ fn serves(runs: Runs, f: &Func) -> bool {
 pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
     let mut seen: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
-    let power_entries = model.power_entries();
-    for (index, entry) in model.entries.iter().enumerate() {
-        let runs = entry.runs;
-        let power = matches!(runs, Runs::PowerUp { .. } | Runs::PowerDown);
-        // A declared helper of a registered power callback is judged through its caller.
-        let judged = !power || power_entries.contains(&index);
-        let checks_pageable = judged
+    let power_entries: HashSet<usize> = model.power_entries().into_iter().collect();
+    let is_power = |runs: Runs| matches!(runs, Runs::PowerUp { .. } | Runs::PowerDown);
+    // A declared helper of a registered power callback is judged through its caller.
+    let checks_pageable = |index: usize| {
+        let runs = model.entries[index].runs;
+        (!is_power(runs) || power_entries.contains(&index))
             && (matches!(runs, Runs::Raised(_) | Runs::PowerUp { .. })
-                || (runs == Runs::PowerDown && model.nonpageable));
-        if checks_pageable {
-            let enter = |f: &Func| serves(runs, f);
-            let walk = model.walk(
-                entry,
-                Across {
-                    enter: &enter,
-                    respect_guard: power,
-                },
-            );
-            report(
-                model,
-                names,
-                index,
-                &walk,
-                power,
-                &mut seen,
-                &mut out,
-                |place| match place {
-                    DataPlace::Pageable { locked } => judge(runs, locked, model.nonpageable),
-                    DataPlace::Init => None,
-                },
-            );
-        }
-        // INIT data from anything that runs after DriverEntry returned. A lock region may be
-        // part of DriverEntry's work, so it is judged only through the callbacks that reach it.
-        if runs != Runs::Init && entry.region.is_none() {
-            let enter = |f: &Func| f.placement != Placement::Discardable;
-            let walk = model.walk(
-                entry,
-                Across {
-                    enter: &enter,
-                    respect_guard: false,
-                },
-            );
-            report(
-                model,
-                names,
-                index,
-                &walk,
-                false,
-                &mut seen,
-                &mut out,
-                |place| {
-                    (place == DataPlace::Init).then_some((
-                        RULE,
-                        Level::Error,
-                        "it runs after DriverEntry returns, when INIT is freed",
-                    ))
-                },
-            );
+                || (runs == Runs::PowerDown && model.nonpageable))
+    };
+    // Entries that run alike enter the same functions and are judged alike: one walk each.
+    let mut classes: Vec<(Runs, Vec<usize>)> = Vec::new();
+    for index in (0..model.entries.len()).filter(|&i| checks_pageable(i)) {
+        let runs = model.entries[index].runs;
+        match classes.iter_mut().find(|(r, _)| *r == runs) {
+            Some((_, members)) => members.push(index),
+            None => classes.push((runs, vec![index])),
         }
     }
+    for (runs, members) in classes {
+        let power = is_power(runs);
+        let enter = |f: &Func| serves(runs, f);
+        let walk = model.walk(
+            &members,
+            Across {
+                enter: &enter,
+                respect_guard: power,
+            },
+        );
+        report(
+            model,
+            names,
+            &walk,
+            power,
+            &mut seen,
+            &mut out,
+            |place| match place {
+                DataPlace::Pageable { locked } => judge(runs, locked, model.nonpageable),
+                DataPlace::Init => None,
+            },
+        );
+    }
+    // INIT data from anything that runs after DriverEntry returned. A lock region may be part
+    // of DriverEntry's work, so it is judged only through the callbacks that reach it.
+    let after_init: Vec<usize> = (0..model.entries.len())
+        .filter(|&i| model.entries[i].runs != Runs::Init && model.entries[i].region.is_none())
+        .collect();
+    let enter = |f: &Func| f.placement != Placement::Discardable;
+    let walk = model.walk(
+        &after_init,
+        Across {
+            enter: &enter,
+            respect_guard: false,
+        },
+    );
+    report(model, names, &walk, false, &mut seen, &mut out, |place| {
+        (place == DataPlace::Init).then_some((
+            RULE,
+            Level::Error,
+            "it runs after DriverEntry returns, when INIT is freed",
+        ))
+    });
     out
 }
 
 /// Adds a finding for every data reference in the walk that `judge` objects to.
-#[allow(clippy::too_many_arguments)]
 fn report(
     model: &Model,
     names: &dyn Names,
-    index: usize,
     walk: &Walk,
     respect_guard: bool,
     seen: &mut HashSet<u32>,
     out: &mut Vec<Finding>,
     judge: impl Fn(DataPlace) -> Option<(Rule, Level, &'static str)>,
 ) {
-    let entry = &model.entries[index];
-    for &f in &walk.order {
-        if model.functions[f].placement == Placement::Discardable {
+    for &at in &walk.order {
+        if model.functions[at.function].placement == Placement::Discardable {
             continue;
         }
-        for data in &model.functions[f].data {
-            if !model.counts(entry, f, data.site, respect_guard) || seen.contains(&data.site) {
+        let entry = &model.entries[at.entry];
+        for data in &model.functions[at.function].data {
+            if !model.counts(at, data.site, respect_guard) || seen.contains(&data.site) {
                 continue;
             }
             let Some((rule, level, why)) = judge(data.place) else {
@@ -183,8 +181,8 @@ fn report(
             out.push(Finding {
                 rule,
                 level,
-                entry: index,
-                path: walk.path_to(f, data.site),
+                entry: at.entry,
+                path: walk.path_to(at, data.site),
                 data: Some(data.target),
                 message: format!(
                     "{} {} {} at {}: {why}; {fix}",

@@ -47,50 +47,48 @@ pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
     let mut seen: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
     let every = |_: &Func| true;
-    for index in model.power_entries() {
-        let entry = &model.entries[index];
-        let walk = model.walk(
-            entry,
-            Across {
-                enter: &every,
-                respect_guard: true,
-            },
-        );
-        for &f in &walk.order {
-            for call in &model.functions[f].externals {
-                if !model.counts(entry, f, call.site, true) || seen.contains(&call.site) {
-                    continue;
-                }
-                let Some(contract) = routine_contracts::lookup(&call.routine) else {
-                    continue;
-                };
-                let access = contract.access(call.argument);
-                if !is_pageable(access) {
-                    continue;
-                }
-                seen.insert(call.site);
-                let path = if matches!(entry.runs, Runs::PowerUp { .. }) {
-                    "returns the device to D0"
-                } else {
-                    "runs while the device leaves D0"
-                };
-                out.push(Finding {
-                    rule: RULE,
-                    level: Level::Error,
-                    entry: index,
-                    path: walk.path_to(f, call.site),
-                    data: None,
-                    message: format!(
-                        "{} {path} and reaches {} access `{}` at {}, not behind a WdfDevStateIsNP test, and the \
-                         driver can be power-nonpageable ({}): the paging device may be off; {FIX}",
-                        names.entry(entry),
-                        access.name(),
-                        call.routine,
-                        names.place(call.site),
-                        names.nonpageable()
-                    ),
-                });
+    let walk = model.walk(
+        &model.power_entries(),
+        Across {
+            enter: &every,
+            respect_guard: true,
+        },
+    );
+    for &at in &walk.order {
+        let entry = &model.entries[at.entry];
+        for call in &model.functions[at.function].externals {
+            if !model.counts(at, call.site, true) || seen.contains(&call.site) {
+                continue;
             }
+            let Some(contract) = routine_contracts::lookup(&call.routine) else {
+                continue;
+            };
+            let access = contract.access(call.argument);
+            if !is_pageable(access) {
+                continue;
+            }
+            seen.insert(call.site);
+            let path = if matches!(entry.runs, Runs::PowerUp { .. }) {
+                "returns the device to D0"
+            } else {
+                "runs while the device leaves D0"
+            };
+            out.push(Finding {
+                rule: RULE,
+                level: Level::Error,
+                entry: at.entry,
+                path: walk.path_to(at, call.site),
+                data: None,
+                message: format!(
+                    "{} {path} and reaches {} access `{}` at {}, not behind a WdfDevStateIsNP test, and the \
+                     driver can be power-nonpageable ({}): the paging device may be off; {FIX}",
+                    names.entry(entry),
+                    access.name(),
+                    call.routine,
+                    names.place(call.site),
+                    names.nonpageable()
+                ),
+            });
         }
     }
     out
