@@ -911,6 +911,19 @@ fn special_file_path_makes_the_device_nonpageable_and_needs_the_power_down_lock(
                 .starts_with("no (on the paging path"),
             "{s:#}"
         );
+        // KMDF fails the query-stop of a device with an open special file: no stop.
+        let stop_restart = s["name"] == "stop-restart";
+        assert_eq!(
+            s["info"]["skipped"].as_str().is_some_and(
+                |why| why.starts_with("stop-restart: the device is on the paging path")
+            ),
+            stop_restart,
+            "{s:#}"
+        );
+        if stop_restart {
+            assert_eq!(s["called"].get("EvtDeviceQueryStop"), None, "{s:#}");
+            assert_eq!(s["called"]["EvtDevicePrepareHardware"], 1, "{s:#}");
+        }
     }
     // Without WdfDeviceSetSpecialFileSupport the framework refuses the path: the device stays
     // pageable and the driver is not called.
