@@ -37,6 +37,8 @@ pub struct Plan {
     pub step_budget: u64,
     /// CPU seconds allowed.
     pub cpu_seconds: u64,
+    /// IOCTLs sent at the end of the scenario, their answers reported.
+    pub ioctls: Vec<scenario::Ioctl>,
 }
 
 /// Binds kernel imports to their implementations through a gate each (the loader's own
@@ -58,6 +60,82 @@ impl loader::Binder for Binder<'_> {
             }
             "wdfldr.sys" => framework::resolve_loader(name),
             _ => None,
+        }
+    }
+}
+
+/// The `DRIVER_OBJECT` the I/O manager hands to `DriverEntry`, as far as a driver may read it.
+///
+/// The x64 layout of `wdm.h` (336 bytes, the structure's `Size`): `Type` at 0, `Size` at 2, `DeviceObject` at 8,
+/// `Flags` at 16, `DriverStart` at 24, `DriverSize` at 32, `DriverSection` at 40,
+/// `DriverExtension` at 48, `DriverName` (a 16-byte `UNICODE_STRING`) at 56,
+/// `HardwareDatabase` at 72, `FastIoDispatch` at 80, `DriverInit` at 88, `DriverStartIo` at 96,
+/// `DriverUnload` at 104, `MajorFunction[28]` from 112. `DRIVER_EXTENSION`: `DriverObject` at 0,
+/// `AddDevice` at 8, `Count` at 16, `ServiceKeyName` at 24.
+pub mod driver_object {
+    use crate::host::{self, Host};
+
+    /// `sizeof(DRIVER_OBJECT)` on x64.
+    pub const SIZE: usize = 0x150;
+    /// `IO_TYPE_DRIVER`, the object type the I/O manager writes in `Type`.
+    const IO_TYPE_DRIVER: u16 = 4;
+    /// Offset of `DriverStart`.
+    pub const DRIVER_START: u64 = 24;
+    /// Offset of `DriverSize`.
+    pub const DRIVER_SIZE: u64 = 32;
+    /// Offset of `DriverExtension`.
+    pub const DRIVER_EXTENSION: u64 = 48;
+    /// Offset of `DriverName`.
+    pub const DRIVER_NAME: u64 = 56;
+    /// Offset of `HardwareDatabase`.
+    pub const HARDWARE_DATABASE: u64 = 72;
+    /// Offset of `DriverInit`.
+    pub const DRIVER_INIT: u64 = 88;
+    /// Offset of `DRIVER_EXTENSION.ServiceKeyName`.
+    const SERVICE_KEY_NAME: u64 = 24;
+    /// The service the host loads the driver as: the last component of the registry path
+    /// `DriverEntry` receives, and of `DriverName`.
+    pub const SERVICE: &str = "pagerun";
+
+    /// Builds the driver object of an image mapped at `base`, `size_of_image` bytes long
+    /// (the optional header's `SizeOfImage`, which is what the loader records), entered at
+    /// `entry`. `DriverSection` stays null: it points at the loader's own
+    /// `LDR_DATA_TABLE_ENTRY`, which no header documents; a driver that walks it is not
+    /// modelled (it reads null and faults, reported as a crash).
+    pub fn build(h: &mut Host, base: u64, size_of_image: u32, entry: u64) -> u64 {
+        let object = h.keep_zeroed(SIZE);
+        // `DRIVER_EXTENSION` is longer than its documented part in the kernel: room to spare.
+        let extension = h.keep_zeroed(64);
+        let name = h.unicode_string(&format!("\\Driver\\{SERVICE}"));
+        let service = h.unicode_string(SERVICE);
+        let hardware = h.unicode_string("\\REGISTRY\\MACHINE\\HARDWARE\\DESCRIPTION\\SYSTEM");
+        // SAFETY: `object` is a zeroed block of SIZE bytes and `extension` of 64, both kept for
+        // the run; every offset written lies inside its block; `name` and `service` are
+        // 16-byte UNICODE_STRINGs, copied by value as the structures embed them.
+        unsafe {
+            host::write::<u16>(object, IO_TYPE_DRIVER);
+            host::write::<u16>(object + 2, SIZE as u16);
+            host::write::<u64>(object + DRIVER_START, base);
+            host::write::<u32>(object + DRIVER_SIZE, size_of_image);
+            host::write::<u64>(object + DRIVER_EXTENSION, extension);
+            copy_unicode_string(name, object + DRIVER_NAME);
+            host::write::<u64>(object + HARDWARE_DATABASE, hardware);
+            host::write::<u64>(object + DRIVER_INIT, entry);
+            host::write::<u64>(extension, object);
+            copy_unicode_string(service, extension + SERVICE_KEY_NAME);
+        }
+        object
+    }
+
+    /// Copies the 16-byte `UNICODE_STRING` at `from` to `to`.
+    ///
+    /// # Safety
+    /// Both point at 16 valid bytes.
+    unsafe fn copy_unicode_string(from: u64, to: u64) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            host::write::<u64>(to, host::read::<u64>(from));
+            host::write::<u64>(to + 8, host::read::<u64>(from + 8));
         }
     }
 }
@@ -97,6 +175,8 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
         init_pointer: 0,
         driver_object: 0,
         globals: 0,
+        answers: BTreeMap::new(),
+        device_failed: false,
     });
     let slots = framework::TABLE_ENTRIES + image.imports.len();
     let trap_base = host::map_traps(slots)?;
@@ -155,15 +235,13 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
             host::write::<u32>(loaded.at(rva) as u64, TABLE_ENTRIES_U32);
         }
     }
+    let entry = loaded.at(image.entry_point) as u64;
     let (driver_object, registry_path) = host::with(|h| {
-        let object = h.keep_zeroed(0x150);
-        // SAFETY: a DRIVER_OBJECT-sized block: Type 4 at 0, Size at 2.
-        unsafe {
-            host::write::<u16>(object, 4);
-            host::write::<u16>(object + 2, 0x150);
-        }
-        let path =
-            h.unicode_string("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\pagerun");
+        let object = driver_object::build(h, loaded.base as u64, image.size_of_image, entry);
+        let path = h.unicode_string(&format!(
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
+            driver_object::SERVICE
+        ));
         (object, path)
     });
     host::with(|h| h.driver_object = driver_object);
@@ -172,8 +250,8 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
 
     machine::set_step(0);
     record!("step 0 DriverEntry");
-    let entry = loaded.at(image.entry_point) as u64;
     #[allow(clippy::cast_possible_truncation)]
+    let id = host::next_callback_id();
     let result = host::invoke(
         "DriverEntry",
         entry,
@@ -183,15 +261,25 @@ fn setup_and_run(image_path: &Path, plan: &Plan) -> Result<(), String> {
     // The loader frees INIT once DriverEntry returns.
     machine::discard_init();
     if result < 0 {
-        host::event(
-            "status",
+        host::failure(
+            "start",
             entry,
-            &format!("DriverEntry failed with {:#010x}", result.cast_unsigned()),
+            id,
+            PASSIVE_LEVEL,
+            &format!(
+                "DriverEntry failed with {:#010x}: the driver did not load, so the scenario did not run",
+                result.cast_unsigned()
+            ),
         );
         record!("done");
         return Ok(());
     }
-    scenario::run(&plan.scenario, plan.cycles, &plan.special_files);
+    scenario::run(
+        &plan.scenario,
+        plan.cycles,
+        &plan.special_files,
+        &plan.ioctls,
+    );
     record!("info single_steps {}", machine::steps_taken());
     // SAFETY: getrusage fills the zeroed structure it is given.
     let peak = unsafe {

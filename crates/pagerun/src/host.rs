@@ -218,6 +218,9 @@ pub struct Request {
     pub acknowledged: bool,
     /// What the host calls it in findings.
     pub label: String,
+    /// Keep its completion status and `Information` in [`Host::answers`] (an `--ioctl`
+    /// read-back, whose output is reported).
+    pub keep_answer: bool,
 }
 
 /// A WMI instance: its callbacks (`WDF_WMI_INSTANCE_CONFIG`), for the queries the `io`
@@ -417,6 +420,12 @@ pub struct Host {
     pub driver_object: u64,
     /// The globals structure handed to the driver.
     pub globals: u64,
+    /// Completion status and `Information` of each completed request that asked for it
+    /// ([`Request::keep_answer`]), by handle.
+    pub answers: BTreeMap<u64, (i32, u64)>,
+    /// The device's start or a return to D0 failed (a callback that must succeed did not):
+    /// the scenario goes straight to the removal.
+    pub device_failed: bool,
 }
 
 thread_local! {
@@ -573,6 +582,25 @@ pub fn event(kind: &str, at: u64, text: &str) {
         machine::step(),
         machine::callback(),
         machine::irql()
+    );
+}
+
+/// The id [`invoke`] gives the next callback it calls, for a caller that reports on that
+/// invocation once it has returned ([`failure`]).
+pub fn next_callback_id() -> u32 {
+    with(|h| h.next_callback + 1)
+}
+
+/// A callback the device's start or its return to D0 depends on failed (`kind`: `start` or
+/// `power-up`): charged to the function `at` and its invocation `callback` (from
+/// [`next_callback_id`]), at the IRQL it was called at. The scenario is reported failed; the
+/// device is marked failed, so the scenario skips to the removal.
+pub fn failure(kind: &str, at: u64, callback: u32, irql: u8, text: &str) {
+    with(|h| h.device_failed = true);
+    record!(
+        "fail {kind} {:#x} {} {callback} {irql} {text}",
+        place(at),
+        machine::step()
     );
 }
 

@@ -41,4 +41,4 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 
-pub use run::{Options, Report, ScenarioReport, Violation, run};
+pub use run::{IoctlAnswer, Options, Report, ScenarioReport, Violation, run};

@@ -23,7 +23,8 @@ Scenarios: start, io, idle, sleep, hibernate, stop-restart, surprise-removal (al
 
 Exit status:
   0  every scenario ran to its end without a violation
-  1  at least one violation
+  1  at least one violation; a scenario whose device did not start or did not return to D0
+     (DriverEntry or a start or power-up callback failed) has one and is reported `failed`
   2  could not run: bad usage, an unreadable or foreign image, a missing PDB, or a scenario
      stopped by something this host does not model (the report says what)";
 
@@ -51,6 +52,11 @@ struct Cli {
     /// type with `WdfDeviceSetSpecialFileSupport`.
     #[arg(long = "special-file", value_name = "TYPE", value_parser = parse_special_file)]
     special_files: Vec<u32>,
+    /// Send an IOCTL at the end of each scenario, before the device is removed, and report
+    /// its answer (status, Information, output bytes) in the JSON report (repeatable):
+    /// `CODE[:OUTPUT_LENGTH[:INPUT_HEX]]`, e.g. `0x8a176008:96`.
+    #[arg(long = "ioctl", value_name = "CODE[:OUT[:IN]]", value_parser = pagerun::scenario::Ioctl::parse)]
+    ioctls: Vec<pagerun::scenario::Ioctl>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -98,7 +104,8 @@ fn parse_special_file(text: &str) -> Result<u32, String> {
 }
 
 fn child(args: &[String]) -> ExitCode {
-    // __child IMAGE SCENARIO CYCLES STEPS CPU TABLE GLOBALS COUNT [NAME=VALUE | special:N ...]
+    // __child IMAGE SCENARIO CYCLES STEPS CPU TABLE GLOBALS COUNT
+    //         [NAME=VALUE | special:N | ioctl:CODE:OUT:IN ...]
     let number = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok());
     let rva = |i: usize| args.get(i).and_then(|a| a.parse::<u32>().ok());
     let (Some(image), Some(scenario)) = (args.first(), args.get(1)) else {
@@ -107,7 +114,7 @@ fn child(args: &[String]) -> ExitCode {
     let registry: BTreeMap<String, u32> = args
         .iter()
         .skip(8)
-        .filter(|a| !a.starts_with("special:"))
+        .filter(|a| !a.starts_with("special:") && !a.starts_with("ioctl:"))
         .filter_map(|a| parse_registry(a).ok())
         .collect();
     let special_files: Vec<u32> = args
@@ -115,6 +122,15 @@ fn child(args: &[String]) -> ExitCode {
         .skip(8)
         .filter_map(|a| a.strip_prefix("special:")?.parse().ok())
         .collect();
+    let mut ioctls = Vec::new();
+    for arg in args.iter().skip(8) {
+        if let Some(ioctl) = arg.strip_prefix("ioctl:") {
+            match pagerun::scenario::Ioctl::parse(ioctl) {
+                Ok(ioctl) => ioctls.push(ioctl),
+                Err(_) => return ExitCode::from(2),
+            }
+        }
+    }
     let plan = pagerun::child::Plan {
         scenario: scenario.clone(),
         cycles: u32::try_from(number(2).unwrap_or(1)).unwrap_or(1),
@@ -125,6 +141,7 @@ fn child(args: &[String]) -> ExitCode {
         count_rva: rva(7),
         step_budget: number(3).unwrap_or(1_000_000),
         cpu_seconds: number(4).unwrap_or(30),
+        ioctls,
     };
     let status = pagerun::child::run(std::path::Path::new(image), &plan);
     ExitCode::from(u8::try_from(status).unwrap_or(2))
@@ -159,6 +176,7 @@ fn main() -> ExitCode {
         timeout_seconds: cli.timeout.max(1),
         cpu_seconds: cli.cpu_budget.max(1),
         step_budget: cli.step_budget,
+        ioctls: cli.ioctls,
         ..pagerun::Options::default()
     };
     let report = match pagerun::run(&cli.image, &options) {
@@ -186,7 +204,11 @@ fn main() -> ExitCode {
         let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
     }
     if report.exit_code() == 2 {
-        for s in report.scenarios.iter().filter(|s| s.status != "completed") {
+        for s in report
+            .scenarios
+            .iter()
+            .filter(|s| s.status != "completed" && s.status != "failed")
+        {
             eprintln!(
                 "cargo-pagerun: scenario {} could not run to its end: {}",
                 s.name,

@@ -10,6 +10,8 @@
 //! | `v KIND RIP STEP CB IRQL TEXT` | a violation found by the host (IRQL, lock, request, bugcheck, ...) |
 //! | `event KIND RIP STEP CB IRQL TEXT` | something worth reporting that is not a violation by itself |
 //! | `stop KIND RIP STEP CB IRQL TEXT` | the scenario cannot go on (unmodelled routine, crash, budget) |
+//! | `fail KIND RIP STEP CB IRQL TEXT` | the device's start or its return to D0 failed (`start`, `power-up`) |
+//! | `ioctl I STATUS INFORMATION HEX` | the answer to the `I`th `--ioctl` (`STATUS` decimal, or `pending`) |
 //! | `info KEY VALUE` | a fact of the run (power pageability, counters) |
 //! | `region I NAME` | the name of region `I` |
 //! | `done` | the scenario ran to its end |
@@ -191,9 +193,9 @@ pub enum Record {
         /// Paging disk off.
         disk_off: bool,
     },
-    /// A violation, event or stop found by the host.
+    /// A violation, event, stop or failure found by the host.
     Finding {
-        /// `v`, `event` or `stop`.
+        /// `v`, `event`, `stop` or `fail`.
         class: String,
         /// Kind.
         kind: String,
@@ -214,6 +216,17 @@ pub enum Record {
         key: String,
         /// Value.
         value: String,
+    },
+    /// The answer to an `--ioctl` read-back.
+    Ioctl {
+        /// Which `--ioctl`, from 0.
+        index: usize,
+        /// Completion status; `None` while the driver still holds the request.
+        status: Option<i32>,
+        /// `Information` of the completion.
+        information: u64,
+        /// The output bytes, in hex.
+        output: String,
     },
     /// A region's name.
     Region {
@@ -273,7 +286,7 @@ pub fn parse(line: &str) -> Option<Record> {
                 disk_off: f.get(8).copied()? == "1",
             }
         }
-        "v" | "event" | "stop" => {
+        "v" | "event" | "stop" | "fail" => {
             let f = fields(6);
             Record::Finding {
                 class: tag.to_owned(),
@@ -290,6 +303,23 @@ pub fn parse(line: &str) -> Option<Record> {
             Record::Info {
                 key: (*f.first()?).to_owned(),
                 value: f.get(1).copied().unwrap_or("").to_owned(),
+            }
+        }
+        "ioctl" => {
+            let f = fields(4);
+            let status = match *f.get(1)? {
+                "pending" => None,
+                n => Some(n.parse().ok()?),
+            };
+            let output = f.get(3).copied().unwrap_or("").to_owned();
+            if !output.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Record::Ioctl {
+                index: num(f.first().copied())?,
+                status,
+                information: num(f.get(2).copied())?,
+                output,
             }
         }
         "region" => {
@@ -348,6 +378,39 @@ mod tests {
     }
 
     #[test]
+    fn ioctl_answers_parse() {
+        assert_eq!(
+            parse("ioctl 1 -1073741789 0 "),
+            Some(Record::Ioctl {
+                index: 1,
+                status: Some(-1_073_741_789),
+                information: 0,
+                output: String::new(),
+            })
+        );
+        assert_eq!(
+            parse("ioctl 0 0 4 0a0b0c0d"),
+            Some(Record::Ioctl {
+                index: 0,
+                status: Some(0),
+                information: 4,
+                output: "0a0b0c0d".to_owned(),
+            })
+        );
+        assert_eq!(
+            parse("ioctl 2 pending 0 "),
+            Some(Record::Ioctl {
+                index: 2,
+                status: None,
+                information: 0,
+                output: String::new(),
+            })
+        );
+        assert_eq!(parse("ioctl 0 0 4 0a0z"), None);
+        assert_eq!(parse("ioctl x 0 4 00"), None);
+    }
+
+    #[test]
     fn findings_keep_their_text() {
         assert_eq!(
             parse("stop unmodelled 0x1400010a0 3 2 0 ntoskrnl.exe!ZwCreateFile"),
@@ -359,6 +422,18 @@ mod tests {
                 callback: 2,
                 irql: 0,
                 text: "ntoskrnl.exe!ZwCreateFile".to_owned(),
+            })
+        );
+        assert_eq!(
+            parse("fail start 0x140001000 1 1 0 EvtDriverDeviceAdd failed with 0xc000007b"),
+            Some(Record::Finding {
+                class: "fail".to_owned(),
+                kind: "start".to_owned(),
+                rip: 0x1_4000_1000,
+                step: 1,
+                callback: 1,
+                irql: 0,
+                text: "EvtDriverDeviceAdd failed with 0xc000007b".to_owned(),
             })
         );
         assert_eq!(parse("garbage"), None);

@@ -31,7 +31,27 @@ pub fn text(report: &Report) -> String {
         }
         out.push('\n');
         if let Some(stop) = &s.stop {
-            let _ = writeln!(out, "      stopped: {stop}");
+            let what = if s.status == "failed" {
+                "failed"
+            } else {
+                "stopped"
+            };
+            let _ = writeln!(out, "      {what}: {stop}");
+        }
+        for answer in &s.ioctls {
+            let _ = match answer.status {
+                Some(status) => writeln!(
+                    out,
+                    "      ioctl {:#010x}: status {status:#010x}, {} byte(s) returned",
+                    answer.code,
+                    answer.output.len() / 2
+                ),
+                None => writeln!(
+                    out,
+                    "      ioctl {:#010x}: still pending with the driver",
+                    answer.code
+                ),
+            };
         }
         if let Some(skipped) = s.info.get("skipped") {
             let _ = writeln!(out, "      skipped {skipped}");
@@ -75,10 +95,21 @@ pub fn text(report: &Report) -> String {
         report.scenarios.len(),
         report.violations.len()
     );
+    let failed = report
+        .scenarios
+        .iter()
+        .filter(|s| s.status == "failed")
+        .count();
+    if failed > 0 {
+        let _ = write!(
+            out,
+            ", {failed} scenario(s) failed (the device did not start or did not return to D0)"
+        );
+    }
     let incomplete = report
         .scenarios
         .iter()
-        .filter(|s| s.status != "completed")
+        .filter(|s| s.status != "completed" && s.status != "failed")
         .count();
     if incomplete > 0 {
         let _ = write!(out, ", {incomplete} scenario(s) did not complete");

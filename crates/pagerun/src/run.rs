@@ -14,6 +14,7 @@ use pagecheck::pdb::Symbols;
 use serde::Serialize;
 
 use crate::protocol::{self, Record};
+use crate::scenario::Ioctl;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub struct Options {
     pub cpu_seconds: u64,
     /// Faulting instructions single-stepped per scenario.
     pub step_budget: u64,
+    /// IOCTLs sent at the end of each scenario, their answers reported (`--ioctl`).
+    pub ioctls: Vec<Ioctl>,
     /// The program to start children with (this executable).
     pub program: PathBuf,
 }
@@ -49,6 +52,7 @@ impl Default for Options {
             timeout_seconds: 60,
             cpu_seconds: 30,
             step_budget: 1_000_000,
+            ioctls: Vec::new(),
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cargo-pagerun")),
         }
     }
@@ -92,14 +96,36 @@ pub struct Violation {
     pub count: u32,
 }
 
+/// The answer to an `--ioctl` sent at the end of a scenario: what a user-mode
+/// `DeviceIoControl` with the same buffers would have received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IoctlAnswer {
+    /// The control code.
+    pub code: u32,
+    /// The input buffer, in hex.
+    pub input: String,
+    /// The output buffer's length.
+    pub output_length: usize,
+    /// The driver completed the request (within 1 s of virtual time).
+    pub completed: bool,
+    /// Its completion status (`NTSTATUS` as an unsigned 32-bit number); `None` when pending.
+    pub status: Option<u32>,
+    /// Its `Information`.
+    pub information: u64,
+    /// The output bytes copied back (`Information` of them, at most `output_length`), in hex.
+    pub output: String,
+}
+
 /// One scenario's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioReport {
     /// Name.
     pub name: String,
-    /// `completed`, `stopped` (the run could not go on: see `stop`) or `incomplete`.
+    /// `completed`; `failed` (the driver failed a callback its device's start or return to D0
+    /// needs, so the scenario's own steps did not all run: see `stop`); `stopped` (the run
+    /// could not go on: see `stop`); or `incomplete`.
     pub status: &'static str,
-    /// Why it stopped.
+    /// Why it failed or stopped.
     pub stop: Option<String>,
     /// Steps run.
     pub steps: u32,
@@ -109,6 +135,8 @@ pub struct ScenarioReport {
     pub called: BTreeMap<String, u32>,
     /// Facts the run reported.
     pub info: BTreeMap<String, String>,
+    /// The answers to `--ioctl`, in the order given.
+    pub ioctls: Vec<IoctlAnswer>,
     /// Wall time in milliseconds.
     pub millis: u64,
 }
@@ -127,8 +155,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Exit status: 1 with violations, 2 when a scenario could not run to its end for a reason
-    /// that is the host's (an unmodelled routine), 0 otherwise.
+    /// Exit status: 1 with violations (a failed scenario has one: its `start` or `power-up`
+    /// failure), 2 when a scenario could not run to its end for a reason that is the host's (an
+    /// unmodelled routine), 0 otherwise.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         if !self.violations.is_empty() {
@@ -289,12 +318,16 @@ pub fn run(image_path: &Path, options: &Options) -> Result<Report, Error> {
         for t in &options.special_files {
             command.arg(format!("special:{t}"));
         }
+        for ioctl in &options.ioctls {
+            command.arg(format!("ioctl:{}", ioctl.to_arg()));
+        }
         let started = Instant::now();
         let child = run_child(command, Duration::from_secs(options.timeout_seconds))?;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         collect(
             &names,
             &scenario,
+            &options.ioctls,
             &child,
             child.timed_out.then_some(options.timeout_seconds),
             millis,
@@ -399,6 +432,7 @@ pub fn incomplete_reason(exit: Option<i32>, stderr: &str) -> String {
 fn collect(
     names: &Names<'_>,
     scenario: &str,
+    ioctls: &[Ioctl],
     child: &ChildOutput,
     timed_out: Option<u64>,
     millis: u64,
@@ -411,6 +445,8 @@ fn collect(
     let mut info = BTreeMap::new();
     let mut done = false;
     let mut stop = None;
+    let mut failed = None;
+    let mut answers: Vec<IoctlAnswer> = Vec::new();
     let mut found: Vec<Violation> = Vec::new();
     // The same violation again: same kind, function, section, callback and step, and (except
     // for an instruction fetch, which faults at every instruction of a paged function) the
@@ -467,6 +503,24 @@ fn collect(
                 info.insert(key, value);
             }
             Record::Done => done = true,
+            Record::Ioctl {
+                index,
+                status,
+                information,
+                output,
+            } => {
+                if let Some(sent) = ioctls.get(index) {
+                    answers.push(IoctlAnswer {
+                        code: sent.code,
+                        input: crate::scenario::encode_hex(&sent.input),
+                        output_length: sent.output_length,
+                        completed: status.is_some(),
+                        status: status.map(i32::cast_unsigned),
+                        information,
+                        output,
+                    });
+                }
+            }
             Record::Fault {
                 kind,
                 rip,
@@ -561,6 +615,10 @@ fn collect(
                 };
                 match class.as_str() {
                     "v" => push(v, callback, &mut found),
+                    "fail" => {
+                        failed.get_or_insert_with(|| text.clone());
+                        push(v, callback, &mut found);
+                    }
                     "stop" if DRIVER_STOPS.contains(&kind.as_str()) => {
                         stop = Some(format!("{kind}: {text}"));
                         push(v, callback, &mut found);
@@ -609,6 +667,9 @@ fn collect(
         );
         stop = Some(format!("wall-clock budget of {seconds} s exceeded"));
         "stopped"
+    } else if done && failed.is_some() {
+        stop = failed;
+        "failed"
     } else if done {
         "completed"
     } else if stop.is_some() {
@@ -630,6 +691,7 @@ fn collect(
                 called
             }),
         info,
+        ioctls: answers,
         millis,
     });
     report.violations.extend(found);

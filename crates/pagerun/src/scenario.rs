@@ -153,6 +153,40 @@ fn call_pnp(index: usize, slot: &str, args: &[u64]) -> i32 {
     result
 }
 
+/// Calls a PnP/power callback the device's start or its return to D0 depends on; when it fails,
+/// records the failure (`kind`: `start` or `power-up`) and returns false: the framework would
+/// fail the device, so the scenario goes on with its removal.
+fn call_pnp_must_succeed(index: usize, slot: &str, args: &[u64], kind: &str) -> bool {
+    let f = pnp_callback(index);
+    let id = host::next_callback_id();
+    #[allow(clippy::cast_possible_truncation)]
+    let result = host::invoke(slot, f, PASSIVE_LEVEL, args) as i32;
+    if f != 0 && result < 0 {
+        host::failure(
+            kind,
+            f,
+            id,
+            PASSIVE_LEVEL,
+            &format!(
+                "{slot} failed with {:#010x}: {}",
+                result.cast_unsigned(),
+                if kind == "start" {
+                    "the device did not start, so the scenario's own steps did not run"
+                } else {
+                    "the device did not return to D0, so the framework fails it and the rest of the scenario did not run"
+                }
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// The device's start or a return to D0 failed earlier in the scenario.
+fn device_failed() -> bool {
+    with(|h| h.device_failed)
+}
+
 fn set_power_state(state: u32) {
     with(|h| {
         if let Some(d) = h.device.as_mut() {
@@ -177,16 +211,25 @@ use framework::queue_irql;
 
 /// The return to D0: D0Entry, D0EntryPostInterruptsEnabled, power-managed queues resume
 /// (EvtIoResume for requests the driver acknowledged at stop), self-managed I/O restart.
-fn power_up(steps: &mut Steps, previous: u64, first: bool, wake: Wake) {
-    let Some(dev) = device() else { return };
+///
+/// Returns false when a callback of it failed (recorded as a `start` failure for the first
+/// start, `power-up` otherwise): the device stays out of D0 and the rest is not called.
+fn power_up(steps: &mut Steps, previous: u64, first: bool, wake: Wake) -> bool {
+    let Some(dev) = device() else { return false };
+    let kind = if first { "start" } else { "power-up" };
     steps.begin(&format!("EvtDeviceD0Entry(previous state {previous})"));
-    call_pnp(pnp::D0_ENTRY, "EvtDeviceD0Entry", &[dev, previous]);
+    if !call_pnp_must_succeed(pnp::D0_ENTRY, "EvtDeviceD0Entry", &[dev, previous], kind) {
+        return false;
+    }
     steps.begin("EvtDeviceD0EntryPostInterruptsEnabled");
-    call_pnp(
+    if !call_pnp_must_succeed(
         pnp::D0_ENTRY_POST_INTERRUPTS,
         "EvtDeviceD0EntryPostInterruptsEnabled",
         &[dev, previous],
-    );
+        kind,
+    ) {
+        return false;
+    }
     with(|h| {
         if let Some(d) = h.device.as_mut() {
             d.in_d0 = true;
@@ -238,23 +281,26 @@ fn power_up(steps: &mut Steps, previous: u64, first: bool, wake: Wake) {
     }
     if first {
         steps.begin("EvtDeviceSelfManagedIoInit");
-        call_pnp(
+        let started = call_pnp_must_succeed(
             pnp::SELF_MANAGED_IO_INIT,
             "EvtDeviceSelfManagedIoInit",
             &[dev],
+            kind,
         );
         with(|h| {
             if let Some(d) = h.device.as_mut() {
                 d.started_once = true;
             }
         });
+        started
     } else {
         steps.begin("EvtDeviceSelfManagedIoRestart");
-        call_pnp(
+        call_pnp_must_succeed(
             pnp::SELF_MANAGED_IO_RESTART,
             "EvtDeviceSelfManagedIoRestart",
             &[dev],
-        );
+            kind,
+        )
     }
 }
 
@@ -396,7 +442,7 @@ fn system_sleep(steps: &mut Steps, hibernate: bool) {
     } else {
         "system in S3"
     });
-    power_up(steps, power::D3, false, wake);
+    let _ = power_up(steps, power::D3, false, wake);
     machine::set_disk_off(false);
     crate::clock::pass(100);
 }
@@ -416,24 +462,29 @@ fn add_device(steps: &mut Steps) -> bool {
         h.init_pointer
     });
     steps.begin("EvtDriverDeviceAdd");
+    let id = host::next_callback_id();
     #[allow(clippy::cast_possible_truncation)]
     let result = host::invoke("EvtDriverDeviceAdd", add, PASSIVE_LEVEL, &[driver, init]) as i32;
     if result < 0 {
-        host::event(
-            "status",
+        host::failure(
+            "start",
             add,
+            id,
+            PASSIVE_LEVEL,
             &format!(
-                "EvtDriverDeviceAdd failed with {:#010x}",
+                "EvtDriverDeviceAdd failed with {:#010x}: the device did not start, so the scenario's own steps did not run",
                 result.cast_unsigned()
             ),
         );
         return false;
     }
     if device().is_none() {
-        host::event(
-            "status",
+        host::failure(
+            "start",
             add,
-            "EvtDriverDeviceAdd returned success without creating a device",
+            id,
+            PASSIVE_LEVEL,
+            "EvtDriverDeviceAdd returned success without creating a device: the scenario's own steps did not run",
         );
         return false;
     }
@@ -456,12 +507,12 @@ fn start(steps: &mut Steps) -> bool {
     }
     steps.begin("EvtDevicePrepareHardware");
     let resources = framework::resource_list(dev);
-    let result = call_pnp(
+    if !call_pnp_must_succeed(
         pnp::PREPARE_HARDWARE,
         "EvtDevicePrepareHardware",
         &[dev, resources, resources],
-    );
-    if result < 0 {
+        "start",
+    ) {
         return false;
     }
     with(|h| {
@@ -469,8 +520,7 @@ fn start(steps: &mut Steps) -> bool {
             d.prepared = true;
         }
     });
-    power_up(steps, power::D3_FINAL, true, Wake::None);
-    true
+    power_up(steps, power::D3_FINAL, true, Wake::None)
 }
 
 /// Orderly removal and unload: leave D0 (D3Final), flush, release hardware, cleanup, objects,
@@ -586,9 +636,22 @@ fn purge_requests(_dev: u64) {
 /// unless `WdfDeviceConfigureRequestDispatching` chose another). A started dispatching queue
 /// presents it at once.
 fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: String) -> u64 {
+    send_request(major, code, input, output_length, label, false).0
+}
+
+/// [`send`], returning the request and its system buffer; with `keep_answer` the completion
+/// is kept in [`host::Host::answers`].
+fn send_request(
+    major: Major,
+    code: u32,
+    input: &[u8],
+    output_length: usize,
+    label: String,
+    keep_answer: bool,
+) -> (u64, u64) {
     let Some(queue) = framework::queue_for(major) else {
         record!("info no_queue {label}: the driver has no queue for this request type");
-        return 0;
+        return (0, 0);
     };
     let buffer = with(|h| {
         let len = input.len().max(output_length);
@@ -616,6 +679,7 @@ fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: Stri
             queue,
             acknowledged: false,
             label,
+            keep_answer,
         },
         queue,
     );
@@ -640,7 +704,7 @@ fn send(major: Major, code: u32, input: &[u8], output_length: usize, label: Stri
     }
     let target = with(|h| h.request(request).map_or(queue, |r| r.queue));
     dispatch(target);
-    request
+    (request, buffer)
 }
 
 /// Presents waiting requests of a started, non-manual queue to the driver (a sequential queue
@@ -932,11 +996,14 @@ fn enter_special_paths(steps: &mut Steps, types: &[u32]) {
 }
 
 /// Runs `name` (after `DriverEntry` has run) `cycles` times where the scenario repeats, with
-/// the device on the special-file paths `special_files` once it has started.
-pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
+/// the device on the special-file paths `special_files` once it has started, and sends
+/// `ioctls` at the end of the scenario's own steps, before the device is removed (for
+/// `surprise-removal`, before the surprise removal). A failed start or return to D0 ends the
+/// scenario's own steps at once: the device is removed and the driver unloaded.
+pub fn run(name: &str, cycles: u32, special_files: &[u32], ioctls: &[Ioctl]) {
     let mut steps = Steps { next: 1 };
     if !start(&mut steps) {
-        unload(&mut steps);
+        remove(&mut steps);
         return;
     }
     enter_special_paths(&mut steps, special_files);
@@ -946,6 +1013,7 @@ pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
         record!(
             "info skipped {name}: the driver's device is a control device (non-PnP), which takes no part in Plug and Play or power transitions"
         );
+        read_back(&mut steps, ioctls);
         remove(&mut steps);
         return;
     }
@@ -961,7 +1029,9 @@ pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
                     crate::clock::pass(100);
                     power_down(&mut steps, power::D3, wake);
                     steps.begin("device idle in D3");
-                    power_up(&mut steps, power::D3, false, wake);
+                    if !power_up(&mut steps, power::D3, false, wake) {
+                        break;
+                    }
                 }
             } else {
                 record!(
@@ -972,10 +1042,27 @@ pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
         "sleep" | "hibernate" => {
             for _ in 0..cycles {
                 system_sleep(&mut steps, name == "hibernate");
+                if device_failed() {
+                    break;
+                }
             }
         }
         "stop-restart" => {
-            for _ in 0..cycles {
+            // KMDF does not let a device with an open special file be stopped: it fails the
+            // query-stop itself (WdfDeviceSetSpecialFileSupport, "Handling Requests to Stop a
+            // Device").
+            let path = with(|h| {
+                h.device
+                    .as_ref()
+                    .and_then(|d| d.in_path.iter().skip(1).position(|&p| p))
+            });
+            if let Some(path) = path {
+                record!(
+                    "info skipped stop-restart: the device is on the {} path, and the framework fails the query-stop of a device with an open special file",
+                    SPECIAL_FILES[path]
+                );
+            }
+            for _ in 0..if path.is_some() { 0 } else { cycles } {
                 let Some(dev) = device() else { break };
                 steps.begin("EvtDeviceQueryStop");
                 call_pnp(pnp::QUERY_STOP, "EvtDeviceQueryStop", &[dev]);
@@ -988,15 +1075,26 @@ pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
                     &[dev, resources],
                 );
                 steps.begin("EvtDevicePrepareHardware (restart)");
-                call_pnp(
+                if !call_pnp_must_succeed(
                     pnp::PREPARE_HARDWARE,
                     "EvtDevicePrepareHardware",
                     &[dev, resources, resources],
-                );
-                power_up(&mut steps, power::D3_FINAL, false, Wake::None);
+                    "start",
+                ) {
+                    with(|h| {
+                        if let Some(d) = h.device.as_mut() {
+                            d.prepared = false;
+                        }
+                    });
+                    break;
+                }
+                if !power_up(&mut steps, power::D3_FINAL, false, Wake::None) {
+                    break;
+                }
             }
         }
         "surprise-removal" => {
+            read_back(&mut steps, ioctls);
             if let Some(dev) = device() {
                 steps.begin("EvtDeviceSurpriseRemoval");
                 call_pnp(pnp::SURPRISE_REMOVAL, "EvtDeviceSurpriseRemoval", &[dev]);
@@ -1010,5 +1108,193 @@ pub fn run(name: &str, cycles: u32, special_files: &[u32]) {
         }
         _ => {}
     }
+    read_back(&mut steps, ioctls);
     remove(&mut steps);
+}
+
+/// An IOCTL sent at the end of a scenario (`--ioctl`), whose answer the report carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ioctl {
+    /// The control code.
+    pub code: u32,
+    /// Output buffer length.
+    pub output_length: usize,
+    /// Input buffer bytes.
+    pub input: Vec<u8>,
+}
+
+/// Largest `--ioctl` output buffer.
+pub const MAX_IOCTL_OUTPUT: usize = 1 << 20;
+/// Largest `--ioctl` input buffer.
+pub const MAX_IOCTL_INPUT: usize = 64 << 10;
+
+impl Ioctl {
+    /// Parses `CODE[:OUTPUT_LENGTH[:INPUT_HEX]]`: the code in hex (`0x` optional) or decimal,
+    /// the output buffer length in bytes (0 by default), the input buffer as hex digits.
+    ///
+    /// # Errors
+    /// A field that does not parse, or a buffer over [`MAX_IOCTL_OUTPUT`] /
+    /// [`MAX_IOCTL_INPUT`].
+    pub fn parse(text: &str) -> Result<Ioctl, String> {
+        let mut fields = text.splitn(3, ':');
+        let code = fields.next().unwrap_or("");
+        let code = match code.strip_prefix("0x").or_else(|| code.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16),
+            None => code.parse(),
+        }
+        .map_err(|_| format!("`{code}`: an IOCTL code is a 32-bit number"))?;
+        let output_length = match fields.next() {
+            None | Some("") => 0,
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n <= MAX_IOCTL_OUTPUT)
+                .ok_or_else(|| {
+                    format!("`{n}`: an output length is a number of bytes up to {MAX_IOCTL_OUTPUT}")
+                })?,
+        };
+        let input = match fields.next() {
+            None => Vec::new(),
+            Some(hex) => decode_hex(hex).filter(|b| b.len() <= MAX_IOCTL_INPUT).ok_or_else(|| {
+                format!(
+                    "`{hex}`: the input is an even number of hex digits, up to {MAX_IOCTL_INPUT} bytes"
+                )
+            })?,
+        };
+        Ok(Ioctl {
+            code,
+            output_length,
+            input,
+        })
+    }
+
+    /// The form [`Ioctl::parse`] reads.
+    #[must_use]
+    pub fn to_arg(&self) -> String {
+        format!(
+            "{:#x}:{}:{}",
+            self.code,
+            self.output_length,
+            encode_hex(&self.input)
+        )
+    }
+}
+
+/// Lower-case hex digits of `bytes`.
+#[must_use]
+pub fn encode_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The bytes of an even number of hex digits; `None` for anything else.
+#[must_use]
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Sends each of `ioctls` as a user-mode `DeviceIoControl` would, and records its answer: the
+/// completion status, `Information`, and the output bytes the I/O manager would copy back
+/// (`Information` of them, at most the output buffer's length). A request the driver has not
+/// completed after 1 s of virtual time is recorded as pending.
+fn read_back(steps: &mut Steps, ioctls: &[Ioctl]) {
+    if ioctls.is_empty() {
+        return;
+    }
+    if device_failed() || device().is_none() {
+        record!("info ioctl_read_back skipped: the device is not started");
+        return;
+    }
+    steps.begin("IOCTL read-back");
+    for (index, ioctl) in ioctls.iter().enumerate() {
+        let (request, buffer) = send_request(
+            Major::DeviceControl,
+            ioctl.code,
+            &ioctl.input,
+            ioctl.output_length,
+            format!("IOCTL {:#010x} (read-back {index})", ioctl.code),
+            true,
+        );
+        let mut answer = with(|h| h.answers.remove(&request));
+        for _ in 0..100 {
+            if answer.is_some() || request == 0 {
+                break;
+            }
+            crate::clock::pass(10);
+            answer = with(|h| h.answers.remove(&request));
+        }
+        match answer {
+            Some((status, information)) => {
+                let length = usize::try_from(information)
+                    .unwrap_or(usize::MAX)
+                    .min(ioctl.output_length);
+                let bytes = if buffer == 0 || length == 0 {
+                    Vec::new()
+                } else {
+                    // SAFETY: `buffer` is the host's buffer of at least `output_length` bytes
+                    // for this request, kept for the run.
+                    unsafe { std::slice::from_raw_parts(buffer as *const u8, length) }.to_vec()
+                };
+                record!(
+                    "ioctl {index} {status} {information} {}",
+                    encode_hex(&bytes)
+                );
+            }
+            None => record!("ioctl {index} pending 0 "),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Ioctl, MAX_IOCTL_INPUT, MAX_IOCTL_OUTPUT, decode_hex, encode_hex};
+
+    #[test]
+    fn ioctl_arguments_parse_and_round_trip() {
+        let full = Ioctl::parse("0x8A17600C:4120:0000000000000000").expect("parses");
+        assert_eq!(
+            full,
+            Ioctl {
+                code: 0x8A17_600C,
+                output_length: 4120,
+                input: vec![0; 8],
+            }
+        );
+        assert_eq!(Ioctl::parse(&full.to_arg()), Ok(full));
+        assert_eq!(
+            Ioctl::parse("2316787720"),
+            Ok(Ioctl {
+                code: 0x8A17_6008,
+                output_length: 0,
+                input: Vec::new(),
+            })
+        );
+        assert_eq!(Ioctl::parse("8:16:").map(|i| i.input), Ok(Vec::new()));
+        for bad in ["", "0x1_0000_0000", "0xg", "8:-1", "8:x", "8:4:0", "8:4:zz"] {
+            assert!(Ioctl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Ioctl::parse(&format!("8:{}", MAX_IOCTL_OUTPUT + 1)).is_err());
+        let long = "00".repeat(MAX_IOCTL_INPUT + 1);
+        assert!(Ioctl::parse(&format!("8:0:{long}")).is_err());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes = [0x00, 0x0f, 0xa5, 0xff];
+        assert_eq!(encode_hex(&bytes), "000fa5ff");
+        assert_eq!(decode_hex("000FA5ff"), Some(bytes.to_vec()));
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(decode_hex("é0"), None);
+    }
 }

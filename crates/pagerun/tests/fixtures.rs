@@ -47,8 +47,12 @@ fn violations(report: &Value) -> Vec<(String, String, String, String, String)> {
 }
 
 fn all_completed(report: &Value) {
+    all_completed_of(report, 7);
+}
+
+fn all_completed_of(report: &Value, count: usize) {
     let scenarios = report["scenarios"].as_array().expect("scenarios");
-    assert_eq!(scenarios.len(), 7, "{report:#}");
+    assert_eq!(scenarios.len(), count, "{report:#}");
     for s in scenarios {
         assert_eq!(s["status"], "completed", "{s:#}");
     }
@@ -91,6 +95,175 @@ fn clean_driver_runs_every_scenario_without_a_violation() {
         };
         assert!(steps("idle") > steps("start"), "{report:#}");
         assert!(steps("sleep") > steps("start"), "{report:#}");
+    }
+}
+
+#[test]
+fn the_driver_object_describes_the_loaded_image() {
+    // run_driver.inc's DriverEntry fails unless DriverStart is the image's base, DriverSize
+    // its SizeOfImage (read back from the PE headers there), DriverInit the entry point, the
+    // driver extension points back at the object and DriverName is set.
+    let (code, report) = run("run_driver_clean", &["--scenario", "start"]);
+    let scenario = &report["scenarios"][0];
+    assert_eq!(scenario["status"], "completed", "{report:#}");
+    assert_eq!(scenario["called"]["EvtDriverDeviceAdd"], 1, "{report:#}");
+    assert_eq!(violations(&report), vec![], "{report:#}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_device_that_does_not_start_fails_every_scenario() {
+    for (fail, callback, status) in [
+        ("3", "EvtDriverDeviceAdd", "0xc000009a"),
+        ("1", "EvtDevicePrepareHardware", "0xc0000182"),
+    ] {
+        let (code, report) = run("run_driver_fails", &["--registry", &format!("Fail={fail}")]);
+        let scenarios = report["scenarios"].as_array().expect("scenarios");
+        assert_eq!(scenarios.len(), 7, "{report:#}");
+        for s in scenarios {
+            assert_eq!(s["status"], "failed", "Fail={fail}: {s:#}");
+            let reason = s["stop"].as_str().unwrap_or("");
+            assert!(
+                reason.starts_with(&format!("{callback} failed with {status}")),
+                "{reason}"
+            );
+            // Nothing after the failed start: no power transition ran.
+            assert_eq!(s["called"].get("EvtDeviceD0Exit"), None, "{s:#}");
+        }
+        let found = violations(&report);
+        assert_eq!(found.len(), 7, "{report:#}");
+        for (kind, symbol, section, in_callback, _) in &found {
+            assert_eq!(
+                (
+                    kind.as_str(),
+                    symbol.as_str(),
+                    section.as_str(),
+                    in_callback.as_str()
+                ),
+                ("start", callback, "PAGE", callback)
+            );
+        }
+        assert_eq!(code, 1, "Fail={fail}: a failed start is not a success");
+    }
+}
+
+#[test]
+fn a_device_that_does_not_return_to_d0_fails_the_scenarios_that_power_it_down() {
+    let (code, report) = run("run_driver_fails", &["--registry", "Fail=2"]);
+    let status = |name: &str| {
+        report["scenarios"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == name))
+            .map(|s| s["status"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    // EvtDeviceD0Entry fails only on a return from D3: the start (from D3Final) and the
+    // stop-restart (back from D3Final too) succeed.
+    for name in ["start", "io", "stop-restart", "surprise-removal"] {
+        assert_eq!(status(name), "completed", "{name}: {report:#}");
+    }
+    for name in ["idle", "sleep", "hibernate"] {
+        assert_eq!(status(name), "failed", "{name}: {report:#}");
+    }
+    assert_eq!(
+        violations(&report),
+        ["hibernate", "idle", "sleep"]
+            .iter()
+            .map(|s| v(
+                "power-up",
+                "EvtDeviceD0Entry",
+                ".text",
+                "EvtDeviceD0Entry",
+                s
+            ))
+            .collect::<Vec<_>>(),
+        "{report:#}"
+    );
+    assert_eq!(code, 1);
+    // The same driver without the failure is clean.
+    let (code, report) = run("run_driver_fails", &["--registry", "Fail=0"]);
+    all_completed(&report);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+#[test]
+fn ioctl_answers_are_read_back_at_the_end_of_each_scenario() {
+    // The fixture's EvtIoDeviceControl answers g_answers[(code >> 2) & 15] as a ULONG when
+    // the output buffer holds one, and STATUS_BUFFER_TOO_SMALL otherwise.
+    let (code, report) = run(
+        "run_driver_clean",
+        &[
+            "--scenario",
+            "sleep",
+            "--scenario",
+            "surprise-removal",
+            "--ioctl",
+            "0x8:4",
+            "--ioctl",
+            "8:2",
+            "--ioctl",
+            "0x20:8:0102",
+        ],
+    );
+    all_completed_of(&report, 2);
+    assert_eq!(code, 0);
+    for s in report["scenarios"].as_array().expect("scenarios") {
+        let answers = s["ioctls"].as_array().expect("ioctls");
+        assert_eq!(answers.len(), 3, "{s:#}");
+        let fields = |a: &Value| {
+            (
+                a["code"].as_u64(),
+                a["input"].as_str().unwrap_or("?").to_owned(),
+                a["output_length"].as_u64(),
+                a["completed"].as_bool(),
+                a["status"].as_u64(),
+                a["information"].as_u64(),
+                a["output"].as_str().unwrap_or("?").to_owned(),
+            )
+        };
+        assert_eq!(
+            fields(&answers[0]),
+            (
+                Some(8),
+                String::new(),
+                Some(4),
+                Some(true),
+                Some(0),
+                Some(4),
+                "04000000".to_owned()
+            )
+        );
+        assert_eq!(
+            fields(&answers[1]),
+            (
+                Some(8),
+                String::new(),
+                Some(2),
+                Some(true),
+                Some(0xC000_0023),
+                Some(0),
+                String::new()
+            )
+        );
+        // Only Information bytes come back, not the whole output buffer.
+        assert_eq!(
+            fields(&answers[2]),
+            (
+                Some(0x20),
+                "0102".to_owned(),
+                Some(8),
+                Some(true),
+                Some(0),
+                Some(4),
+                "05000000".to_owned()
+            )
+        );
+        // Sent before the removal: the device was still started, in its last scenario step but
+        // the removal's.
+        assert!(
+            s["called"]["EvtIoDeviceControl"].as_u64() >= Some(3),
+            "{s:#}"
+        );
     }
 }
 
@@ -276,12 +449,19 @@ fn bad_input_is_exit_2_with_one_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
     let image = pe_fixtures::c("run_driver_clean").expect("fixture");
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-pagerun"))
-        .arg(&image.image)
-        .args(["--scenario", "nap"])
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
+    for bad in [
+        &["--scenario", "nap"][..],
+        &["--ioctl", "0x8:many"],
+        &["--ioctl", "0x8:4:abc"],
+        &["--ioctl", "nine"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_cargo-pagerun"))
+            .arg(&image.image)
+            .args(bad)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -731,6 +911,19 @@ fn special_file_path_makes_the_device_nonpageable_and_needs_the_power_down_lock(
                 .starts_with("no (on the paging path"),
             "{s:#}"
         );
+        // KMDF fails the query-stop of a device with an open special file: no stop.
+        let stop_restart = s["name"] == "stop-restart";
+        assert_eq!(
+            s["info"]["skipped"].as_str().is_some_and(
+                |why| why.starts_with("stop-restart: the device is on the paging path")
+            ),
+            stop_restart,
+            "{s:#}"
+        );
+        if stop_restart {
+            assert_eq!(s["called"].get("EvtDeviceQueryStop"), None, "{s:#}");
+            assert_eq!(s["called"]["EvtDevicePrepareHardware"], 1, "{s:#}");
+        }
     }
     // Without WdfDeviceSetSpecialFileSupport the framework refuses the path: the device stays
     // pageable and the driver is not called.

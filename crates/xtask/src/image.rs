@@ -2,7 +2,7 @@
 //! `cargo xtask test`.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -61,15 +61,30 @@ pub fn build(release: bool) -> Result<Built, String> {
         ));
     }
     let target_dir = root.join("target/driver-image");
+    let profile = if release { "release" } else { "debug" };
+    let built = compile(&root.join("driver-image"), &target_dir, release)?;
+    let out = target_dir.join(profile);
+    let built = copy_out(&built, &out)?;
+    println!(
+        "xtask: built {} and {}",
+        built.sys.display(),
+        built.pdb.display()
+    );
+    Ok(built)
+}
+
+/// Compiles the image package whose manifest is in `package` into `target_dir` with the
+/// image recipe; returns the folder holding `pagewise.dll` and `pagewise.pdb`.
+pub fn compile(package: &Path, target_dir: &Path, release: bool) -> Result<PathBuf, String> {
     let mut cargo = Command::new(pe_fixtures::CARGO);
     // Nothing of the cargo that runs this task may leak into Debian's cargo building for
     // another target.
     pe_fixtures::isolate_cargo_env(&mut cargo);
     cargo
-        .current_dir(root.join("driver-image"))
+        .current_dir(package)
         .env("RUSTC", pe_fixtures::RUSTC)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
         .args(["rustc", "--lib", "--target", pe_fixtures::TARGET])
         .args(release.then_some("--release"))
         .arg("-Zbuild-std=core,alloc")
@@ -88,9 +103,13 @@ pub fn build(release: bool) -> Result<Built, String> {
     }
     super::run(&mut cargo)?;
     let profile = if release { "release" } else { "debug" };
-    let built = target_dir.join(pe_fixtures::TARGET).join(profile);
-    let out = target_dir.join(profile);
-    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    Ok(target_dir.join(pe_fixtures::TARGET).join(profile))
+}
+
+/// Copies `pagewise.dll` and `pagewise.pdb` of `built` to `out` as `pagewise.sys` and
+/// `pagewise.pdb`.
+pub fn copy_out(built: &Path, out: &Path) -> Result<Built, String> {
+    fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let sys = out.join("pagewise.sys");
     let pdb = out.join("pagewise.pdb");
     for (from, to) in [
@@ -100,13 +119,12 @@ pub fn build(release: bool) -> Result<Built, String> {
         fs::copy(&from, to)
             .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
     }
-    println!("xtask: built {} and {}", sys.display(), pdb.display());
     Ok(Built { sys, pdb })
 }
 
-/// `cargo pagecheck --deny warnings` on the image: no finding but the known ones, the
-/// registrations it finds equal to the `callbacks!` table, and the footprint printed.
-pub fn check(cargo: &str, built: &Built) -> Result<(), String> {
+/// `cargo pagecheck --deny warnings --format json` on `built`: its report, once pagecheck
+/// could check the image (exit 0 or 1).
+pub fn pagecheck(cargo: &str, built: &Built) -> Result<Value, String> {
     let output = Command::new(cargo)
         .args([
             "run",
@@ -132,9 +150,15 @@ pub fn check(cargo: &str, built: &Built) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("cargo pagecheck's JSON does not parse: {e}"))?;
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo pagecheck's JSON does not parse: {e}"))
+}
 
+/// `cargo pagecheck --deny warnings` on the image: no finding, the registrations it finds
+/// equal to the `callbacks!` table, and the footprint printed. Returns the number of
+/// registered callbacks.
+pub fn check(cargo: &str, built: &Built) -> Result<usize, String> {
+    let report = pagecheck(cargo, built)?;
     let findings = findings(&report);
     if !findings.is_empty() {
         return Err(format!(
@@ -163,11 +187,11 @@ pub fn check(cargo: &str, built: &Built) -> Result<(), String> {
         registered.len()
     );
     print_footprint(&report);
-    Ok(())
+    Ok(registered.len())
 }
 
 /// `(rule, message)` of every violation in pagecheck's JSON report.
-fn findings(report: &Value) -> Vec<(String, String)> {
+pub fn findings(report: &Value) -> Vec<(String, String)> {
     report["violations"]
         .as_array()
         .into_iter()
@@ -326,7 +350,7 @@ fn tool_line(tool: &str, arg: &str) -> String {
 }
 
 /// The `version` of the `[package]` of a manifest.
-fn package_version(manifest: &std::path::Path) -> Result<String, String> {
+pub fn package_version(manifest: &std::path::Path) -> Result<String, String> {
     let text = fs::read_to_string(manifest)
         .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let package = text

@@ -1,4 +1,4 @@
-//! `cargo xtask setup | driver [--release] | test [ARGS]`.
+//! `cargo xtask setup | driver [--release] | test [ARGS] | image`.
 //!
 //! - `setup` installs (or upgrades) the Debian packages the PE images need: Debian's Rust
 //!   toolchain with library sources for `x86_64-pc-windows-msvc` (`rustc-web`, `cargo-web`,
@@ -12,12 +12,17 @@
 //! - `test` runs every test of the workspace, then builds the release image and checks it:
 //!   `cargo pagecheck --deny warnings` (no finding; the callbacks it finds registered agree
 //!   with the `callbacks!` table of `src/callbacks.rs`), and prints its section table and
-//!   resident share.
+//!   resident share; runs it under `cargo pagerun` through every scenario in four
+//!   configurations and checks what it reads back ([`run`]); and builds it with each planted
+//!   defect, which both tools must report ([`defects`]).
+//! - `image` does what `test` does after the workspace's tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod defects;
 mod image;
+mod run;
 mod versions;
 
 fn main() -> ExitCode {
@@ -31,10 +36,11 @@ fn main() -> ExitCode {
             setup().and_then(|()| image::build(true).map(drop))
         }
         Some("test") => setup().and_then(|()| test(&rest)),
+        Some("image") if rest.is_empty() => setup().and_then(|()| check_image()),
         _ => {
             eprintln!(
                 "usage: cargo xtask setup | cargo xtask driver [--release] | \
-                 cargo xtask test [-- cargo test arguments]"
+                 cargo xtask test [-- cargo test arguments] | cargo xtask image"
             );
             return ExitCode::from(2);
         }
@@ -117,8 +123,18 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(Command::new(&cargo)
         .args(["test", "--workspace"])
         .args(extra))?;
+    check_image()
+}
+
+/// What `test` does after the workspace's tests: builds the driver's release image, checks it
+/// with `cargo pagecheck`, runs it under `cargo pagerun` and checks the planted defects.
+fn check_image() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let built = image::build(true)?;
-    image::check(&cargo, &built)
+    let registered = image::check(&cargo, &built)?;
+    let version = image::package_version(&root().join("Cargo.toml"))?;
+    run::check(&cargo, &built, registered, &version)?;
+    defects::check(&cargo)
 }
 
 fn apt(sudo: bool) -> Command {

@@ -1194,6 +1194,10 @@ pub fn complete(request: u64, result: i32, information: Option<u64>, method: &st
             r.information = info;
         }
         let (queue, twice, label) = (r.queue, r.completions > 1, r.label.clone());
+        if r.keep_answer && !twice {
+            let answer = (r.status, r.information);
+            h.answers.insert(request, answer);
+        }
         if let Some(q) = h.queue(queue) {
             q.owned.retain(|&x| x != request);
         }
