@@ -5,35 +5,10 @@
 
 mod common;
 
-use common::{chain_symbols, inferred, run, wdf_calls};
+use common::{Registration, chain_symbols, inferred, registrations, run, table, wdf_calls};
 use pagecheck::checks::{Level, Rule};
 use pagecheck::roots::Origin;
 use serde_json::Value;
-
-/// `(function, slot, role, method)` of every registration, sorted.
-fn registrations(
-    report: &pagecheck::Report,
-) -> Vec<(String, &'static str, &'static str, &'static str)> {
-    let mut out: Vec<_> = report
-        .registrations
-        .list
-        .iter()
-        .map(|r| (r.symbol.clone(), r.slot, r.role().name(), r.method))
-        .collect();
-    out.sort();
-    out
-}
-
-fn table(
-    rows: &[(&str, &'static str, &'static str, &'static str)],
-) -> Vec<(String, &'static str, &'static str, &'static str)> {
-    let mut out: Vec<_> = rows
-        .iter()
-        .map(|&(f, s, r, m)| (f.to_owned(), s, r, m))
-        .collect();
-    out.sort();
-    out
-}
 
 const PNP: &str = "WdfDeviceInitSetPnpPowerEventCallbacks";
 const POLICY: &str = "WdfDeviceInitSetPowerPolicyEventCallbacks";
@@ -42,7 +17,7 @@ const QUEUE: &str = "WdfIoQueueCreate";
 
 /// What `reg_driver.inc` registers (its header comment), whatever the build.
 #[allow(clippy::too_many_lines)]
-fn reg_driver_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
+fn reg_driver_table() -> Vec<Registration> {
     table(&[
         ("EvtDeviceD0Entry", "EvtDeviceD0Entry", "power-up", PNP),
         (
@@ -427,7 +402,7 @@ fn misplaced_callbacks_are_reported_with_their_slot_and_site() {
 }
 
 /// What `reg_more.c` registers (its header comment).
-fn reg_more_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
+fn reg_more_table() -> Vec<Registration> {
     table(&[
         (
             "EvtDriverDeviceAdd",

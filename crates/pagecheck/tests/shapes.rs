@@ -7,34 +7,9 @@
 
 mod common;
 
-use common::{errors, inferred, run};
+use common::{Registration, errors, inferred, registrations, run, table};
 use pagecheck::checks::{Level, Rule};
 use pagecheck::roots::Origin;
-
-/// `(function, slot, role, method)` of every registration, sorted.
-fn registrations(
-    report: &pagecheck::Report,
-) -> Vec<(String, &'static str, &'static str, &'static str)> {
-    let mut out: Vec<_> = report
-        .registrations
-        .list
-        .iter()
-        .map(|r| (r.symbol.clone(), r.slot, r.role().name(), r.method))
-        .collect();
-    out.sort();
-    out
-}
-
-fn table(
-    rows: &[(&str, &'static str, &'static str, &'static str)],
-) -> Vec<(String, &'static str, &'static str, &'static str)> {
-    let mut out: Vec<_> = rows
-        .iter()
-        .map(|&(f, s, r, m)| (f.to_owned(), s, r, m))
-        .collect();
-    out.sort();
-    out
-}
 
 const DEFAULT_LIST: &str = "WdfFdoInitSetDefaultChildListConfig";
 const PORT_LIST: &str = "WdfChildListCreate";
@@ -47,7 +22,7 @@ const QUEUE: &str = "WdfIoQueueCreate";
 
 /// What `reg_shapes.inc` registers (its header comment), whatever the build.
 #[allow(clippy::too_many_lines)]
-fn reg_shapes_table() -> Vec<(String, &'static str, &'static str, &'static str)> {
+fn reg_shapes_table() -> Vec<Registration> {
     table(&[
         // The default child list: create in PAGE, scan on the way back to D0, descriptions at
         // up to DISPATCH_LEVEL.

@@ -220,3 +220,28 @@ pub fn wdf_calls(report: &pagecheck::Report) -> Vec<(String, u32)> {
         .map(|e| (e.name.clone(), e.calls))
         .collect()
 }
+
+/// A registration as the tests compare them: `(function, slot, role, method)`.
+pub type Registration = (String, &'static str, &'static str, &'static str);
+
+/// `(function, slot, role, method)` of every registration, sorted.
+pub fn registrations(report: &Report) -> Vec<Registration> {
+    let mut out: Vec<_> = report
+        .registrations
+        .list
+        .iter()
+        .map(|r| (r.symbol.clone(), r.slot, r.role().name(), r.method))
+        .collect();
+    out.sort();
+    out
+}
+
+/// An expected registration table, sorted like [`registrations`].
+pub fn table(rows: &[(&str, &'static str, &'static str, &'static str)]) -> Vec<Registration> {
+    let mut out: Vec<_> = rows
+        .iter()
+        .map(|&(f, s, r, m)| (f.to_owned(), s, r, m))
+        .collect();
+    out.sort();
+    out
+}
