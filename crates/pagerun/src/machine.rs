@@ -639,6 +639,23 @@ fn emulate(ctx: &Context, rip: u64) -> bool {
     done
 }
 
+/// A record that starts `<kind> <rip> <step> <callback> <irql> `, as the parent's protocol
+/// reads stops and events; the caller appends the rest. Allocates nothing (signal handlers).
+fn record(kind: &str, rip: u64) -> RawLine {
+    let mut line = RawLine::new();
+    line.text(kind)
+        .text(" ")
+        .hex(rip)
+        .text(" ")
+        .dec(u64::from(step()))
+        .text(" ")
+        .dec(u64::from(callback()))
+        .text(" ")
+        .dec(u64::from(irql()))
+        .text(" ");
+    line
+}
+
 fn stop(line: &RawLine) -> ! {
     line.write();
     // SAFETY: _exit is async-signal-safe and ends the child process at once; the parent reads
@@ -680,18 +697,8 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         // SAFETY: rsp is the stack pointer of the interrupted call, whose first slot holds
         // the return address the call pushed.
         let caller = unsafe { *(rsp as *const u64) };
-        let mut line = RawLine::new();
-        line.text("stop unmodelled ")
-            .hex(caller)
-            .text(" ")
-            .dec(u64::from(step()))
-            .text(" ")
-            .dec(u64::from(callback()))
-            .text(" ")
-            .dec(u64::from(irql()))
-            .text(" ")
-            .text(name)
-            .text("\n");
+        let mut line = record("stop unmodelled", caller);
+        line.text(name).text("\n");
         stop(&line);
     }
 
@@ -742,16 +749,7 @@ extern "C" fn on_segv(_signal: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
 
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let code = unsafe { (*info).si_code };
-    let mut line = RawLine::new();
-    line.text("stop crash ")
-        .hex(rip)
-        .text(" ")
-        .dec(u64::from(step()))
-        .text(" ")
-        .dec(u64::from(callback()))
-        .text(" ")
-        .dec(u64::from(irql()))
-        .text(" ");
+    let mut line = record("stop crash", rip);
     describe_crash(&mut line, &ctx, rip, address, code);
     line.text("\n");
     stop(&line);
@@ -833,16 +831,8 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
         let steps = STEPS.fetch_add(1, R) + 1;
         sync();
         if steps > STEP_BUDGET.load(R) {
-            let mut line = RawLine::new();
-            line.text("stop budget ")
-                .hex(ctx.get(libc::REG_RIP))
-                .text(" ")
-                .dec(u64::from(step()))
-                .text(" ")
-                .dec(u64::from(callback()))
-                .text(" ")
-                .dec(u64::from(irql()))
-                .text(" single-step budget of ")
+            let mut line = record("stop budget", ctx.get(libc::REG_RIP));
+            line.text("single-step budget of ")
                 .dec(STEP_BUDGET.load(R))
                 .text(" faulting instructions exceeded\n");
             stop(&line);
@@ -851,45 +841,21 @@ extern "C" fn on_trap(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mu
     }
     // int3 in the driver (DbgBreakPoint, __debugbreak, NT_ASSERT): reported, execution goes on.
     let rip = ctx.get(libc::REG_RIP);
-    let mut line = RawLine::new();
-    line.text("event breakpoint ")
-        .hex(rip.wrapping_sub(1))
-        .text(" ")
-        .dec(u64::from(step()))
-        .text(" ")
-        .dec(u64::from(callback()))
-        .text(" ")
-        .dec(u64::from(irql()))
-        .text(" int3 (a breakpoint or assertion in the driver)\n");
-    line.write();
+    record("event breakpoint", rip.wrapping_sub(1))
+        .text("int3 (a breakpoint or assertion in the driver)\n")
+        .write();
 }
 
 extern "C" fn on_ill(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let ctx = Context(uc.cast());
-    let mut line = RawLine::new();
-    line.text("stop crash ")
-        .hex(ctx.get(libc::REG_RIP))
-        .text(" ")
-        .dec(u64::from(step()))
-        .text(" ")
-        .dec(u64::from(callback()))
-        .text(" ")
-        .dec(u64::from(irql()))
-        .text(" invalid instruction (ud2: an abort or unreachable code)\n");
+    let mut line = record("stop crash", ctx.get(libc::REG_RIP));
+    line.text("invalid instruction (ud2: an abort or unreachable code)\n");
     stop(&line);
 }
 
 extern "C" fn on_budget(_signal: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     let ctx = Context(uc.cast());
-    let mut line = RawLine::new();
-    line.text("stop budget ")
-        .hex(ctx.get(libc::REG_RIP))
-        .text(" ")
-        .dec(u64::from(step()))
-        .text(" ")
-        .dec(u64::from(callback()))
-        .text(" ")
-        .dec(u64::from(irql()))
-        .text(" CPU time budget exceeded (a loop that does not end?)\n");
+    let mut line = record("stop budget", ctx.get(libc::REG_RIP));
+    line.text("CPU time budget exceeded (a loop that does not end?)\n");
     stop(&line);
 }
