@@ -175,11 +175,7 @@ extern "win64" fn driver_create(
         unsafe { write::<u64>(h.globals, handle) };
     });
     record_info("driver_init_flags", &flags.to_string());
-    if out != 0 {
-        // SAFETY: the driver's WDFDRIVER out parameter.
-        unsafe { write::<u64>(out, handle) };
-    }
-    status::SUCCESS
+    hand_out(out, handle)
 }
 
 extern "win64" fn driver_get_registry_path(_globals: u64, _driver: u64) -> u64 {
@@ -920,11 +916,7 @@ extern "win64" fn io_queue_create(
         queue.callbacks[usize::from((offset - 16) / 8)] = value;
     }
     let handle = create_object(Kind::Queue(Box::new(queue)), device, attrs);
-    if out != 0 {
-        // SAFETY: the driver's WDFQUEUE out parameter.
-        unsafe { write::<u64>(out, handle) };
-    }
-    status::SUCCESS
+    hand_out(out, handle)
 }
 
 extern "win64" fn io_queue_get_device(_globals: u64, queue: u64) -> u64 {
@@ -1172,13 +1164,7 @@ extern "win64" fn io_queue_retrieve_next_request(_globals: u64, queue: u64, out:
             status::INVALID_PARAMETER
         }
         Some(None) => status::NO_MORE_ENTRIES,
-        Some(Some(request)) => {
-            if out != 0 {
-                // SAFETY: the driver's WDFREQUEST out parameter.
-                unsafe { write::<u64>(out, request) };
-            }
-            status::SUCCESS
-        }
+        Some(Some(request)) => hand_out(out, request),
     }
 }
 
@@ -1338,11 +1324,7 @@ fn memory_for(request: u64, output: bool, out: u64) -> i32 {
         return status::BUFFER_TOO_SMALL;
     };
     let memory = create_object(Kind::Memory { buffer, length }, request, 0);
-    if out != 0 {
-        // SAFETY: the driver's WDFMEMORY out parameter.
-        unsafe { write::<u64>(out, memory) };
-    }
-    status::SUCCESS
+    hand_out(out, memory)
 }
 
 extern "win64" fn request_retrieve_input_memory(_globals: u64, request: u64, out: u64) -> i32 {
@@ -1604,13 +1586,7 @@ extern "win64" fn object_allocate_context(_globals: u64, handle: u64, attrs: u64
         Some(memory)
     });
     match memory {
-        Some(memory) => {
-            if out != 0 {
-                // SAFETY: the driver's PVOID out parameter.
-                unsafe { write::<u64>(out, memory) };
-            }
-            status::SUCCESS
-        }
+        Some(memory) => hand_out(out, memory),
         None => {
             bad_handle("WdfObjectAllocateContext", handle);
             status::INVALID_PARAMETER
@@ -1689,11 +1665,7 @@ extern "win64" fn spin_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
         parent,
         attrs,
     );
-    if out != 0 {
-        // SAFETY: the driver's WDFSPINLOCK out parameter.
-        unsafe { write::<u64>(out, lock) };
-    }
-    status::SUCCESS
+    hand_out(out, lock)
 }
 
 extern "win64" fn spin_lock_acquire(_globals: u64, lock: u64) {
@@ -1742,11 +1714,7 @@ extern "win64" fn spin_lock_release(_globals: u64, lock: u64) {
 extern "win64" fn wait_lock_create(_globals: u64, attrs: u64, out: u64) -> i32 {
     let parent = with(|h| h.device.as_ref().map_or(h.driver, |d| d.handle));
     let lock = create_object(Kind::WaitLock { held: false }, parent, attrs);
-    if out != 0 {
-        // SAFETY: the driver's WDFWAITLOCK out parameter.
-        unsafe { write::<u64>(out, lock) };
-    }
-    status::SUCCESS
+    hand_out(out, lock)
 }
 
 extern "win64" fn wait_lock_acquire(_globals: u64, lock: u64, timeout: u64) -> i32 {
@@ -1818,11 +1786,7 @@ extern "win64" fn timer_create(_globals: u64, config: u64, attrs: u64, out: u64)
         parent,
         attrs,
     );
-    if out != 0 {
-        // SAFETY: the driver's WDFTIMER out parameter.
-        unsafe { write::<u64>(out, timer) };
-    }
-    status::SUCCESS
+    hand_out(out, timer)
 }
 
 extern "win64" fn timer_start(_globals: u64, timer: u64, due: i64) -> u8 {
@@ -1864,44 +1828,45 @@ extern "win64" fn timer_stop(_globals: u64, timer: u64, _wait: u8) -> u8 {
     u8::from(was.unwrap_or(false))
 }
 
-extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    let function = fields(config, &kmdf::WORKITEM_CONFIG)
-        .first()
-        .map_or(0, |&(_, f)| f);
-    let parent = attributes(attrs).parent;
-    let item = create_object(
-        Kind::WorkItem {
-            function,
-            queued: false,
-        },
-        parent,
-        attrs,
-    );
+/// Stores a created object's handle (or an allocation's address) in the driver's optional out
+/// parameter (`WDFTIMER *`, `PVOID *`...) and reports success, as the create methods do.
+fn hand_out(out: u64, handle: u64) -> i32 {
     if out != 0 {
-        // SAFETY: the driver's WDFWORKITEM out parameter.
-        unsafe { write::<u64>(out, item) };
+        // SAFETY: the driver's out parameter for the new handle, which KMDF writes too.
+        unsafe { write::<u64>(out, handle) };
     }
     status::SUCCESS
 }
 
+/// A work item or DPC: an object with one callback, the first field of its configuration.
+fn create_deferred(
+    config: u64,
+    structure: &kmdf::Structure,
+    attrs: u64,
+    out: u64,
+    kind: fn(u64) -> Kind,
+) -> i32 {
+    let function = fields(config, structure).first().map_or(0, |&(_, f)| f);
+    let handle = create_object(kind(function), attributes(attrs).parent, attrs);
+    hand_out(out, handle)
+}
+
+extern "win64" fn work_item_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
+    create_deferred(config, &kmdf::WORKITEM_CONFIG, attrs, out, |function| {
+        Kind::WorkItem {
+            function,
+            queued: false,
+        }
+    })
+}
+
 extern "win64" fn dpc_create(_globals: u64, config: u64, attrs: u64, out: u64) -> i32 {
-    let function = fields(config, &kmdf::DPC_CONFIG)
-        .first()
-        .map_or(0, |&(_, f)| f);
-    let parent = attributes(attrs).parent;
-    let dpc = create_object(
+    create_deferred(config, &kmdf::DPC_CONFIG, attrs, out, |function| {
         Kind::Dpc {
             function,
             queued: false,
-        },
-        parent,
-        attrs,
-    );
-    if out != 0 {
-        // SAFETY: the driver's WDFDPC out parameter.
-        unsafe { write::<u64>(out, dpc) };
-    }
-    status::SUCCESS
+        }
+    })
 }
 
 fn enqueue(handle: u64, method: &str) -> u8 {
