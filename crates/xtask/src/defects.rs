@@ -15,8 +15,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde_json::Value;
-
 use crate::image::{self, Built};
 use crate::run::{self, Configuration};
 
@@ -256,24 +254,18 @@ pub fn build(defect: &Defect) -> Result<Built, String> {
     image::copy_out(&built, &scratch.join(defect.name))
 }
 
-/// The findings of `rule` in pagecheck's report.
-fn rule_findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a str> {
-    report["violations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["rule"].as_str() == Some(rule))
-        .map(|v| v["message"].as_str().unwrap_or_default())
-        .collect()
-}
-
 /// Builds every variant and checks that pagecheck and pagerun each report its defect.
 pub fn check(cargo: &str) -> Result<(), String> {
     for defect in DEFECTS {
         println!("xtask: planted defect `{}`: {}", defect.name, defect.what);
         let built = build(defect)?;
         let report = image::pagecheck(cargo, &built)?;
-        let found = rule_findings(&report, defect.pagecheck.rule);
+        let findings = image::findings(&report);
+        let found: Vec<&str> = findings
+            .iter()
+            .filter(|(rule, _)| rule == defect.pagecheck.rule)
+            .map(|(_, message)| message.as_str())
+            .collect();
         let Some(message) = found
             .iter()
             .find(|m| defect.pagecheck.names.iter().all(|n| m.contains(n)))
@@ -283,7 +275,7 @@ pub fn check(cargo: &str) -> Result<(), String> {
                 defect.name,
                 defect.pagecheck.rule,
                 defect.pagecheck.names,
-                image::findings(&report)
+                findings
                     .iter()
                     .map(|(rule, message)| format!("  {rule}: {message}"))
                     .collect::<Vec<_>>()
@@ -292,7 +284,7 @@ pub fn check(cargo: &str) -> Result<(), String> {
         };
         println!(
             "xtask:   pagecheck: {} finding(s), {} of them {}: {message}",
-            image::findings(&report).len(),
+            findings.len(),
             found.len(),
             defect.pagecheck.rule
         );
