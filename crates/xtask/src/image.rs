@@ -125,15 +125,7 @@ pub fn copy_out(built: &Path, out: &Path) -> Result<Built, String> {
 /// `cargo pagecheck --deny warnings --format json` on `built`: its report, once pagecheck
 /// could check the image (exit 0 or 1).
 pub fn pagecheck(cargo: &str, built: &Built) -> Result<Value, String> {
-    let output = Command::new(cargo)
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "cargo-pagecheck",
-            "--",
-        ])
+    let output = super::cargo_run(cargo, "cargo-pagecheck")
         .arg("pagecheck")
         .arg(&built.sys)
         .arg("--pdb")

@@ -179,6 +179,14 @@ fn rustc_version() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// `cargo run --quiet --release --package <package> --`: one of the workspace's tools, built
+/// in release as users run it, ready for its own arguments.
+fn cargo_run(cargo: &str, package: &str) -> Command {
+    let mut command = Command::new(cargo);
+    command.args(["run", "--quiet", "--release", "--package", package, "--"]);
+    command
+}
+
 fn run(command: &mut Command) -> Result<(), String> {
     let shown = format!("{command:?}");
     let status = command

@@ -5,7 +5,6 @@
 //! scenario through its IOCTLs (`cargo pagerun --ioctl`) and decoded with
 //! `pagewise-client`, must be what the scenario did.
 
-use std::process::Command;
 use std::time::Instant;
 
 use pagewise_client::device::{Client, Transport};
@@ -160,16 +159,8 @@ pub fn pagerun(
     configuration: &Configuration,
     extra: &[&str],
 ) -> Result<Outcome, String> {
-    let output = Command::new(cargo)
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "cargo-pagerun",
-            "--",
-            "pagerun",
-        ])
+    let output = super::cargo_run(cargo, "cargo-pagerun")
+        .arg("pagerun")
         .arg(&built.sys)
         .arg("--pdb")
         .arg(&built.pdb)
