@@ -1497,6 +1497,20 @@ extern "win64" fn memory_get_buffer(_globals: u64, memory: u64, length: u64) -> 
     buffer
 }
 
+/// The address of `count` bytes at `offset` in a memory object, or the status its copy
+/// methods return: `STATUS_INVALID_PARAMETER` for a handle that is no memory object (also a
+/// violation), `STATUS_BUFFER_TOO_SMALL` for a range past its end.
+fn memory_range(method: &str, memory: u64, offset: u64, count: u64) -> Result<u64, i32> {
+    let Some((buffer, len)) = memory_of(memory) else {
+        bad_handle(method, memory);
+        return Err(status::INVALID_PARAMETER);
+    };
+    if offset.checked_add(count).is_none_or(|end| end > len) {
+        return Err(status::BUFFER_TOO_SMALL);
+    }
+    Ok(buffer + offset)
+}
+
 extern "win64" fn memory_copy_to_buffer(
     _globals: u64,
     memory: u64,
@@ -1504,22 +1518,14 @@ extern "win64" fn memory_copy_to_buffer(
     target: u64,
     count: u64,
 ) -> i32 {
-    let Some((buffer, len)) = memory_of(memory) else {
-        bad_handle("WdfMemoryCopyToBuffer", memory);
-        return status::INVALID_PARAMETER;
-    };
-    if offset.checked_add(count).is_none_or(|end| end > len) {
-        return status::BUFFER_TOO_SMALL;
+    match memory_range("WdfMemoryCopyToBuffer", memory, offset, count) {
+        Ok(at) => {
+            // SAFETY: within the memory object, into the driver's buffer of `count` bytes.
+            unsafe { std::ptr::copy(at as *const u8, target as *mut u8, count as usize) };
+            status::SUCCESS
+        }
+        Err(status) => status,
     }
-    // SAFETY: within the memory object, into the driver's buffer of `count` bytes.
-    unsafe {
-        std::ptr::copy(
-            (buffer + offset) as *const u8,
-            target as *mut u8,
-            count as usize,
-        );
-    }
-    status::SUCCESS
 }
 
 extern "win64" fn memory_copy_from_buffer(
@@ -1529,22 +1535,14 @@ extern "win64" fn memory_copy_from_buffer(
     source: u64,
     count: u64,
 ) -> i32 {
-    let Some((buffer, len)) = memory_of(memory) else {
-        bad_handle("WdfMemoryCopyFromBuffer", memory);
-        return status::INVALID_PARAMETER;
-    };
-    if offset.checked_add(count).is_none_or(|end| end > len) {
-        return status::BUFFER_TOO_SMALL;
+    match memory_range("WdfMemoryCopyFromBuffer", memory, offset, count) {
+        Ok(at) => {
+            // SAFETY: from the driver's buffer of `count` bytes into the memory object.
+            unsafe { std::ptr::copy(source as *const u8, at as *mut u8, count as usize) };
+            status::SUCCESS
+        }
+        Err(status) => status,
     }
-    // SAFETY: from the driver's buffer of `count` bytes into the memory object.
-    unsafe {
-        std::ptr::copy(
-            source as *const u8,
-            (buffer + offset) as *mut u8,
-            count as usize,
-        );
-    }
-    status::SUCCESS
 }
 
 // ---- objects ---------------------------------------------------------------------------------
