@@ -72,40 +72,35 @@ pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
     );
     let mut seen: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
-    for &at in &walk.order {
+    for (at, call, contract) in model.contracted_calls(&walk, false) {
         let entry = &model.entries[at.entry];
         let level = level_of(at.entry);
-        for call in &model.functions[at.function].externals {
-            if !model.counts(at, call.site, false) || seen.contains(&call.site) {
-                continue;
-            }
-            let Some(contract) = routine_contracts::lookup(&call.routine) else {
-                continue;
-            };
-            let limit = contract.irql_limit(call.argument);
-            if limit >= level {
-                continue;
-            }
-            seen.insert(call.site);
-            out.push(Finding {
-                rule: RULE,
-                level: Level::Error,
-                entry: at.entry,
-                path: walk.path_to(at, call.site),
-                data: None,
-                message: format!(
-                    "{} may run at {} and calls `{}` at {}, which its reference page allows only at IRQL <= \
-                     {}{}: {FIX} ({})",
-                    names.entry(entry),
-                    level.name(),
-                    call.routine,
-                    names.place(call.site),
-                    limit.name(),
-                    argument_clause(contract, call.argument, limit),
-                    contract.reference
-                ),
-            });
+        if seen.contains(&call.site) {
+            continue;
         }
+        let limit = contract.irql_limit(call.argument);
+        if limit >= level {
+            continue;
+        }
+        seen.insert(call.site);
+        out.push(Finding {
+            rule: RULE,
+            level: Level::Error,
+            entry: at.entry,
+            path: walk.path_to(at, call.site),
+            data: None,
+            message: format!(
+                "{} may run at {} and calls `{}` at {}, which its reference page allows only at IRQL <= \
+                 {}{}: {FIX} ({})",
+                names.entry(entry),
+                level.name(),
+                call.routine,
+                names.place(call.site),
+                limit.name(),
+                argument_clause(contract, call.argument, limit),
+                contract.reference
+            ),
+        });
     }
     out
 }

@@ -6,7 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use routine_contracts::Irql;
+use routine_contracts::{Contract, Irql};
 
 /// Where a function's code is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,6 +282,25 @@ impl Model {
                 .as_ref()
                 .is_none_or(|r| r.contains(&site));
         in_region && !(respect_guard && self.guarded.contains(&site))
+    }
+
+    /// The calls out of the image that `walk` reached and that count for the entry that
+    /// reached them ([`Model::counts`]), with the contract of each routine; routines without
+    /// one are left out (the rules do not judge them).
+    pub fn contracted_calls<'a>(
+        &'a self,
+        walk: &'a Walk,
+        respect_guard: bool,
+    ) -> impl Iterator<Item = (Reached, &'a External, &'static Contract)> + 'a {
+        walk.order.iter().flat_map(move |&at| {
+            self.functions[at.function]
+                .externals
+                .iter()
+                .filter(move |call| self.counts(at, call.site, respect_guard))
+                .filter_map(move |call| {
+                    routine_contracts::lookup(&call.routine).map(|contract| (at, call, contract))
+                })
+        })
     }
 
     /// Breadth-first through direct calls and jumps from each of `entries` in turn, sharing

@@ -54,42 +54,37 @@ pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
             respect_guard: true,
         },
     );
-    for &at in &walk.order {
+    for (at, call, contract) in model.contracted_calls(&walk, true) {
         let entry = &model.entries[at.entry];
-        for call in &model.functions[at.function].externals {
-            if !model.counts(at, call.site, true) || seen.contains(&call.site) {
-                continue;
-            }
-            let Some(contract) = routine_contracts::lookup(&call.routine) else {
-                continue;
-            };
-            let access = contract.access(call.argument);
-            if !is_pageable(access) {
-                continue;
-            }
-            seen.insert(call.site);
-            let path = if matches!(entry.runs, Runs::PowerUp { .. }) {
-                "returns the device to D0"
-            } else {
-                "runs while the device leaves D0"
-            };
-            out.push(Finding {
-                rule: RULE,
-                level: Level::Error,
-                entry: at.entry,
-                path: walk.path_to(at, call.site),
-                data: None,
-                message: format!(
-                    "{} {path} and reaches {} access `{}` at {}, not behind a WdfDevStateIsNP test, and the \
-                     driver can be power-nonpageable ({}): the paging device may be off; {FIX}",
-                    names.entry(entry),
-                    access.name(),
-                    call.routine,
-                    names.place(call.site),
-                    names.nonpageable()
-                ),
-            });
+        if seen.contains(&call.site) {
+            continue;
         }
+        let access = contract.access(call.argument);
+        if !is_pageable(access) {
+            continue;
+        }
+        seen.insert(call.site);
+        let path = if matches!(entry.runs, Runs::PowerUp { .. }) {
+            "returns the device to D0"
+        } else {
+            "runs while the device leaves D0"
+        };
+        out.push(Finding {
+            rule: RULE,
+            level: Level::Error,
+            entry: at.entry,
+            path: walk.path_to(at, call.site),
+            data: None,
+            message: format!(
+                "{} {path} and reaches {} access `{}` at {}, not behind a WdfDevStateIsNP test, and the \
+                 driver can be power-nonpageable ({}): the paging device may be off; {FIX}",
+                names.entry(entry),
+                access.name(),
+                call.routine,
+                names.place(call.site),
+                names.nonpageable()
+            ),
+        });
     }
     out
 }
