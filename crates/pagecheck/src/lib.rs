@@ -251,11 +251,22 @@ impl Report {
     }
 }
 
-/// Reads `image_path` (and its PDB) and runs every check.
+/// An image and the PDB that matches it, read and ready for [`analyze`].
+pub struct Loaded {
+    /// The image.
+    pub image: Image,
+    /// The PDB's symbols.
+    pub symbols: Symbols,
+    /// Where the PDB was found.
+    pub pdb_path: std::path::PathBuf,
+}
+
+/// Reads `image_path` and its PDB (`pdb`, or the one beside the image or at the path the
+/// linker recorded), checking that the PDB belongs to this build.
 ///
 /// # Errors
-/// Unreadable, truncated, non-PE or non-x64 image; missing or mismatched PDB; unknown root.
-pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Error> {
+/// Unreadable, truncated, non-PE or non-x64 image; missing or mismatched PDB.
+pub fn load(image_path: &Path, pdb: Option<&Path>) -> Result<Loaded, Error> {
     let bytes = std::fs::read(image_path)
         .map_err(|e| Error::new(format!("{}: {e}", image_path.display())))?;
     let image =
@@ -269,8 +280,8 @@ pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Erro
             image_path.display()
         )));
     };
-    let pdb_path = match &options.pdb {
-        Some(p) => p.clone(),
+    let pdb_path = match pdb {
+        Some(p) => p.to_owned(),
         None => pdb::locate(image_path, Some(codeview)).ok_or_else(|| {
             Error::new(format!(
                 "{}: no PDB beside the image or at `{}`, the path the linker recorded; pass it with --pdb",
@@ -280,12 +291,25 @@ pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Erro
         })?,
     };
     let symbols = Symbols::load(&pdb_path, &image)?;
+    Ok(Loaded {
+        image,
+        symbols,
+        pdb_path,
+    })
+}
+
+/// Reads `image_path` (and its PDB) and runs every check.
+///
+/// # Errors
+/// Unreadable, truncated, non-PE or non-x64 image; missing or mismatched PDB; unknown root.
+pub fn analyze_path(image_path: &Path, options: &Options) -> Result<Report, Error> {
+    let loaded = load(image_path, options.pdb.as_deref())?;
     analyze(
-        &image,
-        &symbols,
+        &loaded.image,
+        &loaded.symbols,
         options,
         &image_path.display().to_string(),
-        &pdb_path.display().to_string(),
+        &loaded.pdb_path.display().to_string(),
     )
 }
 
@@ -506,9 +530,7 @@ fn context<'a>(
         .collect();
     let mut ctx = view::Context::new(image, functions, wdf_tables);
     for s in &symbols.symbols {
-        if let Some(special @ (view::Special::GuardDispatch | view::Special::GuardCheck)) =
-            view::special_of(&s.raw)
-        {
+        if let Some(special) = view::guard_pointer(&s.raw) {
             ctx.add_special(s.rva, special);
         }
     }

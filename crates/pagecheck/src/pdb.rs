@@ -470,6 +470,22 @@ fn push_data(
     }
 }
 
+/// The `CodeView` record kinds this reader uses (numbers from `cvinfo.h`): data (`S_LDATA32`,
+/// `S_GDATA32`, their managed and pre-7.0 `_ST` forms), publics (`S_PUB32`) and procedures
+/// (`S_LPROC32`, `S_GPROC32`, their `_ID`, `_DPC` and `_ST` forms). A module's stream is mostly
+/// other records (frames, locals, blocks, inlinee lines): their kind is read, not the record.
+fn is_wanted(kind: u16) -> bool {
+    matches!(
+        kind,
+        0x1007..=0x100b // S_LDATA32_ST, S_GDATA32_ST, S_PUB32_ST, S_LPROC32_ST, S_GPROC32_ST
+            | 0x110c..=0x1110 // S_LDATA32, S_GDATA32, S_PUB32, S_LPROC32, S_GPROC32
+            | 0x111c | 0x111d // S_LMANDATA, S_GMANDATA
+            | 0x1020 | 0x1021 // S_LMANDATA_ST, S_GMANDATA_ST
+            | 0x1146 | 0x1147 // S_LPROC32_ID, S_GPROC32_ID
+            | 0x1155 | 0x1156 // S_LPROC32_DPC, S_LPROC32_DPC_ID
+    )
+}
+
 /// A procedure: `(start RVA, end RVA, module index, section offset)`.
 type Procedure = (u32, u32, usize, pdb2::PdbInternalSectionOffset);
 /// The PDB's GUID (as the image records it) and age.
@@ -519,6 +535,9 @@ impl<'s, S: pdb2::Source<'s> + Send + 's> Matched<'s, S> {
         let mut iter = globals.iter();
         while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
             // Records this reader does not know are skipped, not fatal: new compilers add kinds.
+            if !is_wanted(symbol.raw_kind()) {
+                continue;
+            }
             let Ok(data) = symbol.parse() else { continue };
             match data {
                 pdb2::SymbolData::Public(p) => {
@@ -568,6 +587,9 @@ impl<'s, S: pdb2::Source<'s> + Send + 's> Matched<'s, S> {
             };
             let mut iter = info.symbols().map_err(|e| pdb_err(path, &e))?;
             while let Some(symbol) = iter.next().map_err(|e| pdb_err(path, &e))? {
+                if !is_wanted(symbol.raw_kind()) {
+                    continue;
+                }
                 let Ok(data) = symbol.parse() else { continue };
                 match data {
                     pdb2::SymbolData::Procedure(p) => {
@@ -615,7 +637,27 @@ pub fn format_guid(g: &[u8; 16]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::demangle;
+    use super::{demangle, is_wanted};
+
+    #[test]
+    fn only_data_public_and_procedure_records_are_parsed() {
+        // S_LDATA32, S_GDATA32, S_PUB32, S_LPROC32, S_GPROC32, the _ID and _DPC procedures,
+        // the managed data and the pre-7.0 _ST forms.
+        for kind in [
+            0x110c, 0x110d, 0x110e, 0x110f, 0x1110, 0x1146, 0x1147, 0x1155, 0x1156, 0x111c, 0x111d,
+            0x1007, 0x1008, 0x1009, 0x100a, 0x100b, 0x1020, 0x1021,
+        ] {
+            assert!(is_wanted(kind), "{kind:#06x}");
+        }
+        // S_END, S_FRAMEPROC, S_OBJNAME, S_BLOCK32, S_LABEL32, S_CONSTANT, S_UDT, S_REGREL32,
+        // S_PROCREF, S_DATAREF, S_LPROCREF, S_COMPILE3, S_LOCAL, S_INLINESITE.
+        for kind in [
+            0x0006, 0x1012, 0x1101, 0x1103, 0x1105, 0x1107, 0x1108, 0x1111, 0x1125, 0x1126, 0x1127,
+            0x113c, 0x113e, 0x114d,
+        ] {
+            assert!(!is_wanted(kind), "{kind:#06x}");
+        }
+    }
 
     /// A callback placed by pagewise's attributes lives in an anonymous `const` block; its
     /// name reads as the path it is written under (legacy and v0 manglings).

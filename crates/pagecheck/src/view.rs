@@ -100,6 +100,17 @@ pub fn special_of(name: &str) -> Option<Special> {
         .map(|&(_, s)| s)
 }
 
+/// The Control Flow Guard pointer a PDB symbol names, if it names one. Only whole names are
+/// compared, and a comparison looks at the length before the text: this runs on every symbol
+/// of the PDB.
+#[must_use]
+pub fn guard_pointer(name: &str) -> Option<Special> {
+    SPECIAL_NAMES
+        .iter()
+        .find(|&&(n, s)| matches!(s, Special::GuardDispatch | Special::GuardCheck) && n == name)
+        .map(|&(_, s)| s)
+}
+
 impl<'a> Context<'a> {
     /// A context for `image`; `wdf_tables` are the RVAs of the KMDF table variables.
     #[must_use]
@@ -264,5 +275,35 @@ impl View for Context<'_> {
             let section = &self.image.sections[s];
             !section.is_code() && section.residency != Residency::Resident
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_pointers_are_named_whole_and_nothing_else_is_one() {
+        assert_eq!(
+            guard_pointer("__guard_dispatch_icall_fptr"),
+            Some(Special::GuardDispatch)
+        );
+        assert_eq!(
+            guard_pointer("__guard_xfg_check_icall_fptr"),
+            Some(Special::GuardCheck)
+        );
+        // Special, but not a guard pointer; a longer name; an import's form.
+        assert_eq!(guard_pointer("memcpy"), None);
+        assert_eq!(guard_pointer("__guard_dispatch_icall_fptr_"), None);
+        assert_eq!(guard_pointer("ntoskrnl.exe!__guard_check_icall_fptr"), None);
+        // special_of reads all three forms.
+        assert_eq!(
+            special_of("ntoskrnl.exe!__guard_check_icall_fptr"),
+            Some(Special::GuardCheck)
+        );
+        assert_eq!(
+            special_of("compiler_builtins::mem::memcpy"),
+            Some(Special::Copy)
+        );
     }
 }

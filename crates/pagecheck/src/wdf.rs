@@ -8,10 +8,15 @@
 /// the `_01xxx` names of other minor versions); C and Rust both use the plain C name.
 #[must_use]
 pub fn is_function_table(name: &str) -> bool {
-    name == "WdfFunctions"
-        || name
+    // The length decides first: this runs on every symbol of the PDB, and reading the text of
+    // a hundred thousand names scattered through memory cost more than the rest of the setup.
+    match name.len() {
+        12 => name == "WdfFunctions",
+        18 => name
             .strip_prefix("WdfFunctions_")
-            .is_some_and(|v| v.len() == 5 && v.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())),
+        _ => false,
+    }
 }
 
 /// The KMDF function name for a table index, in the order of the KMDF 1.33 `WDFFUNCENUM`
@@ -587,5 +592,8 @@ mod tests {
         assert!(is_function_table("WdfFunctions"));
         assert!(!is_function_table("WdfFunctionCount"));
         assert!(!is_function_table("WdfFunctions_1033"));
+        assert!(!is_function_table("WdfFunctions_010333"));
+        assert!(!is_function_table("WdfFunctions_0103x"));
+        assert!(!is_function_table("XdfFunctions_01033"));
     }
 }

@@ -117,21 +117,12 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
             respect_guard: false,
         },
     );
-    // An access is guarded when no power callback reaches it but through a WdfDevStateIsNP
-    // test: its function is reached only across guarded calls, or the site itself lies on
-    // the guarded side of a test.
-    let unguarded = model.walk(
-        &entries,
-        Across {
-            enter: &every,
-            respect_guard: true,
-        },
-    );
-    let guarded = |f: usize, site: u32| !unguarded.reached(f) || model.guarded.contains(&site);
+    // The function of each access, to judge its guard once all are known.
+    let mut functions = Vec::new();
     for &at in &all.order {
         let f = at.function;
         let func = &model.functions[f];
-        let callback = names.function(model.entries[at.entry].function);
+        let callback = || names.function(model.entries[at.entry].function);
         unseen.indirect_calls += func.indirect;
         for call in &func.externals {
             let Some(contract) = routine_contracts::lookup(&call.routine) else {
@@ -146,14 +137,15 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
             if !model.counts(at, call.site, false) || !seen.insert(call.site) {
                 continue;
             }
+            functions.push(f);
             accesses.push(PowerAccess {
                 kind,
                 routine: Some(call.routine.clone()),
                 data: None,
-                callback: callback.clone(),
+                callback: callback(),
                 site: call.site,
                 place: names.place(call.site),
-                guarded: guarded(f, call.site),
+                guarded: false,
             });
         }
         for data in &func.data {
@@ -164,15 +156,31 @@ pub fn answer(model: &Model, names: &dyn Names) -> ThirdStep {
             {
                 continue;
             }
+            functions.push(f);
             accesses.push(PowerAccess {
                 kind: "pageable-data",
                 routine: None,
                 data: Some(names.data(data.target)),
-                callback: callback.clone(),
+                callback: callback(),
                 site: data.site,
                 place: names.place(data.site),
-                guarded: guarded(f, data.site),
+                guarded: false,
             });
+        }
+    }
+    // An access is guarded when no power callback reaches it but through a WdfDevStateIsNP
+    // test: its function is reached only across guarded calls, or the site itself lies on
+    // the guarded side of a test. (A second walk, made only when there is something to judge.)
+    if !accesses.is_empty() {
+        let unguarded = model.walk(
+            &entries,
+            Across {
+                enter: &every,
+                respect_guard: true,
+            },
+        );
+        for (access, &f) in accesses.iter_mut().zip(&functions) {
+            access.guarded = !unguarded.reached(f) || model.guarded.contains(&access.site);
         }
     }
     accesses.sort_by_key(|a| (a.guarded, a.kind == "pool-type-unknown", a.site));

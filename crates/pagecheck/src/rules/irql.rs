@@ -44,6 +44,9 @@ fn argument_clause(contract: &Contract, argument: Option<u64>, limit: Irql) -> S
 /// highest.
 #[must_use]
 pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
+    if !model.calls_out() {
+        return Vec::new();
+    }
     let mut raised: Vec<(usize, Irql)> = model
         .entries
         .iter()

@@ -271,6 +271,20 @@ impl Model {
             .collect()
     }
 
+    /// Whether some function references pageable or discardable data: without one, the data
+    /// rules have nothing to judge and need not walk.
+    #[must_use]
+    pub fn references_data(&self) -> bool {
+        self.functions.iter().any(|f| !f.data.is_empty())
+    }
+
+    /// Whether some function calls out of the image: without one, the rules on routines have
+    /// nothing to judge and need not walk.
+    #[must_use]
+    pub fn calls_out(&self) -> bool {
+        self.functions.iter().any(|f| !f.externals.is_empty())
+    }
+
     /// Whether an external call or data reference at `site` of what the walk reached belongs
     /// to what its entry runs: the entry's lock region where only that was reached, and
     /// nothing the guard protects when `respect_guard`.

@@ -80,6 +80,9 @@ fn serves(runs: Runs, f: &Func) -> bool {
 /// The pageable-data and INIT-data findings, once per referencing instruction.
 #[must_use]
 pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
+    if !model.references_data() {
+        return Vec::new();
+    }
     let mut seen: HashSet<u32> = HashSet::new();
     let mut out = Vec::new();
     let power_entries: HashSet<usize> = model.power_entries().into_iter().collect();

@@ -41,7 +41,7 @@ pub const fn is_pageable(access: Access) -> bool {
 /// be power-nonpageable, once per call site.
 #[must_use]
 pub fn check(model: &Model, names: &dyn Names) -> Vec<Finding> {
-    if !model.nonpageable {
+    if !model.nonpageable || !model.calls_out() {
         return Vec::new();
     }
     let mut seen: HashSet<u32> = HashSet::new();
