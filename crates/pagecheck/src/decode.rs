@@ -958,5 +958,22 @@ mod tests {
         assert_eq!(gpr(Register::R9L), Some(9));
         assert_eq!(gpr(Register::SIL), Some(6));
         assert_eq!(gpr(Register::XMM0), None);
+        // Every register iced knows, against the layout of its enum: the four widths of the
+        // sixteen registers and the high bytes map to their register, nothing else maps.
+        let range = |lo: Register, hi: Register, r: Register| {
+            (lo as usize..=hi as usize)
+                .contains(&(r as usize))
+                .then(|| r as usize - lo as usize)
+        };
+        for r in Register::values() {
+            let expected = range(Register::RAX, Register::R15, r)
+                .or_else(|| range(Register::EAX, Register::R15D, r))
+                .or_else(|| range(Register::AX, Register::R15W, r))
+                .or_else(|| range(Register::R8L, Register::R15L, r).map(|i| i + 8))
+                .or_else(|| range(Register::SPL, Register::DIL, r).map(|i| i + 4))
+                .or_else(|| range(Register::AL, Register::BL, r))
+                .or_else(|| range(Register::AH, Register::BH, r));
+            assert_eq!(gpr(r), expected, "{r:?}");
+        }
     }
 }

@@ -31,22 +31,16 @@ pub const R8: usize = 8;
 /// space).
 pub const STACK_ARGUMENTS: u8 = 4;
 
-/// Maps a general-purpose register to 0..16, or `None` for anything else.
+/// Maps a general-purpose register of any width to 0..16 (`al`, `ah`, `ax`, `eax` and `rax`
+/// to 0), or `None` for anything else. One table lookup (iced's own register table): the
+/// transfer function asks this several times for every instruction of the image.
 #[must_use]
+#[inline]
 pub fn gpr(reg: Register) -> Option<usize> {
-    let r = reg as usize;
-    let in_range = |lo: Register, hi: Register| {
-        (lo as usize..=hi as usize)
-            .contains(&r)
-            .then(|| r - lo as usize)
-    };
-    in_range(Register::RAX, Register::R15)
-        .or_else(|| in_range(Register::EAX, Register::R15D))
-        .or_else(|| in_range(Register::AX, Register::R15W))
-        .or_else(|| in_range(Register::R8L, Register::R15L).map(|i| i + 8))
-        .or_else(|| in_range(Register::SPL, Register::DIL).map(|i| i + 4))
-        .or_else(|| in_range(Register::AL, Register::BL))
-        .or_else(|| in_range(Register::AH, Register::BH))
+    let full = reg.full_register() as usize;
+    (Register::RAX as usize..=Register::R15 as usize)
+        .contains(&full)
+        .then(|| full - Register::RAX as usize)
 }
 
 /// Maps `xmm0`..`xmm15` (and the `ymm`/`zmm` registers that contain them) to 0..16.
@@ -272,11 +266,13 @@ impl Machine {
 
     /// The value of a register.
     #[must_use]
+    #[inline]
     pub fn value(&self, reg: Register) -> Value {
         gpr(reg).map_or(Value::Unknown, |i| self.regs[i])
     }
 
     /// Sets a register.
+    #[inline]
     pub fn set(&mut self, reg: Register, value: Value) {
         if let Some(i) = gpr(reg) {
             self.regs[i] = value;

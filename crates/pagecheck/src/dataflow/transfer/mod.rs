@@ -192,7 +192,9 @@ impl<'a, V: View> Transfer<'a, V> {
         let cond = std::mem::take(&mut m.cond);
         if instr.is_ip_rel_memory_operand() {
             self.data_ref(instr, site, fx);
-        } else if guard::step(m, instr, cond) {
+        } else if self.flow && guard::step(m, instr, cond) {
+            // The `WdfDevStateIsNP` guard is a dataflow fact: the linear pass records no
+            // guarded sites, so it does not follow the test.
             return Control::Next;
         }
         let mnemonic = instr.mnemonic();
