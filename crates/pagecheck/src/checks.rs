@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use pagewise_roles::Role;
 use serde::Serialize;
@@ -243,15 +244,16 @@ pub struct Footprint {
     pub functions: Vec<FunctionSize>,
 }
 
-/// A function's size.
+/// A function's size. The names are shared with the function table: the footprint lists
+/// every function of the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct FunctionSize {
     /// Symbol.
-    pub symbol: String,
+    pub symbol: Arc<str>,
     /// RVA.
     pub rva: u32,
     /// Section.
-    pub section: String,
+    pub section: Arc<str>,
     /// Residency of the section.
     pub residency: Residency,
     /// Bytes.
@@ -505,11 +507,11 @@ impl Graph<'_> {
     pub(crate) fn link(&self, function: usize, site: Option<u32>) -> Link {
         let f = &self.functions.list[function];
         Link {
-            symbol: f.name.clone(),
+            symbol: f.name.to_string(),
             rva: f.start,
             section: self.image.sections[f.section].name.clone(),
             site,
-            mangled: (f.raw != f.name).then(|| f.raw.clone()),
+            mangled: (f.raw != f.name).then(|| f.raw.to_string()),
             source: None,
         }
     }
@@ -1019,7 +1021,7 @@ impl Graph<'_> {
         let pageable: Vec<&str> = self
             .indirect
             .pageable(self.functions)
-            .map(|t| self.functions.list[t].name.as_str())
+            .map(|t| &*self.functions.list[t].name)
             .collect();
         if pageable.is_empty() {
             // Every function an indirect call may reach is resident: bounded, nothing to say.
@@ -1229,11 +1231,17 @@ impl Graph<'_> {
     pub fn footprint(&self, referenced: &[bool]) -> (Footprint, Slack) {
         let mut footprint = Footprint::default();
         let mut slack = Slack::default();
+        let sections: Vec<Arc<str>> = self
+            .image
+            .sections
+            .iter()
+            .map(|s| Arc::from(s.name.as_str()))
+            .collect();
         for (f, func) in self.functions.list.iter().enumerate() {
             let size = FunctionSize {
-                symbol: func.name.clone(),
+                symbol: Arc::clone(&func.name),
                 rva: func.start,
-                section: self.image.sections[func.section].name.clone(),
+                section: Arc::clone(&sections[func.section]),
                 residency: func.residency,
                 size: func.size(),
             };

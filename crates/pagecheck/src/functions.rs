@@ -7,6 +7,8 @@
 //! addresses of the role records (each points at a placed function's first byte) and the
 //! image entry point. Such a function runs to the next known start, clipped to its section.
 
+use std::sync::Arc;
+
 use crate::image::{Image, Residency};
 use crate::pdb::{SymbolKind, Symbols};
 
@@ -73,10 +75,12 @@ pub struct Function {
     pub start: u32,
     /// One past the last byte.
     pub end: u32,
-    /// Readable name (demangled for Rust).
-    pub name: String,
-    /// Name as stored in the PDB (mangled for Rust); equal to `name` for C.
-    pub raw: String,
+    /// Readable name (demangled for Rust). Shared with the PDB's symbol: a large driver has
+    /// tens of thousands, and copying each into every table that names it cost more than
+    /// decoding the code.
+    pub name: Arc<str>,
+    /// Name as stored in the PDB (mangled for Rust); the same string as `name` for C.
+    pub raw: Arc<str>,
     /// Index of the section that holds it.
     pub section: usize,
     /// Residency of that section.
@@ -165,7 +169,8 @@ impl Functions {
                     }
                     _ => format!("sub_{start:x}"),
                 };
-                (name.clone(), name)
+                let name: Arc<str> = Arc::from(name);
+                (Arc::clone(&name), name)
             };
             // Overlaps (a procedure whose length runs into the next .pdata start) are cut at
             // the next function: each byte belongs to one function so each is decoded once.
@@ -202,7 +207,7 @@ impl Functions {
     pub fn by_name(&self, name: &str) -> Option<usize> {
         self.list
             .iter()
-            .position(|f| f.name == name || f.raw == name)
+            .position(|f| *f.name == *name || *f.raw == *name)
     }
 
     /// Number of functions.
@@ -264,8 +269,8 @@ mod tests {
         let symbols = Symbols::from_list(vec![Symbol {
             rva: 0x1000,
             len: None,
-            name: "f".to_owned(),
-            raw: "f".to_owned(),
+            name: "f".into(),
+            raw: "f".into(),
             kind: SymbolKind::Public,
         }]);
         Functions::build(&image, &symbols)
@@ -292,7 +297,7 @@ mod tests {
 
     #[test]
     fn anonymous_ranges_are_named_from_the_nearest_named_start() {
-        let names: Vec<String> = table().list.into_iter().map(|f| f.name).collect();
+        let names: Vec<String> = table().list.iter().map(|f| f.name.to_string()).collect();
         assert_eq!(names, ["f", "f+0x20", "f+0x40", "f+0x60", "f+0x80"]);
     }
 }

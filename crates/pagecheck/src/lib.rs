@@ -552,7 +552,7 @@ fn root_reports(
             let registration = r.registration.and_then(|i| registrations.list.get(i));
             RootReport {
                 role: r.role.name(),
-                symbol: f.name.clone(),
+                symbol: f.name.to_string(),
                 rva: f.start,
                 section: image.sections[f.section].name.clone(),
                 origin: r.origin,
@@ -621,7 +621,7 @@ fn indirect_and_external(
     for (f, func) in functions.list.iter().enumerate() {
         for u in calls.unresolved_of(f) {
             unresolved.push(UnresolvedReport {
-                function: func.name.clone(),
+                function: func.name.to_string(),
                 site: u.site,
                 place: graph.place(u.site),
                 kind: match (u.is_call, u.through_memory) {

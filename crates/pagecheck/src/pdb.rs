@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pdb2::FallibleIterator;
 
@@ -30,10 +31,11 @@ pub struct Symbol {
     pub rva: u32,
     /// Length in bytes when the PDB records it (procedures).
     pub len: Option<u32>,
-    /// Readable name: demangled when the raw name is a Rust symbol.
-    pub name: String,
+    /// Readable name: demangled when the raw name is a Rust symbol, else the raw name
+    /// itself (shared, not copied).
+    pub name: Arc<str>,
     /// The name exactly as stored in the PDB.
-    pub raw: String,
+    pub raw: Arc<str>,
     /// Record kind.
     pub kind: SymbolKind,
 }
@@ -148,12 +150,7 @@ pub fn relative_to(path: &str, root: Option<&Path>) -> (String, bool) {
 /// `krate::f`, the path the function is written under.
 #[must_use]
 pub fn demangle(raw: &str) -> String {
-    // Only Rust's two manglings (legacy `_ZN`, v0 `_R`, with or without the extra underscore
-    // some platforms add) can demangle; C names, the bulk of a C driver's PDB, skip the
-    // demangler's searches.
-    let rust = ["_ZN", "ZN", "__ZN", "_R", "R", "__R"]
-        .iter()
-        .any(|p| raw.starts_with(p));
+    let rust = is_mangled(raw);
     let mut name = if rust {
         rustc_demangle::try_demangle(raw).map_or_else(|_| raw.to_owned(), |d| format!("{d:#}"))
     } else {
@@ -164,6 +161,27 @@ pub fn demangle(raw: &str) -> String {
         name.replace_range(at..at + 5, "::");
     }
     name
+}
+
+/// Whether `raw` may be a Rust mangled name: only Rust's two manglings (legacy `_ZN`, v0 `_R`,
+/// with or without the extra underscore some platforms add) can demangle. C names, the bulk
+/// of a C driver's PDB, skip the demangler's searches.
+fn is_mangled(raw: &str) -> bool {
+    ["_ZN", "ZN", "__ZN", "_R", "R", "__R"]
+        .iter()
+        .any(|p| raw.starts_with(p))
+}
+
+/// A symbol's raw name as read and its readable one ([`demangle`]): one shared string when
+/// they are the same, as for every C name.
+fn names(raw: &pdb2::RawString<'_>) -> (Arc<str>, Arc<str>) {
+    let raw: Arc<str> = Arc::from(&*raw.to_string());
+    let name = if is_mangled(&raw) || raw.contains("::_::") {
+        Arc::from(demangle(&raw))
+    } else {
+        Arc::clone(&raw)
+    };
+    (name, raw)
 }
 
 /// Finds the PDB for `image_path`: the `CodeView` path when that file exists, otherwise the
@@ -393,11 +411,11 @@ impl Symbols {
         self.symbols
             .iter()
             .filter(code_first)
-            .find(|s| s.raw == name || s.name == name)
+            .find(|s| *s.raw == *name || *s.name == *name)
             .or_else(|| {
                 self.symbols
                     .iter()
-                    .find(|s| s.raw == name || s.name == name)
+                    .find(|s| *s.raw == *name || *s.name == *name)
             })
     }
 }
@@ -459,11 +477,11 @@ fn push_data(
     name: &pdb2::RawString<'_>,
 ) {
     if let Some(rva) = offset.to_rva(address_map) {
-        let raw = name.to_string().into_owned();
+        let (name, raw) = names(name);
         symbols.push(Symbol {
             rva: rva.0,
             len: None,
-            name: demangle(&raw),
+            name,
             raw,
             kind: SymbolKind::Data,
         });
@@ -542,11 +560,11 @@ impl<'s, S: pdb2::Source<'s> + Send + 's> Matched<'s, S> {
             match data {
                 pdb2::SymbolData::Public(p) => {
                     if let Some(rva) = p.offset.to_rva(&self.address_map) {
-                        let raw = p.name.to_string().into_owned();
+                        let (name, raw) = names(&p.name);
                         symbols.push(Symbol {
                             rva: rva.0,
                             len: None,
-                            name: demangle(&raw),
+                            name,
                             raw,
                             kind: if p.function || p.code {
                                 SymbolKind::Public
@@ -595,11 +613,11 @@ impl<'s, S: pdb2::Source<'s> + Send + 's> Matched<'s, S> {
                     pdb2::SymbolData::Procedure(p) => {
                         if let Some(rva) = p.offset.to_rva(&self.address_map) {
                             procedures.push((rva.0, rva.0.saturating_add(p.len), this, p.offset));
-                            let raw = p.name.to_string().into_owned();
+                            let (name, raw) = names(&p.name);
                             symbols.push(Symbol {
                                 rva: rva.0,
                                 len: Some(p.len),
-                                name: demangle(&raw),
+                                name,
                                 raw,
                                 kind: SymbolKind::Procedure,
                             });

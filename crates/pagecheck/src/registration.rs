@@ -325,7 +325,7 @@ impl Reader<'_> {
                     };
                     list.push(Registration {
                         function,
-                        symbol: self.functions.list[function].name.clone(),
+                        symbol: self.functions.list[function].name.to_string(),
                         slot: field.name,
                         structure: structure.clone(),
                         method: call.method.name,

@@ -207,7 +207,7 @@ pub fn text(report: &Report, options: &TextOptions) -> String {
             let bytes: u64 = f
                 .functions
                 .iter()
-                .filter(|func| func.section == s.name)
+                .filter(|func| *func.section == *s.name)
                 .map(|func| u64::from(func.size))
                 .sum();
             (bytes > 0).then(|| format!("{} {bytes} B ({})", s.name, s.residency.name()))

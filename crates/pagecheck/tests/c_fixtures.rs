@@ -23,8 +23,8 @@ fn clean_has_no_violation() {
             .footprint
             .functions
             .iter()
-            .find(|f| f.symbol == name)
-            .map(|f| f.section.as_str())
+            .find(|f| &*f.symbol == name)
+            .map(|f| &*f.section)
     };
     assert_eq!(section_of("EvtDeviceD0Entry"), Some(".text"));
     assert_eq!(section_of("ConfigureQueues"), Some("PAGE"));
@@ -644,12 +644,7 @@ fn lock_holder_calling_resident_code_is_clean() {
     );
     assert!(report.violations.is_empty(), "{:#?}", report.violations);
     // What the lock holder calls must stay resident: it is not slack.
-    let slack: Vec<&str> = report
-        .slack
-        .functions
-        .iter()
-        .map(|f| f.symbol.as_str())
-        .collect();
+    let slack: Vec<&str> = report.slack.functions.iter().map(|f| &*f.symbol).collect();
     assert!(!slack.contains(&"BumpCounter"), "{slack:?}");
     assert!(!slack.contains(&"UpdateStatistics"), "{slack:?}");
     // Without lock roots nothing resident reaches them: both are slack.
@@ -659,12 +654,7 @@ fn lock_holder_calling_resident_code_is_clean() {
         ..pagecheck::Options::default()
     };
     let report = pagecheck::analyze_path(&image.image, &options).expect("analysis");
-    let slack: Vec<&str> = report
-        .slack
-        .functions
-        .iter()
-        .map(|f| f.symbol.as_str())
-        .collect();
+    let slack: Vec<&str> = report.slack.functions.iter().map(|f| &*f.symbol).collect();
     assert!(slack.contains(&"BumpCounter"), "{slack:?}");
     let out = run([image.image.as_os_str()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);

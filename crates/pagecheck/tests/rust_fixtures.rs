@@ -37,7 +37,7 @@ fn rust_clean_roots_come_from_role_records() {
             .slack
             .functions
             .iter()
-            .any(|s| s.symbol == "rust_clean::save_state"),
+            .any(|s| &*s.symbol == "rust_clean::save_state"),
         "{:?}",
         report.slack.functions
     );
@@ -46,7 +46,7 @@ fn rust_clean_roots_come_from_role_records() {
             .slack
             .functions
             .iter()
-            .any(|s| s.symbol == "rust_clean::reset_hardware")
+            .any(|s| &*s.symbol == "rust_clean::reset_hardware")
     );
     assert_eq!(run([&image.image]).code, 0);
 }
@@ -142,7 +142,7 @@ fn rust_generic_inline_slack_and_violation() {
         .iter()
         .find(|s| s.symbol.starts_with("rust_generic_inline::checksum<"))
         .expect("checksum<T> in the slack");
-    assert_eq!(checksum.section, ".text");
+    assert_eq!(&*checksum.section, ".text");
     assert_eq!(checksum.residency, Residency::Resident);
     assert!(checksum.size > 16);
     // Largest first, like cargo-bloat.

@@ -104,9 +104,9 @@ fn lower_case_page_is_flagged_and_treated_as_resident() {
     let functions = &report.footprint.functions;
     let configure = functions
         .iter()
-        .find(|f| f.symbol == "ConfigureQueues")
+        .find(|f| &*f.symbol == "ConfigureQueues")
         .expect("ConfigureQueues");
-    assert_eq!(configure.section, "page");
+    assert_eq!(&*configure.section, "page");
     assert_eq!(configure.residency, pagecheck::image::Residency::Resident);
 }
 

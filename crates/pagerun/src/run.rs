@@ -193,7 +193,7 @@ impl Names<'_> {
         match rva {
             Some(rva) => self.functions.containing(rva).map_or_else(
                 || format!("<image+{rva:#x}>"),
-                |f| self.functions.list[f].name.clone(),
+                |f| self.functions.list[f].name.to_string(),
             ),
             None => "<framework or kernel code of the host>".to_owned(),
         }

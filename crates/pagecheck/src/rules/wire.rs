@@ -132,7 +132,7 @@ pub struct ImageNames<'a> {
 
 impl Names for ImageNames<'_> {
     fn function(&self, function: usize) -> String {
-        self.graph.functions.list[function].name.clone()
+        self.graph.functions.list[function].name.to_string()
     }
 
     fn entry(&self, entry: &Entry) -> String {
