@@ -281,7 +281,7 @@ pub fn json(report: &Report) -> String {
 ///
 /// # Errors
 /// When `out` fails.
-pub fn write_json(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn write_json<W: std::io::Write>(report: &Report, out: W) -> std::io::Result<()> {
     serde_json::to_writer(out, report).map_err(std::io::Error::from)
 }
 

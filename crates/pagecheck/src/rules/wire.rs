@@ -48,53 +48,42 @@ fn runs_of(graph: &Graph<'_>, root: &Root) -> Runs {
     }
 }
 
-/// The model of the analysed image.
+/// The model of the analysed image. Every function has its placement; only those the roots
+/// reach through direct calls and jumps have their calls, external calls and data filled in:
+/// the rules walk from the roots and see nothing else, and resolving every call of every
+/// function to its target cost more than the rules themselves on a large image.
 #[must_use]
 pub fn model(graph: &Graph<'_>, roots: &[Root], facts: &Facts) -> Model {
     let functions = graph.functions;
     let mut model = Model {
-        functions: Vec::with_capacity(functions.len()),
+        functions: functions
+            .list
+            .iter()
+            .map(|function| {
+                Func::new(match function.residency {
+                    Residency::Resident => Placement::Resident,
+                    Residency::Pageable if graph.policy.lock_of(function.section).is_some() => {
+                        Placement::Locked
+                    }
+                    Residency::Pageable => Placement::Pageable,
+                    Residency::Discardable => Placement::Discardable,
+                })
+            })
+            .collect(),
         entries: Vec::new(),
         nonpageable: graph.policy.may_be_nonpageable(),
         guarded: facts.guarded.clone(),
     };
-    for (f, function) in functions.list.iter().enumerate() {
-        let placement = match function.residency {
-            Residency::Resident => Placement::Resident,
-            Residency::Pageable if graph.policy.lock_of(function.section).is_some() => {
-                Placement::Locked
-            }
-            Residency::Pageable => Placement::Pageable,
-            Residency::Discardable => Placement::Discardable,
-        };
-        let mut func = Func::new(placement);
-        for edge in graph.calls.edges_of(f) {
-            if edge.kind == EdgeKind::AddressTaken {
-                continue;
-            }
-            if let Some(target) = functions.containing(edge.target)
-                && target != f
-            {
-                func.calls.push(Call {
-                    site: edge.site,
-                    target,
-                });
-            }
+    let mut filled = vec![false; functions.len()];
+    let mut pending: Vec<usize> = roots.iter().map(|r| r.function).collect();
+    while let Some(f) = pending.pop() {
+        if f >= filled.len() || filled[f] {
+            continue;
         }
-        for &(site, external) in graph.calls.externals_of(f) {
-            if let Some(routine) = routine_name(graph.image, external) {
-                func.externals.push(External {
-                    site,
-                    routine,
-                    argument: facts.arguments.get(&site).copied(),
-                });
-            }
-        }
-        func.indirect = graph.calls.unresolved_of(f).len();
-        if let Some(data) = facts.data.get(&f) {
-            func.data.clone_from(data);
-        }
-        model.functions.push(func);
+        filled[f] = true;
+        let func = &mut model.functions[f];
+        fill(graph, facts, f, func);
+        pending.extend(func.calls.iter().map(|c| c.target));
     }
     for (index, root) in roots.iter().enumerate() {
         let region = (root.origin == Origin::Lock).then(|| {
@@ -118,6 +107,37 @@ pub fn model(graph: &Graph<'_>, roots: &[Root], facts: &Facts) -> Model {
         });
     }
     model
+}
+
+/// Fills in what function `f` does: its calls and jumps to other functions, its calls out of
+/// the image, its indirect calls and its references to pageable data.
+fn fill(graph: &Graph<'_>, facts: &Facts, f: usize, func: &mut Func) {
+    for edge in graph.calls.edges_of(f) {
+        if edge.kind == EdgeKind::AddressTaken {
+            continue;
+        }
+        if let Some(target) = graph.functions.containing(edge.target)
+            && target != f
+        {
+            func.calls.push(Call {
+                site: edge.site,
+                target,
+            });
+        }
+    }
+    for &(site, external) in graph.calls.externals_of(f) {
+        if let Some(routine) = routine_name(graph.image, external) {
+            func.externals.push(External {
+                site,
+                routine,
+                argument: facts.arguments.get(&site).copied(),
+            });
+        }
+    }
+    func.indirect = graph.calls.unresolved_of(f).len();
+    if let Some(data) = facts.data.get(&f) {
+        func.data.clone_from(data);
+    }
 }
 
 /// Names from the image and the PDB.
